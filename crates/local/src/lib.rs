@@ -1,0 +1,168 @@
+//! A local Runpod Serverless endpoint.
+//!
+//! [`LocalEndpoint`] serves, on one machine and with no account, both APIs of a Runpod
+//! Serverless endpoint: the client API (`/run`, `/runsync`, `/status`, `/stream`, `/cancel`,
+//! `/retry`, `/purge-queue`, `/health`) and the worker API that workers pull jobs from
+//! (`job-take`, `job-take-batch`, `job-stop`, `job-done`, `job-stream`, `ping`). Tests embed it;
+//! the `runpod-local` binary runs it on its own. Time-based rules (execution timeout, queue
+//! expiry, lost workers, webhook retries, result retention) follow the platform's defaults and
+//! can be shortened through [`LocalEndpointBuilder`].
+//!
+//! ```
+//! use runpod_local::LocalEndpoint;
+//! use serde_json::{json, Value};
+//!
+//! # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let ep = LocalEndpoint::builder().api_key("k").bind("127.0.0.1:0").await?;
+//! let http = reqwest::Client::new();
+//! let api = ep.endpoint_url();
+//!
+//! // A client queues a job.
+//! let run: Value = http.post(format!("{api}/run")).bearer_auth("k")
+//!     .json(&json!({"input": {"n": 2}})).send().await?.json().await?;
+//! let id = run["id"].as_str().unwrap();
+//!
+//! // A worker takes it and posts the result.
+//! let job: Value = http.get(format!("{api}/job-take/w1")).header("Authorization", "k")
+//!     .send().await?.json().await?;
+//! assert_eq!(job["input"]["n"], 2);
+//! http.post(format!("{api}/job-done/w1/{id}")).header("Authorization", "k")
+//!     .body(r#"{"output": 4}"#).send().await?.error_for_status()?;
+//!
+//! // The client reads it.
+//! let status: Value = http.get(format!("{api}/status/{id}")).bearer_auth("k")
+//!     .send().await?.json().await?;
+//! assert_eq!(status["status"], "COMPLETED");
+//! assert_eq!(status["output"], 4);
+//! ep.shutdown().await;
+//! # Ok(()) }
+//! ```
+
+mod auth;
+mod client_api;
+mod config;
+mod env;
+mod error;
+mod ratelimit;
+mod request;
+mod server;
+mod store;
+mod webhook;
+mod worker_api;
+
+pub use config::{LocalEndpointBuilder, RateLimit, RateLimits};
+pub use env::worker_env_vars;
+pub use error::ApiError;
+
+use server::Shared;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// A running local endpoint. Dropping it or calling [`LocalEndpoint::shutdown`] stops it.
+#[derive(Debug)]
+pub struct LocalEndpoint {
+    base_url: String,
+    endpoint_id: String,
+    addr: SocketAddr,
+    api_key: Option<String>,
+    ping_interval_ms: u64,
+    shutdown: CancellationToken,
+    server: Option<JoinHandle<()>>,
+}
+
+impl LocalEndpoint {
+    /// A builder with the platform's defaults.
+    pub fn builder() -> LocalEndpointBuilder {
+        LocalEndpointBuilder::default()
+    }
+
+    pub(crate) async fn start(
+        cfg: config::Config,
+        addr: impl tokio::net::ToSocketAddrs,
+    ) -> std::io::Result<LocalEndpoint> {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        let local = listener.local_addr()?;
+        let host = match local.ip() {
+            IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+            IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+            ip => ip,
+        };
+        let base_url = format!("http://{}", SocketAddr::new(host, local.port()));
+        if cfg.api_key.is_none() {
+            tracing::warn!("no API key set: accepting requests with any key or none");
+        }
+        let shared = Arc::new(Shared::new(cfg)?);
+        let token = shared.shutdown.clone();
+        let endpoint_id = shared.cfg.endpoint_id.clone();
+        let api_key = shared.cfg.api_key.clone();
+        let ping_interval_ms = shared.cfg.ping_interval_ms;
+        tokio::spawn(server::sweeper(shared.clone()));
+        let app = server::router(shared);
+        let serve_token = token.clone();
+        let server = tokio::spawn(async move {
+            let serve = axum::serve(listener, app).with_graceful_shutdown(serve_token.cancelled_owned());
+            if let Err(e) = serve.await {
+                tracing::error!(error = %e, "server stopped");
+            }
+        });
+        Ok(LocalEndpoint {
+            base_url,
+            endpoint_id,
+            addr: local,
+            api_key,
+            ping_interval_ms,
+            shutdown: token,
+            server: Some(server),
+        })
+    }
+
+    /// `http://HOST:PORT`, no trailing slash (an unspecified bind address shows as loopback).
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    /// The endpoint id in `/v2/{endpoint_id}/...` (default `local`).
+    pub fn endpoint_id(&self) -> &str {
+        &self.endpoint_id
+    }
+
+    /// `base_url + "/v2/" + endpoint_id`: the root of both APIs.
+    pub fn endpoint_url(&self) -> String {
+        format!("{}/v2/{}", self.base_url, self.endpoint_id)
+    }
+
+    /// The address the server is bound to.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The `RUNPOD_*` variables that make a worker with id `worker_id` talk to this endpoint
+    /// (see [`worker_env_vars`]).
+    pub fn worker_env(&self, worker_id: &str) -> Vec<(String, String)> {
+        worker_env_vars(
+            &self.base_url,
+            &self.endpoint_id,
+            worker_id,
+            self.api_key.as_deref(),
+            self.ping_interval_ms,
+        )
+    }
+
+    /// Stops accepting requests, ends open long polls, and returns once the server has stopped
+    /// (waiting at most 5 s for requests in flight).
+    pub async fn shutdown(mut self) {
+        self.shutdown.cancel();
+        if let Some(server) = self.server.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
+        }
+    }
+}
+
+impl Drop for LocalEndpoint {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}

@@ -1,0 +1,120 @@
+//! `runpod-local`: a local Runpod Serverless endpoint, and the `worker-env` helper.
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use runpod_local::{worker_env_vars, LocalEndpoint, RateLimits};
+use std::io::Write;
+use std::time::Duration;
+
+/// A local Runpod Serverless endpoint: the client API and the worker API on one machine.
+#[derive(Parser)]
+#[command(name = "runpod-local", version, args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    serve: Serve,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print the RUNPOD_* variables (KEY=VALUE, one a line) that point a worker at an endpoint.
+    WorkerEnv {
+        /// Base URL of the endpoint server.
+        #[arg(long, default_value = "http://127.0.0.1:8000")]
+        url: String,
+        /// The worker's id (RUNPOD_POD_ID).
+        #[arg(long, default_value = "w1")]
+        worker_id: String,
+        /// The endpoint's API key, if it has one.
+        #[arg(long)]
+        api_key: Option<String>,
+        /// The endpoint id.
+        #[arg(long, default_value = "local")]
+        endpoint_id: String,
+        /// Heartbeat period to advertise, in ms.
+        #[arg(long, default_value_t = 10_000)]
+        ping_interval_ms: u64,
+    },
+}
+
+/// Serve an endpoint (the default command).
+#[derive(Args)]
+struct Serve {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: String,
+    /// Port to listen on; 0 picks a free one (the address is printed).
+    #[arg(long, default_value_t = 8000)]
+    port: u16,
+    /// Endpoint id: the API lives under /v2/{endpoint-id}/.
+    #[arg(long, default_value = "local")]
+    endpoint_id: String,
+    /// API key both APIs require; without it any key is accepted.
+    #[arg(long, env = "RUNPOD_LOCAL_API_KEY", hide_env_values = true)]
+    api_key: Option<String>,
+    /// A worker silent this long (ms) is lost and its running jobs go back to the queue.
+    #[arg(long, default_value_t = 60_000)]
+    ping_grace_ms: u64,
+    /// How long job-take and job-stop hold a request open, in ms.
+    #[arg(long, default_value_t = 30_000)]
+    take_wait_ms: u64,
+    /// Queued jobs beyond this are refused with 429.
+    #[arg(long, default_value_t = 10_000)]
+    max_queue: usize,
+    /// Delay between webhook attempts, in ms.
+    #[arg(long, default_value_t = 10_000)]
+    webhook_retry_delay_ms: u64,
+    /// Execution timeout of jobs whose policy sets none, in ms.
+    #[arg(long, default_value_t = 600_000)]
+    execution_timeout_ms: u64,
+    /// Turn off the platform's rate limits.
+    #[arg(long)]
+    no_rate_limits: bool,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    if let Some(Command::WorkerEnv { url, worker_id, api_key, endpoint_id, ping_interval_ms }) = cli.command {
+        for (k, v) in worker_env_vars(&url, &endpoint_id, &worker_id, api_key.as_deref(), ping_interval_ms) {
+            println!("{k}={v}");
+        }
+        return Ok(());
+    }
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let s = cli.serve;
+    let mut builder = LocalEndpoint::builder()
+        .endpoint_id(&s.endpoint_id)
+        .ping_grace(Duration::from_millis(s.ping_grace_ms))
+        .take_wait(Duration::from_millis(s.take_wait_ms))
+        .max_queue(s.max_queue)
+        .webhook_retry_delay(Duration::from_millis(s.webhook_retry_delay_ms))
+        .execution_timeout(Duration::from_millis(s.execution_timeout_ms));
+    if let Some(key) = &s.api_key {
+        builder = builder.api_key(key);
+    }
+    if s.no_rate_limits {
+        builder = builder.rate_limits(RateLimits::none());
+    }
+    let ep = builder
+        .bind((s.host.as_str(), s.port))
+        .await
+        .with_context(|| format!("cannot listen on {}:{}", s.host, s.port))?;
+    let mut out = std::io::stdout();
+    writeln!(out, "runpod-local listening on {}", ep.base_url())?;
+    writeln!(out, "endpoint: {}", ep.endpoint_url())?;
+    if s.api_key.is_none() {
+        writeln!(out, "no --api-key given: accepting any key")?;
+    }
+    out.flush()?;
+    tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
+    ep.shutdown().await;
+    Ok(())
+}

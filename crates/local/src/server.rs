@@ -1,0 +1,179 @@
+//! The running server: shared state, the router, the sweeper task and waiting helpers.
+
+use crate::config::Config;
+use crate::error::ApiError;
+use crate::store::{Ended, Store};
+use crate::{auth, client_api, ratelimit, webhook, worker_api};
+use axum::extract::{Request, State};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use std::sync::{Arc, Mutex, MutexGuard};
+use tokio::sync::Notify;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// State shared by every handler and background task.
+pub(crate) struct Shared {
+    pub cfg: Config,
+    store: Mutex<Store>,
+    /// Woken whenever a job enters a queue.
+    pub queue_changed: Notify,
+    /// Cancelled on shutdown: long polls answer at once, background tasks end.
+    pub shutdown: CancellationToken,
+    pub http: reqwest::Client,
+    pub limiter: ratelimit::Limiter,
+}
+
+impl Shared {
+    pub fn new(cfg: Config) -> std::io::Result<Self> {
+        let http = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(10))
+            .build()
+            .map_err(std::io::Error::other)?;
+        let limiter = ratelimit::Limiter::new(cfg.rate_limits.clone());
+        Ok(Shared {
+            cfg,
+            store: Mutex::default(),
+            queue_changed: Notify::new(),
+            shutdown: CancellationToken::new(),
+            http,
+            limiter,
+        })
+    }
+
+    /// The store, locked. Never hold the guard across an `.await`.
+    pub fn lock(&self) -> MutexGuard<'_, Store> {
+        // A panic while locked cannot leave the store half-updated in a way that matters more
+        // than losing the endpoint, so keep serving.
+        self.store.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Sends the webhooks of jobs that just ended.
+    pub fn ended(&self, ended: impl IntoIterator<Item = Ended>) {
+        for e in ended {
+            webhook::dispatch(self, e);
+        }
+    }
+
+    /// Waits until `ready` holds for job `id`, `deadline` passes or the server shuts down.
+    /// Woken by the job's own notify, so no polling.
+    pub async fn wait_job(
+        &self,
+        id: &str,
+        deadline: Instant,
+        ready: impl Fn(&Store) -> bool,
+    ) -> Result<(), ApiError> {
+        loop {
+            let notify = {
+                let store = self.lock();
+                if ready(&store) {
+                    return Ok(());
+                }
+                store.get(id)?.changed()
+            };
+            let notified = notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if ready(&self.lock()) {
+                return Ok(());
+            }
+            tokio::select! {
+                _ = &mut notified => {}
+                _ = tokio::time::sleep_until(deadline) => return Ok(()),
+                _ = self.shutdown.cancelled() => return Ok(()),
+            }
+        }
+    }
+}
+
+/// All routes of both APIs, behind the API-key check, the endpoint-id check and rate limits.
+pub(crate) fn router(shared: Arc<Shared>) -> Router {
+    let api = Router::new()
+        .route("/v2/{ep}/run", post(client_api::run))
+        .route("/v2/{ep}/runsync", post(client_api::runsync))
+        .route("/v2/{ep}/status/{id}", get(client_api::status).post(client_api::status))
+        .route("/v2/{ep}/stream/{id}", get(client_api::stream).post(client_api::stream))
+        .route("/v2/{ep}/cancel/{id}", post(client_api::cancel))
+        .route("/v2/{ep}/retry/{id}", post(client_api::retry))
+        .route("/v2/{ep}/purge-queue", post(client_api::purge))
+        .route("/v2/{ep}/health", get(client_api::health))
+        .route("/v2/{ep}/job-take/{worker}", get(worker_api::take))
+        .route("/v2/{ep}/job-take-batch/{worker}", get(worker_api::take_batch))
+        .route("/v2/{ep}/job-stop/{worker}", get(worker_api::stop))
+        .route("/v2/{ep}/job-done/{worker}/{job}", post(worker_api::done))
+        .route("/v2/{ep}/job-stream/{worker}/{job}", post(worker_api::stream))
+        .route("/v2/{ep}/ping/{worker}", get(worker_api::ping))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed);
+    api.layer(middleware::from_fn_with_state(shared.clone(), ratelimit::limit))
+        .layer(middleware::from_fn_with_state(shared.clone(), check_endpoint))
+        .layer(middleware::from_fn_with_state(shared.clone(), auth::require_key))
+        .with_state(shared)
+}
+
+async fn not_found(req: Request) -> ApiError {
+    ApiError::NotFound(format!("no route for {} {}", req.method(), req.uri().path()))
+}
+
+async fn method_not_allowed(req: Request) -> Response {
+    let msg = format!("method {} is not allowed on {}", req.method(), req.uri().path());
+    (axum::http::StatusCode::METHOD_NOT_ALLOWED, axum::Json(runpod_protocol::ErrorBody { error: msg }))
+        .into_response()
+}
+
+/// `404` for `/v2/{other}/...` where `other` is not this endpoint's id.
+async fn check_endpoint(State(sh): State<Arc<Shared>>, req: Request, next: Next) -> Response {
+    let mut parts = req.uri().path().trim_start_matches('/').split('/');
+    if parts.next() == Some("v2") {
+        if let Some(ep) = parts.next() {
+            if ep != sh.cfg.endpoint_id {
+                return ApiError::NotFound(format!(
+                    "unknown endpoint '{ep}' (this server serves '{}')",
+                    sh.cfg.endpoint_id
+                ))
+                .into_response();
+            }
+        }
+    }
+    next.run(req).await
+}
+
+/// Applies the time-based rules every `sweep_interval` until shutdown.
+pub(crate) async fn sweeper(sh: Arc<Shared>) {
+    let mut tick = tokio::time::interval(sh.cfg.sweep_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = sh.shutdown.cancelled() => return,
+        }
+        let (ended, requeued) = sh.lock().sweep(&sh.cfg, Instant::now());
+        if requeued {
+            sh.queue_changed.notify_waiters();
+        }
+        sh.ended(ended);
+    }
+}
+
+/// `now + d`, or a point far in the future when that overflows (a huge configured wait).
+pub(crate) fn deadline(d: std::time::Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(d).unwrap_or_else(|| now + std::time::Duration::from_secs(100 * 365 * 86_400))
+}
+
+/// Parses a query string into `(key, value)` pairs, percent-decoded.
+pub(crate) fn query_pairs(query: Option<&str>) -> Vec<(String, String)> {
+    url::form_urlencoded::parse(query.unwrap_or("").as_bytes()).into_owned().collect()
+}
+
+/// The value of `key` in a query as a `u64`, or `400` naming the parameter.
+pub(crate) fn query_u64(pairs: &[(String, String)], key: &str) -> Result<Option<u64>, ApiError> {
+    match pairs.iter().find(|(k, _)| k == key) {
+        None => Ok(None),
+        Some((_, v)) => v.parse().map(Some).map_err(|_| {
+            ApiError::BadRequest(format!("query parameter '{key}' must be a whole number, got '{v}'"))
+        }),
+    }
+}

@@ -1,0 +1,119 @@
+//! Helpers shared by the integration tests: a small HTTP client for both APIs.
+#![allow(dead_code)]
+
+use runpod_local::LocalEndpoint;
+use serde_json::Value;
+use std::time::Duration;
+
+/// Talks to one endpoint: client routes with `Bearer KEY`, worker routes with the raw key and
+/// the Python SDK's content type.
+pub struct Api {
+    pub http: reqwest::Client,
+    pub url: String,
+    pub key: Option<String>,
+}
+
+/// The status code and the JSON body (`Null` when empty).
+pub type Answer = (u16, Value);
+
+async fn answer(r: reqwest::Response) -> Answer {
+    let status = r.status().as_u16();
+    let text = r.text().await.expect("read body");
+    let body = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or_else(|_| panic!("{status}: body is not JSON: {text}"))
+    };
+    (status, body)
+}
+
+impl Api {
+    pub fn new(ep: &LocalEndpoint, key: Option<&str>) -> Self {
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap();
+        Api { http, url: ep.endpoint_url(), key: key.map(str::to_owned) }
+    }
+
+    fn client_req(&self, rb: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.key {
+            Some(k) => rb.bearer_auth(k),
+            None => rb,
+        }
+    }
+
+    fn worker_req(&self, rb: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.key {
+            Some(k) => rb.header("Authorization", k),
+            None => rb,
+        }
+    }
+
+    /// POST a JSON body to a client route.
+    pub async fn post(&self, path: &str, body: &Value) -> Answer {
+        let rb = self.http.post(format!("{}/{path}", self.url)).json(body);
+        answer(self.client_req(rb).send().await.expect("send")).await
+    }
+
+    /// POST raw bytes to a client route.
+    pub async fn post_raw(&self, path: &str, body: impl Into<reqwest::Body>) -> Answer {
+        let rb = self.http.post(format!("{}/{path}", self.url)).body(body);
+        answer(self.client_req(rb).send().await.expect("send")).await
+    }
+
+    /// GET a client route.
+    pub async fn get(&self, path: &str) -> Answer {
+        let rb = self.http.get(format!("{}/{path}", self.url));
+        answer(self.client_req(rb).send().await.expect("send")).await
+    }
+
+    /// GET a worker route (raw key).
+    pub async fn wget(&self, path: &str) -> Answer {
+        let rb = self.http.get(format!("{}/{path}", self.url));
+        answer(self.worker_req(rb).send().await.expect("send")).await
+    }
+
+    /// POST a JSON body to a worker route as the Python SDK does (form content type).
+    pub async fn wpost(&self, path: &str, body: &Value) -> Answer {
+        let rb = self
+            .http
+            .post(format!("{}/{path}", self.url))
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body(body.to_string());
+        answer(self.worker_req(rb).send().await.expect("send")).await
+    }
+
+    /// POST raw bytes to a worker route with the form content type.
+    pub async fn wpost_raw(&self, path: &str, body: impl Into<reqwest::Body>) -> Answer {
+        let rb = self
+            .http
+            .post(format!("{}/{path}", self.url))
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body(body);
+        answer(self.worker_req(rb).send().await.expect("send")).await
+    }
+
+    /// Queues `input` with `/run` and returns the job id.
+    pub async fn run(&self, input: Value) -> String {
+        let (code, body) = self.post("run", &serde_json::json!({ "input": input })).await;
+        assert_eq!(code, 200, "{body}");
+        assert_eq!(body["status"], "IN_QUEUE");
+        body["id"].as_str().expect("id").to_owned()
+    }
+
+    /// `/status/{id}`.
+    pub async fn status(&self, id: &str) -> Answer {
+        self.get(&format!("status/{id}")).await
+    }
+
+    /// Polls `/status/{id}` until it reports `want` (or panics after 20 s).
+    pub async fn wait_status(&self, id: &str, want: &str) -> Value {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let (code, body) = self.status(id).await;
+            if code == 200 && body["status"] == want {
+                return body;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "job {id} never reached {want}: {code} {body}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
