@@ -1,0 +1,186 @@
+//! The runtime's command line, shared by every worker binary, and [`start`].
+//!
+//! Flags (the Python SDK's spellings are accepted too; other arguments are left to the program):
+//! `--test-input <json|@file>` (`--test_input`), `--serve-api` (`--rp_serve_api`),
+//! `--host` (`--rp_api_host`), `--port` (`--rp_api_port`), `--concurrency`
+//! (`--rp_api_concurrency`), `--log-level` (`--rp_log_level`).
+
+use crate::{Handler, Worker, WorkerError};
+
+/// What the command line asked for.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(crate) struct Args {
+    pub(crate) test_input: Option<String>,
+    pub(crate) serve_api: bool,
+    pub(crate) host: Option<String>,
+    pub(crate) port: Option<u16>,
+    pub(crate) concurrency: Option<usize>,
+    pub(crate) log_level: Option<String>,
+    pub(crate) help: bool,
+    pub(crate) ignored: Vec<String>,
+}
+
+pub(crate) const USAGE: &str = "\
+runpod worker options:
+  --test-input <JSON|@FILE>   run one job ({\"input\": ...}) locally, print its result, exit 1 if it failed
+                              (without it, ./test_input.json is used when the platform environment is absent)
+  --serve-api                 serve the local endpoint in-process and run jobs from it
+  --host <HOST>               address for --serve-api (default 127.0.0.1)
+  --port <PORT>               port for --serve-api (default 8000; 0 picks a free one)
+  --concurrency <N>           jobs run at once
+  --log-level <LEVEL>         TRACE, DEBUG, INFO, WARN or ERROR (else RUNPOD_LOG_LEVEL, RUNPOD_DEBUG_LEVEL)
+Without a local flag the worker reads the platform's RUNPOD_* environment.";
+
+/// Parses the runtime's flags out of `args` (the program name excluded).
+pub(crate) fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, WorkerError> {
+    let mut out = Args::default();
+    let mut it = args.into_iter();
+    while let Some(arg) = it.next() {
+        let (name, inline) = match arg.split_once('=') {
+            Some((n, v)) if n.starts_with("--") => (n.to_owned(), Some(v.to_owned())),
+            _ => (arg.clone(), None),
+        };
+        let mut value = |flag: &str| -> Result<String, WorkerError> {
+            match inline.clone().or_else(|| it.next()) {
+                Some(v) => Ok(v),
+                None => Err(WorkerError::Args(format!("{flag} needs a value"))),
+            }
+        };
+        match name.as_str() {
+            "--test-input" | "--test_input" => out.test_input = Some(value("--test-input")?),
+            "--serve-api" | "--rp_serve_api" => out.serve_api = true,
+            "--host" | "--rp_api_host" => out.host = Some(value("--host")?),
+            "--port" | "--rp_api_port" => {
+                let v = value("--port")?;
+                out.port =
+                    Some(v.parse().map_err(|_| WorkerError::Args(format!("--port: {v:?} is not a port")))?);
+            }
+            "--concurrency" | "--rp_api_concurrency" => {
+                let v = value("--concurrency")?;
+                match v.parse::<usize>() {
+                    Ok(n) if n > 0 => out.concurrency = Some(n),
+                    _ => {
+                        return Err(WorkerError::Args(format!(
+                            "--concurrency: {v:?} is not a positive number"
+                        )))
+                    }
+                }
+            }
+            "--log-level" | "--rp_log_level" => out.log_level = Some(value("--log-level")?),
+            "-h" | "--help" => out.help = true,
+            _ => out.ignored.push(arg),
+        }
+    }
+    Ok(out)
+}
+
+/// Runs `handler` as this program's worker and exits the process: 0 after a clean shutdown
+/// or a successful `--test-input` job, 1 on a start-up error or a failed test job.
+///
+/// ```no_run
+/// use runpod_worker::{handler_fn, Job, JobContext};
+///
+/// async fn echo(job: Job<serde_json::Value>, _ctx: JobContext) -> Result<serde_json::Value, String> {
+///     Ok(job.input)
+/// }
+///
+/// #[tokio::main]
+/// async fn main() {
+///     runpod_worker::start(handler_fn(echo)).await
+/// }
+/// ```
+pub async fn start<H: Handler>(handler: H) {
+    Worker::new(handler).start().await
+}
+
+impl<H: Handler> Worker<H> {
+    /// [`start`] with this worker's settings: reads the process's arguments, runs, and exits.
+    pub async fn start(self) {
+        let code = match self.run_cli(std::env::args().skip(1)).await {
+            Ok(()) => 0,
+            Err(WorkerError::JobFailed { .. }) => 1,
+            Err(e) => {
+                // On the platform the log viewer reads the JSON lines; locally stderr says it once.
+                if std::env::var_os("RUNPOD_ENDPOINT_ID").is_some() {
+                    tracing::error!("{e}");
+                }
+                eprintln!("error: {e}");
+                1
+            }
+        };
+        std::process::exit(code)
+    }
+
+    /// Runs the mode `args` select (see the module's flags) and returns instead of exiting.
+    pub async fn run_cli(mut self, args: impl IntoIterator<Item = String>) -> Result<(), WorkerError> {
+        let args = parse_args(args)?;
+        if args.help {
+            println!("{USAGE}");
+            return Ok(());
+        }
+        crate::init_logging(args.log_level.as_deref());
+        if !args.ignored.is_empty() {
+            tracing::debug!("arguments left to the program: {:?}", args.ignored);
+        }
+        if let Some(n) = args.concurrency {
+            self = self.concurrency(n);
+        }
+        if let Some(raw) = &args.test_input {
+            let job = crate::local::read_test_input(raw)?;
+            return crate::local::print_test_job(self, job).await;
+        }
+        if args.serve_api {
+            let host = args.host.clone().unwrap_or_else(|| "127.0.0.1".into());
+            return crate::local::serve_api(self, &host, args.port.unwrap_or(8000)).await;
+        }
+        if self.opts.config.is_none()
+            && std::env::var_os("RUNPOD_WEBHOOK_GET_JOB").is_none()
+            && std::path::Path::new("test_input.json").is_file()
+        {
+            tracing::info!("no platform environment: running ./test_input.json");
+            let job = crate::local::read_test_input("@test_input.json")?;
+            return crate::local::print_test_job(self, job).await;
+        }
+        self.run().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &[&str]) -> Args {
+        parse_args(s.iter().map(|s| s.to_string())).unwrap()
+    }
+
+    #[test]
+    fn accepts_both_spellings() {
+        let a = parse(&["--serve-api", "--port", "9000", "--host=0.0.0.0", "--concurrency", "3"]);
+        assert!(a.serve_api);
+        assert_eq!((a.port, a.host.as_deref(), a.concurrency), (Some(9000), Some("0.0.0.0"), Some(3)));
+        let b = parse(&[
+            "--rp_serve_api",
+            "--rp_api_port=9000",
+            "--rp_api_host",
+            "0.0.0.0",
+            "--rp_api_concurrency",
+            "3",
+        ]);
+        assert_eq!(
+            (b.serve_api, b.port, b.host, b.concurrency),
+            (true, Some(9000), Some("0.0.0.0".into()), Some(3))
+        );
+        let c = parse(&["--test_input", "{\"input\": 1}", "--rp_log_level", "DEBUG", "--model", "x"]);
+        assert_eq!(c.test_input.as_deref(), Some("{\"input\": 1}"));
+        assert_eq!(c.log_level.as_deref(), Some("DEBUG"));
+        assert_eq!(c.ignored, ["--model", "x"]);
+    }
+
+    #[test]
+    fn rejects_bad_values() {
+        let err = |s: &[&str]| parse_args(s.iter().map(|s| s.to_string())).unwrap_err().to_string();
+        assert!(err(&["--port", "high"]).contains("--port"));
+        assert!(err(&["--concurrency", "0"]).contains("--concurrency"));
+        assert!(err(&["--test-input"]).contains("needs a value"));
+    }
+}

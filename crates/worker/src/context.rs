@@ -1,0 +1,192 @@
+//! [`JobContext`]: what a running job can do besides returning its output.
+
+use crate::sender::Post;
+use runpod_protocol::S3Config;
+use serde::Serialize;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+/// Why a job's cancellation token fired.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CancelReason {
+    /// The platform asked to stop it (client `/cancel`, or its own timeout) on `job-stop`.
+    Stopped,
+    /// It ran past its `policy.executionTimeout`.
+    TimedOut,
+    /// The worker is shutting down and the grace period ran out.
+    Shutdown,
+}
+
+/// A partial output could not be streamed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StreamError {
+    /// The chunk is larger than the platform accepts.
+    #[error("stream chunk is {size} bytes, over the {limit}-byte limit per chunk")]
+    TooLarge {
+        /// Its size as JSON.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// The chunk does not serialize to JSON.
+    #[error("stream chunk is not serializable to JSON: {0}")]
+    Serialize(String),
+    /// The endpoint did not accept it after retries.
+    #[error("stream chunk was not delivered: {0}")]
+    Delivery(String),
+    /// The job is over (cancelled or already finished).
+    #[error("the job is no longer running")]
+    Closed,
+}
+
+/// The running job's handle to the runtime: progress, streaming, cancellation, its span.
+///
+/// Cheap to clone; clones may move into spawned tasks and blocking threads.
+#[derive(Clone)]
+pub struct JobContext {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    id: String,
+    worker_id: String,
+    posts: mpsc::UnboundedSender<Post>,
+    token: CancellationToken,
+    reason: OnceLock<CancelReason>,
+    streamed: AtomicBool,
+    max_chunk_bytes: usize,
+    s3_config: Option<S3Config>,
+    span: tracing::Span,
+}
+
+impl std::fmt::Debug for JobContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JobContext").field("job_id", &self.inner.id).finish_non_exhaustive()
+    }
+}
+
+impl JobContext {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        id: String,
+        worker_id: String,
+        posts: mpsc::UnboundedSender<Post>,
+        token: CancellationToken,
+        max_chunk_bytes: usize,
+        s3_config: Option<S3Config>,
+        span: tracing::Span,
+    ) -> JobContext {
+        JobContext {
+            inner: Arc::new(Inner {
+                id,
+                worker_id,
+                posts,
+                token,
+                reason: OnceLock::new(),
+                streamed: AtomicBool::new(false),
+                max_chunk_bytes,
+                s3_config,
+                span,
+            }),
+        }
+    }
+
+    /// The job id.
+    pub fn job_id(&self) -> &str {
+        &self.inner.id
+    }
+
+    /// This worker's id (`RUNPOD_POD_ID`).
+    pub fn worker_id(&self) -> &str {
+        &self.inner.worker_id
+    }
+
+    /// Reports progress: the job's `/status` shows `value` as its `output` while it runs.
+    ///
+    /// Never blocks: the update is queued and sent by the job's one sender task, in order,
+    /// and always before the final result. A value that does not serialize is logged and
+    /// dropped.
+    pub fn progress(&self, value: impl Serialize) {
+        match serde_json::to_value(value) {
+            Ok(v) => {
+                if self.inner.posts.send(Post::Progress(v)).is_err() {
+                    tracing::debug!(parent: &self.inner.span, "progress after the job ended: dropped");
+                }
+            }
+            Err(e) => tracing::warn!(parent: &self.inner.span, "progress value is not JSON: {e}"),
+        }
+    }
+
+    /// Streams one partial output (`/stream/{id}` returns the chunks in order). Waits until
+    /// the endpoint has accepted it, so a slow consumer slows the handler instead of
+    /// piling up memory.
+    pub async fn stream(&self, chunk: impl Serialize) -> Result<(), StreamError> {
+        let value = serde_json::to_value(chunk).map_err(|e| StreamError::Serialize(e.to_string()))?;
+        let size = serde_json::to_vec(&value).map(|v| v.len()).unwrap_or(0);
+        if size > self.inner.max_chunk_bytes {
+            return Err(StreamError::TooLarge { size, limit: self.inner.max_chunk_bytes });
+        }
+        if self.is_cancelled() {
+            return Err(StreamError::Closed);
+        }
+        self.inner.streamed.store(true, Ordering::SeqCst);
+        let (ack, done) = oneshot::channel();
+        self.inner.posts.send(Post::Chunk(value, ack)).map_err(|_| StreamError::Closed)?;
+        done.await.unwrap_or(Err(StreamError::Closed))
+    }
+
+    /// A token that fires when the job is cancelled by the client, times out, or is cut
+    /// short by a worker shutdown. Pass it into blocking code and check it between steps.
+    pub fn cancellation_token(&self) -> CancellationToken {
+        self.inner.token.clone()
+    }
+
+    /// Completes when the job is cancelled (see [`JobContext::cancellation_token`]).
+    pub async fn cancelled(&self) {
+        self.inner.token.cancelled().await
+    }
+
+    /// True once the job is cancelled.
+    pub fn is_cancelled(&self) -> bool {
+        self.inner.token.is_cancelled()
+    }
+
+    /// Why the job was cancelled, once it is.
+    pub fn cancel_reason(&self) -> Option<CancelReason> {
+        if self.is_cancelled() {
+            Some(*self.inner.reason.get().unwrap_or(&CancelReason::Shutdown))
+        } else {
+            None
+        }
+    }
+
+    /// The job's tracing span (carries `job_id`); use it for work on other threads:
+    /// `let _g = ctx.span().enter();`.
+    pub fn span(&self) -> &tracing::Span {
+        &self.inner.span
+    }
+
+    /// The job's own bucket (`s3Config`), if the client sent one. Read by the storage module.
+    #[allow(dead_code)]
+    pub(crate) fn s3_config(&self) -> Option<&S3Config> {
+        self.inner.s3_config.as_ref()
+    }
+
+    /// Cancels the job for `reason` (the first reason given wins).
+    pub(crate) fn cancel(&self, reason: CancelReason) {
+        let _ = self.inner.reason.set(reason);
+        self.inner.token.cancel();
+    }
+
+    /// True when the handler streamed at least one chunk (the result then has `isStream=true`).
+    pub(crate) fn streamed(&self) -> bool {
+        self.inner.streamed.load(Ordering::SeqCst)
+    }
+
+    /// Queues the final result behind every progress update and chunk.
+    pub(crate) fn finish(&self, post: Post) {
+        let _ = self.inner.posts.send(post);
+    }
+}

@@ -1,0 +1,33 @@
+//! [`WorkerError`]: why a worker could not start or run.
+
+use crate::ConfigError;
+
+/// Why [`Worker::run`](crate::Worker::run) or a local mode ended with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    /// The `RUNPOD_*` environment is missing or malformed.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A command-line flag is unknown or has a bad value.
+    #[error("bad command line: {0}")]
+    Args(String),
+    /// The `--test-input` job could not be read.
+    #[error("bad test input: {0}")]
+    TestInput(String),
+    /// The `--test-input` job failed (its result was printed).
+    #[error("job {id} failed: {error}")]
+    JobFailed {
+        /// The job id.
+        id: String,
+        /// The job's error.
+        error: String,
+    },
+    /// An OS resource (thread, runtime, socket) could not be set up.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being set up.
+        what: &'static str,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}

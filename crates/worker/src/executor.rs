@@ -1,0 +1,196 @@
+//! Runs one job: decodes its input, runs the handler on the handler runtime (isolated from
+//! the job loop), and turns what happened (output, error, panic, cancel, timeout) into the
+//! job's final post.
+
+use crate::context::CancelReason;
+use crate::outcome::{enforce_size, map_output, result_limit, Reporter};
+use crate::sender::Post;
+use crate::{Handler, Job, JobContext};
+use futures::FutureExt;
+use runpod_protocol::Job as WireJob;
+use serde_json::Value;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+/// How long past `policy.executionTimeout` the worker waits for the platform's own stop
+/// signal before it cancels the job itself (so the platform can report `TIMED_OUT`).
+const TIMEOUT_SLACK: Duration = Duration::from_secs(2);
+
+/// A handler failure, as reported in the job's `error`.
+struct Failure {
+    kind: String,
+    message: String,
+    trace: String,
+}
+
+/// Everything needed to run jobs of one handler.
+pub(crate) struct Executor<H> {
+    pub(crate) handler: Arc<H>,
+    /// The runtime handler futures run on (not the job loop's).
+    pub(crate) rt: tokio::runtime::Handle,
+    pub(crate) reporter: Reporter,
+    pub(crate) max_result_bytes: Option<usize>,
+    pub(crate) max_chunk_bytes: usize,
+    pub(crate) refresh_after_job: bool,
+}
+
+impl<H: Handler> Executor<H> {
+    /// The context of a new job, and the receiving end of its posts (for its sender).
+    pub(crate) fn prepare(
+        &self,
+        wire: &WireJob,
+        parent: &CancellationToken,
+    ) -> (JobContext, mpsc::UnboundedReceiver<Post>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let span = tracing::info_span!("job", job_id = %wire.id);
+        let ctx = JobContext::new(
+            wire.id.clone(),
+            self.reporter.worker_id.clone(),
+            tx,
+            parent.child_token(),
+            self.max_chunk_bytes,
+            wire.s3_config.clone(),
+            span,
+        );
+        (ctx, rx)
+    }
+
+    /// Runs the job to its end and returns its final post (`Done`, or `End` when stopped).
+    pub(crate) async fn run(&self, wire: WireJob, ctx: JobContext) -> Post {
+        let span = ctx.span().clone();
+        let started = Instant::now();
+        let timeout = wire.policy.as_ref().and_then(|p| p.execution_timeout).map(Duration::from_millis);
+        let job_id = wire.id.clone();
+        tracing::info!(parent: &span, "job started");
+
+        let job = match Job::<H::Input>::from_wire(wire) {
+            Ok(job) => job,
+            Err(e) => {
+                tracing::warn!(parent: &span, "{e}");
+                let done = self.reporter.failure("InputError", &e.to_string(), "");
+                return Post::Done { body: done, is_stream: false };
+            }
+        };
+
+        let handler = self.handler.clone();
+        let hctx = ctx.clone();
+        let task = async move {
+            match AssertUnwindSafe(handler.handle(job, hctx)).catch_unwind().await {
+                Ok(Ok(out)) => serde_json::to_value(out).map_err(|e| Failure {
+                    kind: "SerializeError".into(),
+                    message: format!("the handler's output does not serialize to JSON: {e}"),
+                    trace: String::new(),
+                }),
+                Ok(Err(e)) => Err(Failure {
+                    kind: short_type_name::<H::Error>(),
+                    message: e.to_string(),
+                    trace: format!("{e:#}"),
+                }),
+                Err(panic) => Err(Failure {
+                    kind: "Panic".into(),
+                    message: format!("the handler panicked: {}", panic_message(&*panic)),
+                    trace: String::new(),
+                }),
+            }
+        };
+        let mut handle = self.rt.spawn(task.instrument(span.clone()));
+
+        let deadline = async {
+            match timeout {
+                Some(t) => tokio::time::sleep(t + TIMEOUT_SLACK).await,
+                None => std::future::pending().await,
+            }
+        };
+        let result: Option<Result<Value, Failure>> = tokio::select! {
+            biased;
+            r = &mut handle => Some(r.unwrap_or_else(|e| Err(Failure {
+                kind: "JoinError".into(),
+                message: format!("the handler task ended abnormally: {e}"),
+                trace: String::new(),
+            }))),
+            _ = ctx.cancelled() => None,
+            _ = deadline => {
+                ctx.cancel(CancelReason::TimedOut);
+                None
+            }
+        };
+        let elapsed_ms = started.elapsed().as_millis() as u64;
+
+        let mut done = match result {
+            Some(Ok(value)) => map_output(value),
+            Some(Err(f)) => {
+                tracing::error!(parent: &span, kind = %f.kind, "job failed: {}", f.message);
+                self.reporter.failure(&f.kind, &f.message, &f.trace)
+            }
+            None => {
+                handle.abort();
+                match ctx.cancel_reason() {
+                    Some(CancelReason::Stopped) => {
+                        tracing::info!(parent: &span, elapsed_ms, "job stopped by the platform (cancelled or timed out)");
+                        return Post::End;
+                    }
+                    Some(CancelReason::TimedOut) => {
+                        let ms = timeout.unwrap_or_default().as_millis();
+                        let msg = format!(
+                            "the job ran past its policy.executionTimeout of {ms} ms and was cancelled"
+                        );
+                        tracing::error!(parent: &span, "{msg}");
+                        self.reporter.failure("TimedOut", &msg, "")
+                    }
+                    _ => {
+                        let msg =
+                            "the worker shut down before the job finished (grace period over); retry the job";
+                        tracing::error!(parent: &span, "{msg}");
+                        self.reporter.failure("WorkerShutdown", msg, "")
+                    }
+                }
+            }
+        };
+        if self.refresh_after_job {
+            done.stop_pod = Some(true);
+        }
+        let done = enforce_size(done, result_limit(&job_id, self.max_result_bytes), &self.reporter);
+        if done.error.is_none() {
+            tracing::info!(parent: &span, elapsed_ms, "job completed");
+        }
+        Post::Done { body: done, is_stream: ctx.streamed() }
+    }
+}
+
+fn short_type_name<T>() -> String {
+    let full = std::any::type_name::<T>();
+    // "anyhow::Error" stays readable; "alloc::string::String" becomes "String".
+    let base = full.split('<').next().unwrap_or(full);
+    match base.rsplit_once("::") {
+        Some((path, name))
+            if path.starts_with("alloc") || path.starts_with("core") || path.starts_with("std") =>
+        {
+            full.replacen(base, name, 1)
+        }
+        _ => full.to_owned(),
+    }
+}
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "(a non-string panic payload)".to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn type_names_are_short() {
+        assert_eq!(super::short_type_name::<String>(), "String");
+        assert_eq!(super::short_type_name::<std::io::Error>(), "Error");
+        assert_eq!(super::short_type_name::<crate::InputError>(), "runpod_worker::job::InputError");
+    }
+}

@@ -1,0 +1,123 @@
+//! S3-compatible storage for handlers: [`JobContext::s3`], uploads that fall back to inline
+//! base64 without a bucket, and input downloads into a temporary directory.
+//!
+//! The bucket is the job's `s3Config`, else the endpoint-wide `BUCKET_ENDPOINT_URL`,
+//! `BUCKET_ACCESS_KEY_ID`, `BUCKET_SECRET_ACCESS_KEY` (and `BUCKET_NAME`). SDK clients are
+//! cached process-wide per distinct configuration by `runpod_s3`; the environment is read once.
+
+use crate::context::JobContext;
+use runpod_s3::{
+    DownloadError, DownloadOptions, Downloader, Downloads, Storage, StorageConfig, StorageError, Uploaded,
+    Uploader,
+};
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Mutex, OnceLock};
+use tracing::Instrument;
+
+/// The `BUCKET_*` configuration, read once per process (an invalid one is kept as its message).
+fn env_config() -> Result<Option<StorageConfig>, StorageError> {
+    static ENV: OnceLock<Result<Option<StorageConfig>, String>> = OnceLock::new();
+    ENV.get_or_init(|| {
+        StorageConfig::from_env().map_err(|e| match e {
+            StorageError::InvalidConfig(message) => message,
+            other => other.to_string(),
+        })
+    })
+    .clone()
+    .map_err(StorageError::InvalidConfig)
+}
+
+/// The downloader, built once per tokio runtime from `RUNPOD_MAX_DOWNLOAD_BYTES` and
+/// `RUNPOD_ALLOW_PRIVATE_DOWNLOAD_URLS` (it holds a connection pool, whose connections live on
+/// the runtime that opened them).
+fn downloader() -> Result<Downloader, DownloadError> {
+    static DOWNLOADERS: OnceLock<Mutex<HashMap<Option<tokio::runtime::Id>, Downloader>>> = OnceLock::new();
+    let runtime = tokio::runtime::Handle::try_current().ok().map(|h| h.id());
+    let mut map = DOWNLOADERS.get_or_init(Default::default).lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(d) = map.get(&runtime) {
+        return Ok(d.clone());
+    }
+    if map.len() >= 16 {
+        map.clear();
+    }
+    let d = Downloader::new(DownloadOptions::from_env())?;
+    map.insert(runtime, d.clone());
+    Ok(d)
+}
+
+impl JobContext {
+    /// The storage configuration of this job: its `s3Config`, else the `BUCKET_*`
+    /// environment, else `None`.
+    pub fn storage_config(&self) -> Result<Option<StorageConfig>, StorageError> {
+        match self.s3_config() {
+            Some(c) => Ok(Some(StorageConfig::from_s3_config(c))),
+            None => env_config(),
+        }
+    }
+
+    /// The job's bucket, with objects under `{job_id}/` and presigned URLs valid 7 days.
+    ///
+    /// Fails with [`StorageError::NotConfigured`] when neither the job nor the environment
+    /// names a bucket. The SDK client inside is `storage.client()`.
+    pub async fn s3(&self) -> Result<Storage, StorageError> {
+        let config = self.storage_config()?.ok_or(StorageError::NotConfigured)?;
+        Storage::new(&config)?.for_job(self.job_id())
+    }
+
+    /// Uploads to the job's bucket, or returns results inline (base64 `data:` URLs, logged)
+    /// when no bucket is configured.
+    pub async fn uploader(&self) -> Result<Uploader, StorageError> {
+        match self.s3().await {
+            Ok(storage) => Ok(Uploader::new(Some(storage))),
+            Err(StorageError::NotConfigured) => Ok(Uploader::new(None)),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Uploads `data` as `{job_id}/{name}` and returns where to fetch it (a presigned GET URL,
+    /// or the data inline without a bucket).
+    pub async fn upload_bytes(
+        &self,
+        name: &str,
+        data: impl Into<runpod_s3::Bytes>,
+        content_type: &str,
+    ) -> Result<Uploaded, StorageError> {
+        let uploader = self.uploader().await?;
+        uploader.upload_bytes(name, data, content_type).instrument(self.span().clone()).await
+    }
+
+    /// Uploads the file at `path` as `{job_id}/{name}` (multipart from disk when large); the
+    /// content type defaults to the one of `name`'s extension.
+    pub async fn upload_file(
+        &self,
+        name: &str,
+        path: impl AsRef<Path>,
+        content_type: Option<&str>,
+    ) -> Result<Uploaded, StorageError> {
+        let uploader = self.uploader().await?;
+        uploader.upload_file(name, path, content_type).instrument(self.span().clone()).await
+    }
+
+    /// Downloads the job's input URLs (`http`, `https`, `s3://bucket/key` read with the job's
+    /// bucket credentials) into a temporary directory that is deleted when the returned
+    /// [`Downloads`] is dropped: keep it for the job, let it go at the end.
+    pub async fn download<S: AsRef<str>>(&self, urls: &[S]) -> Result<Downloads, DownloadError> {
+        let storage = match self.s3().await {
+            Ok(s) => Some(s),
+            Err(StorageError::NotConfigured) => None,
+            // A broken configuration matters only to s3:// URLs; report it with the first one.
+            Err(e) => match urls.iter().find(|u| u.as_ref().starts_with("s3://")) {
+                Some(url) => {
+                    return Err(DownloadError::Storage { url: url.as_ref().to_owned(), source: Box::new(e) })
+                }
+                None => None,
+            },
+        };
+        downloader()?
+            .with_storage(storage)
+            .download_for_job(self.job_id(), urls)
+            .instrument(self.span().clone())
+            .await
+    }
+}

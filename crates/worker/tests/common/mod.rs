@@ -1,0 +1,202 @@
+//! Helpers for the end-to-end tests: a real `runpod-local` endpoint over HTTP on 127.0.0.1.
+#![allow(dead_code)]
+
+use runpod_local::{LocalEndpoint, LocalEndpointBuilder};
+use runpod_worker::{Config, Handler, Worker, WorkerError};
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub const KEY: &str = "test-key";
+
+/// An endpoint with a key, a fast ping interval and the given tweaks.
+pub async fn endpoint(tweak: impl FnOnce(LocalEndpointBuilder) -> LocalEndpointBuilder) -> LocalEndpoint {
+    let b = LocalEndpoint::builder().api_key(KEY).ping_interval_ms(200).take_wait(Duration::from_secs(5));
+    tweak(b).bind("127.0.0.1:0").await.expect("bind the local endpoint")
+}
+
+pub fn config(ep: &LocalEndpoint, worker: &str) -> Config {
+    Config::from_vars(ep.worker_env(worker)).expect("worker_env is a valid configuration")
+}
+
+/// A worker running in the background; `stop()` shuts it down gracefully.
+pub struct Running {
+    stop: Option<oneshot::Sender<()>>,
+    pub handle: JoinHandle<Result<(), WorkerError>>,
+}
+
+impl Running {
+    pub async fn stop(mut self) -> Result<(), WorkerError> {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        tokio::time::timeout(Duration::from_secs(60), self.handle)
+            .await
+            .expect("worker stops")
+            .expect("no panic")
+    }
+}
+
+pub fn spawn<H: Handler>(ep: &LocalEndpoint, worker: Worker<H>) -> Running {
+    let (tx, rx) = oneshot::channel::<()>();
+    let worker = worker.config(config(ep, "w1")).shutdown_on(async move {
+        let _ = rx.await;
+    });
+    Running { stop: Some(tx), handle: tokio::spawn(worker.run()) }
+}
+
+/// One client for all test calls (fresh connections per call would dominate timings).
+pub fn client() -> reqwest::Client {
+    static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
+    CLIENT.get_or_init(reqwest::Client::new).clone()
+}
+
+pub async fn post(ep: &LocalEndpoint, path: &str, body: Value) -> Value {
+    let r = client()
+        .post(format!("{}/{path}", ep.endpoint_url()))
+        .bearer_auth(KEY)
+        .json(&body)
+        .send()
+        .await
+        .expect("endpoint answers");
+    let status = r.status();
+    let v: Value = r.json().await.unwrap_or(Value::Null);
+    assert!(status.is_success(), "{path}: {status} {v}");
+    v
+}
+
+pub async fn get(ep: &LocalEndpoint, path: &str) -> Value {
+    let r = client().get(format!("{}/{path}", ep.endpoint_url())).bearer_auth(KEY).send().await.unwrap();
+    assert!(r.status().is_success(), "{path}: {}", r.status());
+    r.json().await.unwrap()
+}
+
+/// Queues a job with `/run`; returns its id.
+pub async fn run(ep: &LocalEndpoint, body: Value) -> String {
+    post(ep, "run", body).await["id"].as_str().expect("an id").to_owned()
+}
+
+pub async fn status(ep: &LocalEndpoint, id: &str) -> Value {
+    get(ep, &format!("status/{id}")).await
+}
+
+/// Polls `/status` until the job is final, or panics after `secs`.
+pub async fn wait_final(ep: &LocalEndpoint, id: &str, secs: u64) -> Value {
+    wait_status(ep, id, secs, |s| !matches!(s["status"].as_str(), Some("IN_QUEUE" | "IN_PROGRESS"))).await
+}
+
+pub async fn wait_status(ep: &LocalEndpoint, id: &str, secs: u64, done: impl Fn(&Value) -> bool) -> Value {
+    let until = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let s = status(ep, id).await;
+        if done(&s) {
+            return s;
+        }
+        assert!(Instant::now() < until, "job {id} did not reach the expected state in {secs} s: {s}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The job's error report (the JSON text in `error`), parsed.
+pub fn report(status: &Value) -> Value {
+    let text = status["error"].as_str().unwrap_or_else(|| panic!("no error in {status}"));
+    serde_json::from_str(text).unwrap_or_else(|_| json!({"error_message": text}))
+}
+
+/// A TCP proxy in front of the endpoint that a test can break (every connection dropped,
+/// new ones refused) and heal, and that records the request lines passing through it.
+pub struct Proxy {
+    pub addr: std::net::SocketAddr,
+    broken: tokio::sync::watch::Sender<bool>,
+    lines: Arc<Mutex<Vec<(Instant, String)>>>,
+}
+
+use std::sync::{Arc, Mutex};
+
+impl Proxy {
+    pub async fn start(target: std::net::SocketAddr) -> Proxy {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (broken, watch) = tokio::sync::watch::channel(false);
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let rec = lines.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((inbound, _)) = listener.accept().await else { return };
+                if *watch.borrow() {
+                    // Broken: read the request, note it, and hang up without an answer.
+                    let rec = rec.clone();
+                    tokio::spawn(async move {
+                        use tokio::io::AsyncReadExt;
+                        let mut inbound = inbound;
+                        let mut buf = vec![0u8; 4096];
+                        if let Ok(n) = inbound.read(&mut buf).await {
+                            let text = String::from_utf8_lossy(&buf[..n]);
+                            if let Some(line) = text.lines().next() {
+                                rec.lock().unwrap().push((Instant::now(), format!("REFUSED {line}")));
+                            }
+                        }
+                    });
+                    continue;
+                }
+                let mut watch = watch.clone();
+                let rec = rec.clone();
+                tokio::spawn(async move {
+                    let Ok(outbound) = tokio::net::TcpStream::connect(target).await else { return };
+                    let (mut ri, mut wi) = inbound.into_split();
+                    let (mut ro, mut wo) = outbound.into_split();
+                    let up = async {
+                        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                        let mut buf = vec![0u8; 64 * 1024];
+                        loop {
+                            let n = ri.read(&mut buf).await?;
+                            if n == 0 {
+                                return Ok::<_, std::io::Error>(());
+                            }
+                            let text = String::from_utf8_lossy(&buf[..n]);
+                            for line in
+                                text.lines().filter(|l| l.starts_with("GET ") || l.starts_with("POST "))
+                            {
+                                rec.lock().unwrap().push((Instant::now(), line.to_owned()));
+                            }
+                            wo.write_all(&buf[..n]).await?;
+                        }
+                    };
+                    let down = tokio::io::copy(&mut ro, &mut wi);
+                    tokio::select! {
+                        _ = async { tokio::join!(up, down) } => {}
+                        _ = watch.wait_for(|b| *b) => {}
+                    }
+                });
+            }
+        });
+        Proxy { addr, broken, lines }
+    }
+
+    /// The endpoint's worker environment, routed through this proxy.
+    pub fn config(&self, ep: &LocalEndpoint, worker: &str) -> Config {
+        let real = ep.local_addr().to_string();
+        let env =
+            ep.worker_env(worker).into_iter().map(|(k, v)| (k, v.replace(&real, &self.addr.to_string())));
+        Config::from_vars(env).unwrap()
+    }
+
+    pub fn set_broken(&self, broken: bool) {
+        self.broken.send_replace(broken);
+    }
+
+    /// Request lines seen so far whose text contains `needle`.
+    pub fn requests(&self, needle: &str) -> Vec<(Instant, String)> {
+        self.lines.lock().unwrap().iter().filter(|(_, l)| l.contains(needle)).cloned().collect()
+    }
+}
+
+/// Like [`spawn`], with an explicit configuration.
+pub fn spawn_with<H: Handler>(config: Config, worker: Worker<H>) -> Running {
+    let (tx, rx) = oneshot::channel::<()>();
+    let worker = worker.config(config).shutdown_on(async move {
+        let _ = rx.await;
+    });
+    Running { stop: Some(tx), handle: tokio::spawn(worker.run()) }
+}
