@@ -1,0 +1,257 @@
+//! Shared by the integration tests: a local endpoint, a tiny worker that speaks the worker API
+//! over HTTP, scripted HTTP servers, and a webhook receiver.
+#![allow(dead_code)]
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::{any, post};
+use axum::{Json, Router};
+use runpod_client::Endpoint;
+use runpod_local::LocalEndpoint;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::net::TcpListener;
+
+pub const KEY: &str = "test-key-0123456789";
+
+/// A local endpoint with key [`KEY`] and short long-polls.
+pub async fn local() -> LocalEndpoint {
+    local_with(|b| b).await
+}
+
+/// A local endpoint with key [`KEY`], short long-polls, and more settings from `f`.
+pub async fn local_with(
+    f: impl FnOnce(runpod_local::LocalEndpointBuilder) -> runpod_local::LocalEndpointBuilder,
+) -> LocalEndpoint {
+    let b = LocalEndpoint::builder()
+        .api_key(KEY)
+        .take_wait(Duration::from_millis(500))
+        .stream_wait(Duration::from_millis(500))
+        .webhook_retry_delay(Duration::from_millis(200));
+    f(b).bind("127.0.0.1:0").await.expect("bind local endpoint")
+}
+
+/// A client for `ep`, polling fast.
+pub fn client(ep: &LocalEndpoint) -> Endpoint {
+    Endpoint::new(ep.endpoint_id(), Some(KEY))
+        .unwrap()
+        .with_base_url(ep.base_url())
+        .unwrap()
+        .with_poll_interval(Duration::from_millis(20), Duration::from_millis(200))
+}
+
+/// Starts a worker that takes jobs from `ep` over the worker API and runs each in its own task.
+///
+/// What it does is driven by the input:
+/// - `{"sleep_ms": n, "progress": [..]?}`: posts each progress value, sleeps n ms, returns `{"slept": n}`
+/// - `{"stream": n, "fail"?: msg}`: posts chunks `0..n` to job-stream, then a final result (or the error)
+/// - `{"fail": msg}`: fails with `msg`
+/// - anything else: returns `{"echo": input}`
+pub fn spawn_worker(ep: &LocalEndpoint, worker_id: &str) -> tokio::task::JoinHandle<()> {
+    let env: HashMap<String, String> = ep.worker_env(worker_id).into_iter().collect();
+    let w = Arc::new(Worker {
+        http: reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap(),
+        take: env["RUNPOD_WEBHOOK_GET_JOB"].replace("$ID", worker_id),
+        done: env["RUNPOD_WEBHOOK_POST_OUTPUT"].replace("$RUNPOD_POD_ID", worker_id),
+        stream: env["RUNPOD_WEBHOOK_POST_STREAM"].replace("$RUNPOD_POD_ID", worker_id),
+        key: env["RUNPOD_AI_API_KEY"].clone(),
+    });
+    tokio::spawn(async move {
+        loop {
+            let r = match w
+                .http
+                .get(format!("{}&job_in_progress=0", w.take))
+                .header("Authorization", &w.key)
+                .send()
+                .await
+            {
+                Ok(r) => r,
+                Err(_) => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            if r.status() != 200 {
+                continue;
+            }
+            let job: Value = r.json().await.expect("job JSON");
+            let w = w.clone();
+            tokio::spawn(async move { w.handle(job).await });
+        }
+    })
+}
+
+struct Worker {
+    http: reqwest::Client,
+    take: String,
+    done: String,
+    stream: String,
+    key: String,
+}
+
+impl Worker {
+    async fn post(&self, template: &str, id: &str, is_stream: bool, body: Value) {
+        let url = format!("{}&isStream={is_stream}", template.replace("$ID", id));
+        let r =
+            self.http.post(url).header("Authorization", &self.key).json(&body).send().await.expect("post");
+        // 409: the job was cancelled meanwhile; anything else is a test bug.
+        assert!(r.status().is_success() || r.status() == 409, "worker post refused: {}", r.status());
+    }
+
+    async fn handle(&self, job: Value) {
+        let id = job["id"].as_str().expect("job id").to_owned();
+        let input = &job["input"];
+        if let Some(n) = input.get("stream").and_then(Value::as_u64) {
+            for i in 0..n {
+                self.post(&self.stream, &id, false, json!({"output": i})).await;
+            }
+            let fin = match input.get("fail") {
+                Some(msg) => json!({"error": msg}),
+                None => json!({"output": []}),
+            };
+            self.post(&self.done, &id, true, fin).await;
+        } else if let Some(ms) = input.get("sleep_ms").and_then(Value::as_u64) {
+            for p in input.get("progress").and_then(Value::as_array).cloned().unwrap_or_default() {
+                self.post(&self.done, &id, false, json!({"status": "IN_PROGRESS", "output": p})).await;
+            }
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            self.post(&self.done, &id, false, json!({"output": {"slept": ms}})).await;
+        } else if let Some(msg) = input.get("fail") {
+            self.post(&self.done, &id, false, json!({"error": msg})).await;
+        } else {
+            self.post(&self.done, &id, false, json!({"output": {"echo": input}})).await;
+        }
+    }
+}
+
+/// Method, path with query, and arrival time of each request a [`ScriptServer`] got.
+pub type RequestLog = Arc<Mutex<Vec<(String, String, tokio::time::Instant)>>>;
+
+/// One scripted answer: status, extra headers, JSON body.
+#[derive(Clone)]
+pub struct Scripted {
+    pub status: u16,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: Value,
+    pub delay: Duration,
+}
+
+impl Scripted {
+    pub fn new(status: u16, body: Value) -> Self {
+        Scripted { status, headers: vec![], body, delay: Duration::ZERO }
+    }
+
+    pub fn header(mut self, k: &'static str, v: impl Into<String>) -> Self {
+        self.headers.push((k, v.into()));
+        self
+    }
+
+    pub fn delay(mut self, d: Duration) -> Self {
+        self.delay = d;
+        self
+    }
+}
+
+/// A real HTTP server that answers each request with the next scripted answer (the last one
+/// repeats), recording the method, path and time of every request.
+pub struct ScriptServer {
+    pub url: String,
+    pub log: RequestLog,
+}
+
+#[derive(Clone)]
+struct ScriptState {
+    answers: Arc<Mutex<Vec<Scripted>>>,
+    log: RequestLog,
+}
+
+impl ScriptServer {
+    pub async fn start(answers: Vec<Scripted>) -> ScriptServer {
+        assert!(!answers.is_empty());
+        let st = ScriptState { answers: Arc::new(Mutex::new(answers)), log: Arc::new(Mutex::new(vec![])) };
+        let log = st.log.clone();
+        let app = Router::new().fallback(any(scripted)).with_state(st);
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        ScriptServer { url, log }
+    }
+
+    pub fn requests(&self) -> Vec<(String, String, tokio::time::Instant)> {
+        self.log.lock().unwrap().clone()
+    }
+}
+
+async fn scripted(State(st): State<ScriptState>, req: axum::extract::Request) -> impl IntoResponse {
+    st.log.lock().unwrap().push((
+        req.method().to_string(),
+        req.uri().to_string(),
+        tokio::time::Instant::now(),
+    ));
+    let answer = {
+        let mut a = st.answers.lock().unwrap();
+        if a.len() > 1 {
+            a.remove(0)
+        } else {
+            a[0].clone()
+        }
+    };
+    tokio::time::sleep(answer.delay).await;
+    let mut headers = HeaderMap::new();
+    for (k, v) in &answer.headers {
+        headers.insert(*k, v.parse().unwrap());
+    }
+    (StatusCode::from_u16(answer.status).unwrap(), headers, Json(answer.body))
+}
+
+type ReceiverState = (Arc<Mutex<Vec<Value>>>, Arc<Mutex<Vec<u16>>>);
+
+/// A webhook receiver: records each POSTed JSON body; answers with `statuses` in turn (then 200).
+pub struct Receiver {
+    pub url: String,
+    pub got: Arc<Mutex<Vec<Value>>>,
+}
+
+impl Receiver {
+    pub async fn start(statuses: Vec<u16>) -> Receiver {
+        let got = Arc::new(Mutex::new(vec![]));
+        let st = (got.clone(), Arc::new(Mutex::new(statuses)));
+        let app = Router::new()
+            .route(
+                "/hook",
+                post(|State((got, statuses)): State<ReceiverState>, Json(v): Json<Value>| async move {
+                    got.lock().unwrap().push(v);
+                    let mut s = statuses.lock().unwrap();
+                    let code = if s.is_empty() { 200 } else { s.remove(0) };
+                    StatusCode::from_u16(code).unwrap()
+                }),
+            )
+            .with_state(st);
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Receiver { url, got }
+    }
+
+    /// Waits (up to 20 s) until `n` bodies arrived and returns them.
+    pub async fn wait_for(&self, n: usize) -> Vec<Value> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let got = self.got.lock().unwrap().clone();
+            if got.len() >= n {
+                return got;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "webhook: {} of {n} calls after 20 s", got.len());
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// A port on 127.0.0.1 with nothing listening (bound, then released).
+pub async fn closed_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    l.local_addr().unwrap().port()
+}
