@@ -1,0 +1,179 @@
+//! The bulk-embeddings worker end to end: a real local endpoint, the worker runtime, the real
+//! all-MiniLM-L6-v2 model, and a real S3 server (SeaweedFS from scripts/test.d/30-s3.sh). The
+//! file is fetched back through its presigned URL and compared with the model's own vectors.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use base64::Engine;
+use bulk_embeddings::{BulkHandler, Embedder};
+use candle_core::Device;
+use runpod_local::LocalEndpoint;
+use runpod_s3::test_support::TestS3;
+use runpod_worker::{Config, Worker};
+use serde_json::{json, Value};
+
+fn minilm_dir() -> Option<PathBuf> {
+    let dir = std::env::var_os("RUNPOD_TEST_MINILM_DIR").map(PathBuf::from).unwrap_or_else(|| {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.cache/models/all-MiniLM-L6-v2")
+    });
+    if dir.join("model.safetensors").is_file() {
+        return Some(dir);
+    }
+    let why = format!("all-MiniLM-L6-v2 not found at {}", dir.display());
+    if std::env::var_os("CI").is_some() {
+        panic!("{why} (CI is set: scripts/test.d/40-models.sh must provide it)");
+    }
+    eprintln!("SKIPPED: {why} (run ./scripts/test.sh)");
+    None
+}
+
+async fn run_job(http: &reqwest::Client, api: &str, body: Value) -> Value {
+    let r: Value = http
+        .post(format!("{api}/run"))
+        .bearer_auth("k")
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = r["id"].as_str().unwrap().to_owned();
+    for _ in 0..1200 {
+        let s: Value = http
+            .get(format!("{api}/status/{id}"))
+            .bearer_auth("k")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if matches!(s["status"].as_str(), Some("COMPLETED" | "FAILED" | "CANCELLED" | "TIMED_OUT")) {
+            return s;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("job {id} did not finish in 120 s");
+}
+
+/// Checks a safetensors file against the model's direct output for `texts`.
+fn check_file(bytes: &[u8], texts: &[String], reference: &Embedder) {
+    let tensors = candle_core::safetensors::load_buffer(bytes, &Device::Cpu).unwrap();
+    let rows = tensors["embeddings"].to_vec2::<f32>().unwrap();
+    let tokens = tensors["tokens"].to_vec1::<u32>().unwrap();
+    assert_eq!(rows.len(), texts.len());
+    // Each row against the model's own vector for that text alone (batching must not change it).
+    for (i, text) in texts.iter().enumerate() {
+        let direct = reference.embed(&[text.as_str()], true).unwrap();
+        assert_eq!(rows[i].len(), 384);
+        assert_eq!(tokens[i] as usize, direct.tokens[0]);
+        let cos: f32 = rows[i].iter().zip(&direct.vectors[0]).map(|(a, b)| a * b).sum();
+        assert!(cos > 0.9999, "row {i} differs from the model's vector (cos {cos})");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embeds_into_a_bucket_and_answers_with_a_presigned_url() {
+    let Some(dir) = minilm_dir() else { return };
+    let Some(s3) = TestS3::start() else { return };
+    let bucket = s3.new_bucket("bulk-emb").await;
+
+    let reference = Embedder::load(&dir, &Device::Cpu).unwrap();
+    let handler = BulkHandler::new(Embedder::load(&dir, &Device::Cpu).unwrap(), "all-MiniLM-L6-v2");
+    let ep = LocalEndpoint::builder().api_key("k").bind("127.0.0.1:0").await.unwrap();
+    let api = ep.endpoint_url();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let worker = Worker::new(handler).config(Config::from_vars(ep.worker_env("w1")).unwrap()).shutdown_on(
+        async move {
+            let _ = stop_rx.await;
+        },
+    );
+    let running = tokio::spawn(worker.run());
+    let http = reqwest::Client::new();
+
+    // 22 short texts and 2 past the 256-token limit, in batches of 4.
+    let texts: Vec<String> = (0..24)
+        .map(|i| match i % 12 {
+            11 => "word ".repeat(300 + i),
+            n if n % 2 == 0 => format!("Sentence number {i} is about cooking pasta."),
+            _ => format!("Item {i}: the market closed higher today."),
+        })
+        .collect();
+    let s3_config = json!({
+        "accessId": s3.access_key, "accessSecret": s3.secret_key,
+        "bucketName": bucket.bucket(), "endpointUrl": s3.endpoint,
+    });
+    let done =
+        run_job(&http, &api, json!({"input": {"texts": texts, "batch_size": 4}, "s3Config": s3_config}))
+            .await;
+    assert_eq!(done["status"], "COMPLETED", "{done}");
+    let out = &done["output"];
+    assert_eq!(out["count"], 24);
+    assert_eq!(out["dimensions"], 384);
+    assert_eq!(out["file"]["inline"], false);
+    assert_eq!(out["file"]["bucket"], bucket.bucket());
+    let key = out["file"]["key"].as_str().unwrap();
+    assert!(key.ends_with("/embeddings.safetensors"), "{key}");
+    assert_eq!(out["truncated"], json!([11, 23]));
+    assert!(!done.to_string().contains(&s3.secret_key), "no secret in the job's result");
+
+    // Fetch through the presigned URL, as a client would.
+    let url = out["file"]["url"].as_str().unwrap();
+    let resp = http.get(url).send().await.unwrap();
+    assert!(resp.status().is_success(), "{}", resp.status());
+    let bytes = resp.bytes().await.unwrap();
+    assert_eq!(bytes.len() as u64, out["file"]["size"].as_u64().unwrap());
+    check_file(&bytes, &texts, &reference);
+
+    // The texts as a file in the bucket, one per line (`s3://` read with the job's credentials).
+    let lines = ["A man is eating food.", "", "The stock market fell.", "Rain is expected tomorrow."];
+    bucket.upload_bytes("inputs/texts.txt", lines.join("\r\n").into_bytes(), "text/plain").await.unwrap();
+    let url = format!("s3://{}/inputs/texts.txt", bucket.bucket());
+    let done = run_job(&http, &api, json!({"input": {"texts_url": url}, "s3Config": s3_config})).await;
+    assert_eq!(done["status"], "COMPLETED", "{done}");
+    assert_eq!(done["output"]["count"], 3, "empty lines are skipped");
+    let bytes = http
+        .get(done["output"]["file"]["url"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let expected: Vec<String> = lines.iter().filter(|l| !l.is_empty()).map(|l| l.to_string()).collect();
+    check_file(&bytes, &expected, &reference);
+
+    // Without any bucket the (small) file comes back inline.
+    let small: Vec<String> = vec!["A man is eating food.".into(), "The stock market fell.".into()];
+    let done = run_job(&http, &api, json!({"input": {"texts": small, "file_name": "two.safetensors"}})).await;
+    assert_eq!(done["status"], "COMPLETED", "{done}");
+    let url = done["output"]["file"]["url"].as_str().unwrap();
+    let b64 = url.strip_prefix("data:application/octet-stream;base64,").expect(url);
+    check_file(&base64::engine::general_purpose::STANDARD.decode(b64).unwrap(), &small, &reference);
+
+    // Bad input and bad bucket credentials fail clearly, without leaking the secret.
+    for (body, says) in [
+        (json!({"input": {"texts": []}}), "1 to"),
+        (json!({"input": {"texts": ["a"], "texts_url": "https://example.com/t.txt"}}), "exactly one"),
+        (json!({"input": {}}), "exactly one"),
+        (json!({"input": {"texts": ["a"], "batch_size": 0}}), "batch_size"),
+        (json!({"input": {"texts": ["a"], "file_name": "x.bin"}}), "file_name"),
+        (
+            json!({"input": {"texts": ["a"]}, "s3Config": {"accessId": s3.access_key, "accessSecret": "wrong-secret-value",
+            "bucketName": bucket.bucket(), "endpointUrl": s3.endpoint}}),
+            "bulk-emb",
+        ),
+    ] {
+        let done = run_job(&http, &api, body.clone()).await;
+        assert_eq!(done["status"], "FAILED", "{body}: {done}");
+        let err = done["error"].to_string();
+        assert!(err.contains(says), "{body}: {err}");
+        assert!(!err.contains("wrong-secret-value") && !err.contains(&s3.secret_key), "{err}");
+    }
+
+    stop_tx.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(30), running).await.unwrap().unwrap().unwrap();
+    ep.shutdown().await;
+}

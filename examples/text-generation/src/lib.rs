@@ -1,0 +1,45 @@
+//! Example Runpod worker: token-by-token text generation with a Llama-family causal LM
+//! (Llama 2/3, TinyLlama, SmolLM, ...) on [candle](https://github.com/huggingface/candle).
+//!
+//! [`Generator`] is the model (load once; generate with temperature, top-p, seed, max tokens
+//! and stop strings, reporting each piece of text to an [`Observer`] that can cancel between
+//! tokens); [`GenerateHandler`] wraps it as a `runpod-worker` handler that streams the pieces,
+//! reports progress and honours job cancellation. See the README for running the binary.
+//!
+//! ```no_run
+//! use text_generation::{Generator, Observer, Params};
+//!
+//! struct Print;
+//! impl Observer for Print {
+//!     fn text(&mut self, piece: &str) { print!("{piece}") }
+//! }
+//!
+//! let model = Generator::load("models/SmolLM2-135M".as_ref(), &candle_core::Device::Cpu)?;
+//! let params = Params { max_tokens: 32, temperature: 0.0, top_p: None, seed: 1, stop: vec!["\n".into()] };
+//! let out = model.generate("The capital of France is", &params, &mut Print)?;
+//! println!("\n{:?} after {} tokens", out.finish_reason, out.generated_tokens);
+//! # Ok::<(), text_generation::GenerateError>(())
+//! ```
+//!
+//! Stop strings are matched on the streamed text, holding back only what could still become one:
+//!
+//! ```
+//! use text_generation::stop::{StopMatcher, StopState};
+//! let mut m = StopMatcher::new(&["###".to_string()]);
+//! assert_eq!(m.push("Answer: 4 #"), StopState::Continue("Answer: 4 ".into()));
+//! assert_eq!(m.push("## next"), StopState::Stopped(String::new()));
+//! assert_eq!(m.text(), "Answer: 4 ");
+//! ```
+
+pub mod detok;
+pub mod handler;
+pub mod model;
+pub mod stop;
+
+pub use handler::{GenerateHandler, GenerateInput, GenerateOutput, GenerateProgress, Stats, TextChunk};
+pub use model::{FinishReason, GenerateError, Generation, Generator, Observer, Params};
+
+/// The GPU when built with the `cuda` feature and one is present, else the CPU.
+pub fn pick_device() -> Result<candle_core::Device, candle_core::Error> {
+    candle_core::Device::cuda_if_available(0)
+}

@@ -1,0 +1,23 @@
+//! The text-generation worker binary: loads the model once from `MODEL_DIR`, then serves jobs.
+
+use anyhow::Context;
+use text_generation::{pick_device, GenerateHandler, Generator};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    runpod_worker::init_logging(None);
+    let dir = std::env::var_os("MODEL_DIR").context(
+        "set MODEL_DIR to a Llama-family model folder (config.json, tokenizer.json, *.safetensors)",
+    )?;
+    let dir = std::path::PathBuf::from(dir);
+    let device = pick_device()?;
+    let started = std::time::Instant::now();
+    let generator = Generator::load(&dir, &device)
+        .with_context(|| format!("loading the model from {}", dir.display()))?;
+    tracing::info!(
+        model = %dir.display(), device = ?device, context = generator.context_length(),
+        ms = started.elapsed().as_millis() as u64, "model loaded"
+    );
+    runpod_worker::start(GenerateHandler::new(generator)).await;
+    Ok(())
+}

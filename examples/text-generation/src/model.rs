@@ -1,0 +1,319 @@
+//! The causal language model: a Llama-family decoder (Llama 2/3, TinyLlama, SmolLM, ...) loaded
+//! from a folder, with seeded sampling, stop strings, a token limit and cancellation between tokens.
+
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
+use candle_transformers::generation::LogitsProcessor;
+use candle_transformers::models::llama::{Cache, Config, Llama, LlamaConfig, LlamaEosToks};
+use tokenizers::Tokenizer;
+
+use crate::detok::Detokenizer;
+use crate::stop::{StopMatcher, StopState};
+
+/// Why a model could not be loaded or a generation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum GenerateError {
+    /// A model file is missing or unreadable.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file that failed.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// `config.json` is not a Llama config.
+    #[error("invalid {path}: {source}")]
+    Config {
+        /// The file that failed.
+        path: PathBuf,
+        /// The parse error.
+        source: serde_json::Error,
+    },
+    /// The weights do not fit the config (a tensor is missing or has the wrong shape).
+    #[error("weights do not match the config: {0}")]
+    Weights(String),
+    /// `tokenizer.json` could not be loaded, or tokenisation failed.
+    #[error("tokenizer: {0}")]
+    Tokenizer(String),
+    /// The tensor library failed.
+    #[error("model: {0}")]
+    Model(#[from] candle_core::Error),
+    /// The request is not acceptable (bad sampling values, prompt too long, ...).
+    #[error("{0}")]
+    BadInput(String),
+    /// The model's thread ended abnormally.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// Sampling and stopping settings for one generation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Params {
+    /// Most new tokens to generate (at least 1).
+    pub max_tokens: usize,
+    /// Softmax temperature; 0 means greedy (always the most likely token).
+    pub temperature: f64,
+    /// Nucleus sampling: keep the smallest set of tokens whose probability reaches `top_p`.
+    pub top_p: Option<f64>,
+    /// Seed of the sampler: the same seed, prompt and settings give the same text.
+    pub seed: u64,
+    /// Generation ends before the first occurrence of any of these strings.
+    pub stop: Vec<String>,
+}
+
+impl Params {
+    /// Checks the values are usable; the error names the bad field.
+    pub fn validate(&self) -> Result<(), GenerateError> {
+        let bad = |m: String| Err(GenerateError::BadInput(m));
+        if self.max_tokens == 0 {
+            return bad("max_tokens must be at least 1".into());
+        }
+        if !self.temperature.is_finite() || self.temperature < 0.0 {
+            return bad(format!("temperature must be a finite number >= 0, got {}", self.temperature));
+        }
+        if let Some(p) = self.top_p {
+            if !(p > 0.0 && p <= 1.0) {
+                return bad(format!("top_p must be in (0, 1], got {p}"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Why a generation ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FinishReason {
+    /// The model produced an end-of-sequence token.
+    Eos,
+    /// A stop string was generated (it is not part of the text).
+    Stop,
+    /// `max_tokens` new tokens were generated.
+    Length,
+    /// The caller cancelled between two tokens.
+    Cancelled,
+}
+
+/// The outcome of one generation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Generation {
+    /// The generated text (without the prompt and without any stop string).
+    pub text: String,
+    /// Tokens in the prompt (special tokens included).
+    pub prompt_tokens: usize,
+    /// New tokens the model produced.
+    pub generated_tokens: usize,
+    /// Why it ended.
+    pub finish_reason: FinishReason,
+}
+
+/// What the caller sees during a generation.
+pub trait Observer {
+    /// Called before each new token; returning true stops with [`FinishReason::Cancelled`].
+    fn cancelled(&mut self) -> bool {
+        false
+    }
+    /// Called with each new piece of text, in order; the pieces concatenate to the final text.
+    fn text(&mut self, _piece: &str) {}
+    /// Called after each token with the number of new tokens so far.
+    fn token(&mut self, _generated: usize) {}
+}
+
+/// A loaded causal LM; load once, then call [`Generator::generate`] per request (it takes
+/// `&self`, so requests may run concurrently, each with its own KV cache).
+pub struct Generator {
+    model: Llama,
+    config: Config,
+    cache: Cache,
+    tokenizer: Tokenizer,
+    eos: Vec<u32>,
+    device: Device,
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, GenerateError> {
+    std::fs::read(path).map_err(|source| GenerateError::Read { path: path.to_owned(), source })
+}
+
+#[derive(serde::Deserialize)]
+struct GenerationConfig {
+    eos_token_id: Option<LlamaEosToks>,
+}
+
+fn eos_list(eos: Option<&LlamaEosToks>) -> Vec<u32> {
+    match eos {
+        Some(LlamaEosToks::Single(id)) => vec![*id],
+        Some(LlamaEosToks::Multiple(ids)) => ids.clone(),
+        None => vec![],
+    }
+}
+
+impl Generator {
+    /// Loads `config.json`, `tokenizer.json` and `model.safetensors` (or every
+    /// `model-*.safetensors` shard) from `dir`. End-of-sequence ids come from `config.json` and,
+    /// when present, `generation_config.json`. F16 on CUDA, F32 on the CPU.
+    pub fn load(dir: &Path, device: &Device) -> Result<Self, GenerateError> {
+        let config_path = dir.join("config.json");
+        let config: LlamaConfig = serde_json::from_slice(&read(&config_path)?)
+            .map_err(|source| GenerateError::Config { path: config_path, source })?;
+        let mut eos = eos_list(config.eos_token_id.as_ref());
+        let gen_path = dir.join("generation_config.json");
+        if let Ok(bytes) = std::fs::read(&gen_path) {
+            let gen: GenerationConfig = serde_json::from_slice(&bytes)
+                .map_err(|source| GenerateError::Config { path: gen_path, source })?;
+            eos.extend(eos_list(gen.eos_token_id.as_ref()));
+        }
+        let tok_path = dir.join("tokenizer.json");
+        let tokenizer = Tokenizer::from_bytes(read(&tok_path)?)
+            .map_err(|e| GenerateError::Tokenizer(format!("{}: {e}", tok_path.display())))?;
+        let mut weights: Vec<PathBuf> = std::fs::read_dir(dir)
+            .map_err(|source| GenerateError::Read { path: dir.to_owned(), source })?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| {
+                let name = p.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+                name.ends_with(".safetensors") && (name == "model.safetensors" || name.starts_with("model-"))
+            })
+            .collect();
+        weights.sort();
+        if weights.is_empty() {
+            return Err(GenerateError::Read {
+                path: dir.join("model.safetensors"),
+                source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
+            });
+        }
+        let dtype = if device.is_cuda() { DType::F16 } else { DType::F32 };
+        // SAFETY: the files are memory-mapped read-only and not modified while the model lives.
+        let vb = unsafe { VarBuilder::from_mmaped_safetensors(&weights, dtype, device)? };
+        Self::from_parts(vb, config.into_config(false), tokenizer, eos)
+    }
+
+    /// Builds a generator from weights already in a [`VarBuilder`]: for tests and for callers
+    /// that get weights elsewhere. `eos` lists the end-of-sequence token ids.
+    pub fn from_parts(
+        vb: VarBuilder,
+        config: Config,
+        tokenizer: Tokenizer,
+        eos: Vec<u32>,
+    ) -> Result<Self, GenerateError> {
+        let (device, dtype) = (vb.device().clone(), vb.dtype());
+        // `Llama::load` unwraps the per-layer results: turn a panic on bad weights into an error.
+        let model = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| Llama::load(vb, &config)))
+            .map_err(|p| {
+                let msg = p
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_else(|| "layer failed to load".into());
+                GenerateError::Weights(msg)
+            })?
+            .map_err(|e| GenerateError::Weights(e.to_string()))?;
+        let cache = Cache::new(true, dtype, &config, &device)?;
+        let mut eos = eos;
+        eos.extend(eos_list(config.eos_token_id.as_ref()));
+        eos.sort_unstable();
+        eos.dedup();
+        Ok(Self { model, config, cache, tokenizer, eos, device })
+    }
+
+    /// The tokenizer (for counting tokens, or decoding).
+    pub fn tokenizer(&self) -> &Tokenizer {
+        &self.tokenizer
+    }
+
+    /// The longest prompt plus generation the model supports, in tokens.
+    pub fn context_length(&self) -> usize {
+        self.config.max_position_embeddings
+    }
+
+    /// The device the model runs on.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// Generates a continuation of `prompt` one token at a time, telling `observer` about each
+    /// piece of text as it is produced and asking it between tokens whether to cancel.
+    pub fn generate(
+        &self,
+        prompt: &str,
+        params: &Params,
+        observer: &mut dyn Observer,
+    ) -> Result<Generation, GenerateError> {
+        params.validate()?;
+        let encoding =
+            self.tokenizer.encode(prompt, true).map_err(|e| GenerateError::Tokenizer(e.to_string()))?;
+        let mut tokens: Vec<u32> = encoding.get_ids().to_vec();
+        if tokens.is_empty() {
+            tokens.extend(self.config.bos_token_id);
+        }
+        if tokens.is_empty() {
+            return Err(GenerateError::BadInput("the prompt is empty and the model has no BOS token".into()));
+        }
+        let prompt_tokens = tokens.len();
+        let limit = self.context_length();
+        if prompt_tokens + params.max_tokens > limit {
+            return Err(GenerateError::BadInput(format!(
+                "prompt ({prompt_tokens} tokens) + max_tokens ({}) exceeds the model's context of {limit} tokens",
+                params.max_tokens
+            )));
+        }
+
+        let mut cache = self.cache.clone();
+        let mut sampler =
+            LogitsProcessor::new(params.seed, Some(params.temperature), params.top_p.filter(|&p| p < 1.0));
+        let mut detok = Detokenizer::new(&self.tokenizer);
+        let mut stops = StopMatcher::new(&params.stop);
+        let mut generated = 0;
+        let mut input: Vec<u32> = tokens.clone();
+        let mut pos = 0;
+        let finish = loop {
+            if generated == params.max_tokens {
+                break FinishReason::Length;
+            }
+            if observer.cancelled() {
+                break FinishReason::Cancelled;
+            }
+            let x = Tensor::new(input.as_slice(), &self.device)?.unsqueeze(0)?;
+            let logits = self.model.forward(&x, pos, &mut cache)?.squeeze(0)?;
+            pos += input.len();
+            let next = sampler.sample(&logits.to_dtype(DType::F32)?)?;
+            generated += 1;
+            tokens.push(next);
+            input = vec![next];
+            observer.token(generated);
+            if self.eos.contains(&next) {
+                break FinishReason::Eos;
+            }
+            let delta = detok.push(next).map_err(GenerateError::Tokenizer)?;
+            match stops.push(&delta) {
+                StopState::Continue(piece) => emit(observer, &piece),
+                StopState::Stopped(piece) => {
+                    emit(observer, &piece);
+                    break FinishReason::Stop;
+                }
+            }
+        };
+        if finish != FinishReason::Stop {
+            let tail = detok.finish().map_err(GenerateError::Tokenizer)?;
+            match stops.push(&tail) {
+                StopState::Stopped(piece) => emit(observer, &piece),
+                StopState::Continue(piece) => {
+                    emit(observer, &piece);
+                    emit(observer, &stops.finish());
+                }
+            }
+        }
+        Ok(Generation {
+            text: stops.text().to_owned(),
+            prompt_tokens,
+            generated_tokens: generated,
+            finish_reason: finish,
+        })
+    }
+}
+
+fn emit(observer: &mut dyn Observer, piece: &str) {
+    if !piece.is_empty() {
+        observer.text(piece);
+    }
+}
