@@ -1,0 +1,39 @@
+//! The benchmark's worker, built on `runpod-worker`: the same handler as the Python one.
+//!
+//! Input `{"sleep_ms"?: n, "value"?: any, "fail"?: "message"}`: sleeps `sleep_ms` (default 0),
+//! then fails with `fail` if given, else returns `{"value": value}` (or `{"ok": true}`).
+//! `BENCH_CONCURRENCY` (default 1) sets how many jobs run at once; everything else comes from
+//! the `RUNPOD_*` environment and the runtime's flags, as for any worker started with
+//! `runpod_worker::start`.
+
+use runpod_worker::{handler_fn, Job, JobContext, Worker};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::time::Duration;
+
+#[derive(Deserialize)]
+struct Input {
+    #[serde(default)]
+    sleep_ms: u64,
+    #[serde(default)]
+    value: Option<Value>,
+    #[serde(default)]
+    fail: Option<String>,
+}
+
+#[tokio::main]
+async fn main() {
+    let concurrency = std::env::var("BENCH_CONCURRENCY").ok().and_then(|v| v.parse().ok()).unwrap_or(1);
+    let handler = handler_fn(|job: Job<Input>, _ctx: JobContext| async move {
+        let input = job.input;
+        if input.sleep_ms > 0 {
+            tokio::time::sleep(Duration::from_millis(input.sleep_ms)).await;
+        }
+        match (input.fail, input.value) {
+            (Some(message), _) => Err(message),
+            (None, Some(value)) => Ok(json!({ "value": value })),
+            (None, None) => Ok(json!({ "ok": true })),
+        }
+    });
+    Worker::new(handler).concurrency(concurrency).start().await;
+}
