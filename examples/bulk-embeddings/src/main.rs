@@ -3,11 +3,26 @@
 use anyhow::Context;
 use bulk_embeddings::{BulkHandler, Embedder};
 
+/// `--help`: this worker's settings; the runtime's flags are listed by `runpod-worker`.
+const HELP: &str = "\
+bulk-embeddings worker: embeds many texts into one safetensors file in S3 (see examples/bulk-embeddings/README.md)
+environment:
+  MODEL_DIR   model folder (config.json, tokenizer.json, model.safetensors)
+  MODEL_ID    hub model id fetched when MODEL_DIR is unset (default sentence-transformers/all-MiniLM-L6-v2)
+  DEVICE      cpu, cuda or cuda:N (default: cuda:0 in a `--features cuda` build, else cpu)
+  BUCKET_*    the endpoint's bucket, for jobs without an s3Config (see the README)
+runtime flags: --test-input <JSON|@FILE>, --serve-api, --host, --port, --concurrency, --log-level";
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    if std::env::args().skip(1).any(|a| a == "-h" || a == "--help") {
+        println!("{HELP}");
+        return Ok(());
+    }
     runpod_worker::init_logging(None);
-    let (dir, name) = embeddings::hub::model_from_env(embeddings::DEFAULT_MODEL_ID).await?;
+    // The device first: a GPU build on a machine without one fails before any download.
     let device = embeddings::pick_device()?;
+    let (dir, name) = embeddings::hub::model_from_env(embeddings::DEFAULT_MODEL_ID).await?;
     let embedder =
         Embedder::load(&dir, &device).with_context(|| format!("loading the model from {}", dir.display()))?;
     let storage = runpod_s3::StorageConfig::from_env().context("the BUCKET_* settings")?;

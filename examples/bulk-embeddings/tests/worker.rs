@@ -8,6 +8,7 @@ use std::time::Duration;
 use base64::Engine;
 use bulk_embeddings::{BulkHandler, Embedder};
 use candle_core::Device;
+use runpod_client::{Endpoint, JobState, JobStatus, Request, S3Config, S3ConfigBuilder};
 use runpod_local::LocalEndpoint;
 use runpod_s3::test_support::TestS3;
 use runpod_worker::{Config, Worker};
@@ -28,34 +29,10 @@ fn minilm_dir() -> Option<PathBuf> {
     None
 }
 
-async fn run_job(http: &reqwest::Client, api: &str, body: Value) -> Value {
-    let r: Value = http
-        .post(format!("{api}/run"))
-        .bearer_auth("k")
-        .json(&body)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let id = r["id"].as_str().unwrap().to_owned();
-    for _ in 0..1200 {
-        let s: Value = http
-            .get(format!("{api}/status/{id}"))
-            .bearer_auth("k")
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if matches!(s["status"].as_str(), Some("COMPLETED" | "FAILED" | "CANCELLED" | "TIMED_OUT")) {
-            return s;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("job {id} did not finish in 120 s");
+/// Queues `request` and polls `/status` until the job ends, as an application would.
+async fn run_job(ep: &Endpoint, request: Request<Value>) -> JobState<Value> {
+    let job = ep.run(&request).await.unwrap();
+    job.wait_timeout(Duration::from_secs(120)).await.unwrap()
 }
 
 /// Checks a safetensors file against the model's direct output for `texts`.
@@ -83,7 +60,6 @@ async fn embeds_into_a_bucket_and_answers_with_a_presigned_url() {
     let reference = Embedder::load(&dir, &Device::Cpu).unwrap();
     let handler = BulkHandler::new(Embedder::load(&dir, &Device::Cpu).unwrap(), "all-MiniLM-L6-v2");
     let ep = LocalEndpoint::builder().api_key("k").bind("127.0.0.1:0").await.unwrap();
-    let api = ep.endpoint_url();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let worker = Worker::new(handler).config(Config::from_vars(ep.worker_env("w1")).unwrap()).shutdown_on(
         async move {
@@ -91,6 +67,7 @@ async fn embeds_into_a_bucket_and_answers_with_a_presigned_url() {
         },
     );
     let running = tokio::spawn(worker.run());
+    let client = Endpoint::new(ep.endpoint_id(), Some("k")).unwrap().with_base_url(ep.base_url()).unwrap();
     let http = reqwest::Client::new();
 
     // 22 short texts and 2 past the 256-token limit, in batches of 4.
@@ -101,15 +78,19 @@ async fn embeds_into_a_bucket_and_answers_with_a_presigned_url() {
             _ => format!("Item {i}: the market closed higher today."),
         })
         .collect();
-    let s3_config = json!({
-        "accessId": s3.access_key, "accessSecret": s3.secret_key,
-        "bucketName": bucket.bucket(), "endpointUrl": s3.endpoint,
-    });
-    let done =
-        run_job(&http, &api, json!({"input": {"texts": texts, "batch_size": 4}, "s3Config": s3_config}))
-            .await;
-    assert_eq!(done["status"], "COMPLETED", "{done}");
-    let out = &done["output"];
+    let s3_config = |secret: &str| -> S3Config {
+        S3ConfigBuilder::new()
+            .access_id(&s3.access_key)
+            .access_secret(secret)
+            .bucket_name(bucket.bucket())
+            .endpoint_url(&s3.endpoint)
+            .build()
+            .unwrap()
+    };
+    let request = Request::new(json!({"texts": texts, "batch_size": 4})).s3_config(s3_config(&s3.secret_key));
+    let done = run_job(&client, request).await;
+    assert_eq!(done.status, JobStatus::Completed, "{done:?}");
+    let out = done.output.as_ref().unwrap();
     assert_eq!(out["count"], 24);
     assert_eq!(out["dimensions"], 384);
     assert_eq!(out["file"]["inline"], false);
@@ -117,7 +98,7 @@ async fn embeds_into_a_bucket_and_answers_with_a_presigned_url() {
     let key = out["file"]["key"].as_str().unwrap();
     assert!(key.ends_with("/embeddings.safetensors"), "{key}");
     assert_eq!(out["truncated"], json!([11, 23]));
-    assert!(!done.to_string().contains(&s3.secret_key), "no secret in the job's result");
+    assert!(!serde_json::to_string(&done).unwrap().contains(&s3.secret_key), "no secret in the job's result");
 
     // Fetch through the presigned URL, as a client would.
     let url = out["file"]["url"].as_str().unwrap();
@@ -131,45 +112,38 @@ async fn embeds_into_a_bucket_and_answers_with_a_presigned_url() {
     let lines = ["A man is eating food.", "", "The stock market fell.", "Rain is expected tomorrow."];
     bucket.upload_bytes("inputs/texts.txt", lines.join("\r\n").into_bytes(), "text/plain").await.unwrap();
     let url = format!("s3://{}/inputs/texts.txt", bucket.bucket());
-    let done = run_job(&http, &api, json!({"input": {"texts_url": url}, "s3Config": s3_config})).await;
-    assert_eq!(done["status"], "COMPLETED", "{done}");
-    assert_eq!(done["output"]["count"], 3, "empty lines are skipped");
-    let bytes = http
-        .get(done["output"]["file"]["url"].as_str().unwrap())
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
+    let request = Request::new(json!({"texts_url": url})).s3_config(s3_config(&s3.secret_key));
+    let done = run_job(&client, request).await;
+    assert_eq!(done.status, JobStatus::Completed, "{done:?}");
+    let out = done.output.unwrap();
+    assert_eq!(out["count"], 3, "empty lines are skipped");
+    let bytes = http.get(out["file"]["url"].as_str().unwrap()).send().await.unwrap().bytes().await.unwrap();
     let expected: Vec<String> = lines.iter().filter(|l| !l.is_empty()).map(|l| l.to_string()).collect();
     check_file(&bytes, &expected, &reference);
 
     // Without any bucket the (small) file comes back inline.
     let small: Vec<String> = vec!["A man is eating food.".into(), "The stock market fell.".into()];
-    let done = run_job(&http, &api, json!({"input": {"texts": small, "file_name": "two.safetensors"}})).await;
-    assert_eq!(done["status"], "COMPLETED", "{done}");
-    let url = done["output"]["file"]["url"].as_str().unwrap();
+    let done = run_job(&client, Request::new(json!({"texts": small, "file_name": "two.safetensors"}))).await;
+    assert_eq!(done.status, JobStatus::Completed, "{done:?}");
+    let out = done.output.unwrap();
+    let url = out["file"]["url"].as_str().unwrap();
     let b64 = url.strip_prefix("data:application/octet-stream;base64,").expect(url);
     check_file(&base64::engine::general_purpose::STANDARD.decode(b64).unwrap(), &small, &reference);
 
     // Bad input and bad bucket credentials fail clearly, without leaking the secret.
-    for (body, says) in [
-        (json!({"input": {"texts": []}}), "1 to"),
-        (json!({"input": {"texts": ["a"], "texts_url": "https://example.com/t.txt"}}), "exactly one"),
-        (json!({"input": {}}), "exactly one"),
-        (json!({"input": {"texts": ["a"], "batch_size": 0}}), "batch_size"),
-        (json!({"input": {"texts": ["a"], "file_name": "x.bin"}}), "file_name"),
-        (
-            json!({"input": {"texts": ["a"]}, "s3Config": {"accessId": s3.access_key, "accessSecret": "wrong-secret-value",
-            "bucketName": bucket.bucket(), "endpointUrl": s3.endpoint}}),
-            "bulk-emb",
-        ),
+    for (request, says) in [
+        (Request::new(json!({"texts": []})), "1 to"),
+        (Request::new(json!({"texts": ["a"], "texts_url": "https://example.com/t.txt"})), "exactly one"),
+        (Request::new(json!({})), "exactly one"),
+        (Request::new(json!({"texts": ["a"], "batch_size": 0})), "batch_size"),
+        (Request::new(json!({"texts": ["a"], "file_name": "x.bin"})), "file_name"),
+        (Request::new(json!({"texts": ["a"]})).s3_config(s3_config("wrong-secret-value")), "bulk-emb"),
     ] {
-        let done = run_job(&http, &api, body.clone()).await;
-        assert_eq!(done["status"], "FAILED", "{body}: {done}");
-        let err = done["error"].to_string();
-        assert!(err.contains(says), "{body}: {err}");
+        let input = request.input().clone();
+        let done = run_job(&client, request).await;
+        assert_eq!(done.status, JobStatus::Failed, "{input}: {done:?}");
+        let err = done.error.unwrap_or_default();
+        assert!(err.contains(says), "{input}: {err}");
         assert!(!err.contains("wrong-secret-value") && !err.contains(&s3.secret_key), "{err}");
     }
 

@@ -1,6 +1,7 @@
 //! The echo worker as a real process: `--test-input`, `--serve-api`, and the platform mode
 //! against a real `runpod-local` endpoint, stopped with SIGTERM.
 
+use runpod_client::{Endpoint, JobStatus, Request};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Output, Stdio};
@@ -167,46 +168,25 @@ async fn platform_mode_finishes_the_running_job_on_sigterm_and_logs_json() {
     let lines =
         std::thread::spawn(move || BufReader::new(stdout).lines().map_while(Result::ok).collect::<Vec<_>>());
 
-    let client = reqwest::Client::new();
-    let endpoint = ep.endpoint_url();
-    let run: Value = client
-        .post(format!("{endpoint}/run"))
-        .bearer_auth("k")
-        .json(&json!({"input": {"message": "slow", "repeat": 4, "delay_ms": 400}}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let id = run["id"].as_str().unwrap().to_owned();
-    let status = |id: String| {
-        let client = client.clone();
-        let endpoint = endpoint.clone();
-        async move {
-            let v: Value = client
-                .get(format!("{endpoint}/status/{id}"))
-                .bearer_auth("k")
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            v
-        }
-    };
+    let client = Endpoint::new(ep.endpoint_id(), Some("k")).unwrap().with_base_url(ep.base_url()).unwrap();
+    let job =
+        client.run(&Request::new(json!({"message": "slow", "repeat": 4, "delay_ms": 400}))).await.unwrap();
+    let id = job.id().to_owned();
     let until = Instant::now() + Duration::from_secs(60);
-    while status(id.clone()).await["status"] != "IN_PROGRESS" {
+    while job.status::<Value>().await.unwrap().status != JobStatus::InProgress {
         assert!(Instant::now() < until, "the job never started");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     sigterm(&child);
     let exit = tokio::task::spawn_blocking(move || wait_exit(&mut child, 30)).await.unwrap();
     assert!(exit.success(), "{exit:?}");
-    let s = status(id.clone()).await;
-    assert_eq!(s["status"], "COMPLETED", "the in-flight job finished and its result was delivered: {s}");
-    assert_eq!(s["output"]["echo"], "slow slow slow slow");
+    let s = job.status::<Value>().await.unwrap();
+    assert_eq!(
+        s.status,
+        JobStatus::Completed,
+        "the in-flight job finished and its result was delivered: {s:?}"
+    );
+    assert_eq!(s.output.unwrap()["echo"], "slow slow slow slow");
 
     // On the platform (RUNPOD_ENDPOINT_ID set) every log line is one JSON object.
     let lines = lines.join().unwrap();

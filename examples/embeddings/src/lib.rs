@@ -25,10 +25,12 @@
 //! assert!(bad.to_string().contains("a string or an array of strings"));
 //! ```
 
+pub mod device;
 pub mod handler;
 pub mod hub;
 pub mod model;
 
+pub use device::{pick_device, DeviceChoice, DeviceError, DEVICE_ENV};
 pub use handler::{EmbedHandler, EmbedInput, EmbedOutput, Texts};
 pub use hub::{model_from_env, Hub, HubError};
 pub use model::{EmbedError, Embedder, Embeddings};
@@ -39,8 +41,3 @@ pub const DEFAULT_MODEL_ID: &str = "sentence-transformers/all-MiniLM-L6-v2";
 pub const MODEL_FILES: &[&str] = &["config.json", "tokenizer.json", "model.safetensors"];
 /// Files used when present (the sentence-transformers token limit).
 pub const OPTIONAL_FILES: &[&str] = &["sentence_bert_config.json"];
-
-/// The GPU when built with the `cuda` feature and one is present, else the CPU.
-pub fn pick_device() -> Result<candle_core::Device, candle_core::Error> {
-    candle_core::Device::cuda_if_available(0)
-}

@@ -3,15 +3,30 @@
 use anyhow::Context;
 use embeddings::{pick_device, EmbedHandler, Embedder};
 
+/// `--help`: this worker's settings; the runtime's flags are listed by `runpod-worker`.
+const HELP: &str = "\
+embeddings worker: sentence embeddings with a BERT-family model (see examples/embeddings/README.md)
+environment:
+  MODEL_DIR   model folder (config.json, tokenizer.json, model.safetensors)
+  MODEL_ID    hub model id fetched when MODEL_DIR is unset (default sentence-transformers/all-MiniLM-L6-v2)
+  DEVICE      cpu, cuda or cuda:N (default: cuda:0 in a `--features cuda` build, else cpu)
+  MAX_BATCH   most texts per job (default 128)
+runtime flags: --test-input <JSON|@FILE>, --serve-api, --host, --port, --concurrency, --log-level";
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    if std::env::args().skip(1).any(|a| a == "-h" || a == "--help") {
+        println!("{HELP}");
+        return Ok(());
+    }
     runpod_worker::init_logging(None);
+    // The device first: a GPU build on a machine without one fails before any download.
+    let device = pick_device()?;
     let (dir, name) = embeddings::hub::model_from_env(embeddings::DEFAULT_MODEL_ID).await?;
     let max_batch = match std::env::var("MAX_BATCH") {
         Ok(v) => v.parse().with_context(|| format!("MAX_BATCH={v:?} is not a number"))?,
         Err(_) => 128,
     };
-    let device = pick_device()?;
     let started = std::time::Instant::now();
     let embedder =
         Embedder::load(&dir, &device).with_context(|| format!("loading the model from {}", dir.display()))?;

@@ -7,41 +7,15 @@ use std::time::Duration;
 
 use candle_core::Device;
 use embeddings::{EmbedHandler, Embedder};
+use runpod_client::{Endpoint, JobState, JobStatus, Request};
 use runpod_local::LocalEndpoint;
 use runpod_worker::{Config, Worker};
 use serde_json::{json, Value};
 
-async fn wait_done(http: &reqwest::Client, api: &str, id: &str) -> Value {
-    for _ in 0..600 {
-        let s: Value = http
-            .get(format!("{api}/status/{id}"))
-            .bearer_auth("k")
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if matches!(s["status"].as_str(), Some("COMPLETED" | "FAILED" | "CANCELLED" | "TIMED_OUT")) {
-            return s;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("job {id} did not finish in 60 s");
-}
-
-async fn submit(http: &reqwest::Client, api: &str, input: Value) -> String {
-    let r: Value = http
-        .post(format!("{api}/run"))
-        .bearer_auth("k")
-        .json(&json!({ "input": input }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    r["id"].as_str().unwrap().to_owned()
+/// Queues `input` and polls `/status` until the job ends, as an application would.
+async fn run<O: serde::de::DeserializeOwned>(ep: &Endpoint, input: Value) -> JobState<O> {
+    let job = ep.run(&Request::new(input)).await.unwrap();
+    job.wait_timeout(Duration::from_secs(60)).await.unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -51,7 +25,6 @@ async fn jobs_through_a_local_endpoint() {
     let handler = EmbedHandler::new(Embedder::load(&dir, &Device::Cpu).unwrap(), "all-MiniLM-L6-v2", 3);
 
     let ep = LocalEndpoint::builder().api_key("k").bind("127.0.0.1:0").await.unwrap();
-    let api = ep.endpoint_url();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let worker = Worker::new(handler).config(Config::from_vars(ep.worker_env("w1")).unwrap()).shutdown_on(
         async move {
@@ -59,15 +32,14 @@ async fn jobs_through_a_local_endpoint() {
         },
     );
     let running = tokio::spawn(worker.run());
-    let http = reqwest::Client::new();
+    let client = Endpoint::new(ep.endpoint_id(), Some("k")).unwrap().with_base_url(ep.base_url()).unwrap();
 
     // A batch: same vectors as the model gives directly, token counts, truncation reported.
     let long = "lorem ipsum ".repeat(400);
     let texts = ["A man is eating food.", "The stock market fell sharply today.", long.as_str()];
-    let id = submit(&http, &api, json!({"input": texts})).await;
-    let done = wait_done(&http, &api, &id).await;
-    assert_eq!(done["status"], "COMPLETED", "{done}");
-    let out: embeddings::EmbedOutput = serde_json::from_value(done["output"].clone()).unwrap();
+    let done: JobState<embeddings::EmbedOutput> = run(&client, json!({"input": texts})).await;
+    assert_eq!(done.status, JobStatus::Completed, "{done:?}");
+    let out = done.output.unwrap();
     let direct = reference.embed(&texts, true).unwrap();
     assert_eq!(out.dimensions, 384);
     assert_eq!(out.model, "all-MiniLM-L6-v2");
@@ -88,10 +60,10 @@ async fn jobs_through_a_local_endpoint() {
     }
 
     // One text, not normalised.
-    let id = submit(&http, &api, json!({"input": "A man is eating food.", "normalize": false})).await;
-    let done = wait_done(&http, &api, &id).await;
-    assert_eq!(done["status"], "COMPLETED", "{done}");
-    let v: Vec<f32> = serde_json::from_value(done["output"]["embeddings"][0].clone()).unwrap();
+    let done: JobState<embeddings::EmbedOutput> =
+        run(&client, json!({"input": "A man is eating food.", "normalize": false})).await;
+    assert_eq!(done.status, JobStatus::Completed, "{done:?}");
+    let v = &done.output.unwrap().embeddings[0];
     let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
     assert!((norm - 1.0).abs() > 0.05, "normalize=false gives the raw vector, norm {norm}");
 
@@ -102,13 +74,12 @@ async fn jobs_through_a_local_endpoint() {
         (json!({"input": []}), "no input text"),
         (json!({"input": ["a", "b", "c", "d"]}), "at most 3"),
     ] {
-        let id = submit(&http, &api, input.clone()).await;
-        let done = wait_done(&http, &api, &id).await;
-        assert_eq!(done["status"], "FAILED", "{input}: {done}");
-        assert!(done["error"].to_string().contains(says), "{input}: {done}");
+        let done: JobState<Value> = run(&client, input.clone()).await;
+        assert_eq!(done.status, JobStatus::Failed, "{input}: {done:?}");
+        assert!(done.error.as_deref().unwrap_or_default().contains(says), "{input}: {done:?}");
     }
-    let id = submit(&http, &api, json!({"input": "still here"})).await;
-    assert_eq!(wait_done(&http, &api, &id).await["status"], "COMPLETED");
+    let done: JobState<Value> = run(&client, json!({"input": "still here"})).await;
+    assert_eq!(done.status, JobStatus::Completed);
 
     stop_tx.send(()).unwrap();
     tokio::time::timeout(Duration::from_secs(30), running).await.unwrap().unwrap().unwrap();

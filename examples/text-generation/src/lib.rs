@@ -32,14 +32,11 @@
 //! ```
 
 pub mod detok;
+pub mod device;
 pub mod handler;
 pub mod model;
 pub mod stop;
 
+pub use device::{pick_device, DeviceChoice, DeviceError, DEVICE_ENV};
 pub use handler::{GenerateHandler, GenerateInput, GenerateOutput, GenerateProgress, Stats, TextChunk};
 pub use model::{FinishReason, GenerateError, Generation, Generator, Observer, Params};
-
-/// The GPU when built with the `cuda` feature and one is present, else the CPU.
-pub fn pick_device() -> Result<candle_core::Device, candle_core::Error> {
-    candle_core::Device::cuda_if_available(0)
-}

@@ -3,8 +3,20 @@
 use anyhow::Context;
 use text_generation::{pick_device, GenerateHandler, Generator};
 
+/// `--help`: this worker's settings; the runtime's flags are listed by `runpod-worker`.
+const HELP: &str = "\
+text-generation worker: streamed generation with a Llama-family model (see examples/text-generation/README.md)
+environment:
+  MODEL_DIR   model folder (config.json, tokenizer.json, *.safetensors), required
+  DEVICE      cpu, cuda or cuda:N (default: cuda:0 in a `--features cuda` build, else cpu)
+runtime flags: --test-input <JSON|@FILE>, --serve-api, --host, --port, --concurrency, --log-level";
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    if std::env::args().skip(1).any(|a| a == "-h" || a == "--help") {
+        println!("{HELP}");
+        return Ok(());
+    }
     runpod_worker::init_logging(None);
     let dir = std::env::var_os("MODEL_DIR").context(
         "set MODEL_DIR to a Llama-family model folder (config.json, tokenizer.json, *.safetensors)",

@@ -8,6 +8,8 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use candle_core::Device;
+use futures::StreamExt;
+use runpod_client::{Endpoint, JobState, JobStatus, Request};
 use runpod_local::LocalEndpoint;
 use runpod_worker::{Config, Worker};
 use serde_json::{json, Value};
@@ -16,55 +18,26 @@ use text_generation::{FinishReason, GenerateHandler, GenerateOutput, Generator, 
 struct Quiet;
 impl Observer for Quiet {}
 
-struct Client {
-    http: reqwest::Client,
-    api: String,
+/// Follows the job on `/stream` until it ends; returns (streamed texts, final state).
+async fn follow(ep: &Endpoint, id: &str) -> (Vec<String>, JobState<Value>) {
+    let mut pieces = Vec::new();
+    let mut chunks = std::pin::pin!(ep.stream::<Value>(id));
+    let drained = tokio::time::timeout(Duration::from_secs(120), async {
+        while let Some(chunk) = chunks.next().await {
+            match chunk {
+                Ok(v) => pieces.push(v["text"].as_str().unwrap().to_owned()),
+                Err(runpod_client::Error::JobEnded { .. }) => break,
+                Err(e) => panic!("stream of {id}: {e}"),
+            }
+        }
+    });
+    drained.await.unwrap_or_else(|_| panic!("job {id} did not finish in time"));
+    (pieces, ep.status(id).await.unwrap())
 }
 
-impl Client {
-    async fn get(&self, path: &str) -> Value {
-        self.http
-            .get(format!("{}/{path}", self.api))
-            .bearer_auth("k")
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
-    }
-    async fn post(&self, path: &str, body: Value) -> Value {
-        self.http
-            .post(format!("{}/{path}", self.api))
-            .bearer_auth("k")
-            .json(&body)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
-    }
-    async fn submit(&self, input: Value) -> String {
-        self.post("run", json!({ "input": input })).await["id"].as_str().unwrap().to_owned()
-    }
-    /// Reads `/stream` until the job is final; returns (streamed texts, final status body).
-    async fn follow(&self, id: &str) -> (Vec<String>, Value) {
-        let mut pieces = Vec::new();
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
-        while tokio::time::Instant::now() < deadline {
-            let s = self.get(&format!("stream/{id}")).await;
-            for item in s["stream"].as_array().into_iter().flatten() {
-                pieces.push(item["output"]["text"].as_str().unwrap().to_owned());
-            }
-            if matches!(s["status"].as_str(), Some("COMPLETED" | "FAILED" | "CANCELLED" | "TIMED_OUT")) {
-                let status = self.get(&format!("status/{id}")).await;
-                return (pieces, status);
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        panic!("job {id} did not finish in time");
-    }
+/// Queues a job; its id.
+async fn submit(ep: &Endpoint, input: Value) -> String {
+    ep.run(&Request::new(input)).await.unwrap().id().to_owned()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -82,18 +55,22 @@ async fn streams_stops_fails_cleanly_and_cancels_through_a_local_endpoint() {
         },
     );
     let running = tokio::spawn(worker.run());
-    let c = Client { http: reqwest::Client::new(), api: ep.endpoint_url() };
+    let c = Endpoint::new(ep.endpoint_id(), Some("k"))
+        .unwrap()
+        .with_base_url(ep.base_url())
+        .unwrap()
+        .with_poll_interval(Duration::from_millis(5), Duration::from_millis(20));
 
     // Streaming: the chunks, in order, are exactly the text the model produces for this seed.
     let prompt = "w01 w02 w03";
     let params = Params { max_tokens: 40, temperature: 1.0, top_p: Some(0.9), seed: 3, stop: vec![] };
     let expected = reference.generate(prompt, &params, &mut Quiet).unwrap();
-    let id = c
-        .submit(json!({"prompt": prompt, "max_tokens": 40, "temperature": 1.0, "top_p": 0.9, "seed": 3}))
-        .await;
-    let (pieces, status) = c.follow(&id).await;
-    assert_eq!(status["status"], "COMPLETED", "{status}");
-    let out: GenerateOutput = serde_json::from_value(status["output"].clone()).unwrap();
+    let id =
+        submit(&c, json!({"prompt": prompt, "max_tokens": 40, "temperature": 1.0, "top_p": 0.9, "seed": 3}))
+            .await;
+    let (pieces, status) = follow(&c, &id).await;
+    assert_eq!(status.status, JobStatus::Completed, "{status:?}");
+    let out: GenerateOutput = serde_json::from_value(status.output.unwrap()).unwrap();
     assert_eq!(out.text, expected.text);
     assert_eq!(pieces.concat(), out.text, "streamed pieces in order make the text");
     assert_eq!(pieces.len(), 40, "one piece per token for a word-level vocabulary");
@@ -102,9 +79,9 @@ async fn streams_stops_fails_cleanly_and_cancels_through_a_local_endpoint() {
 
     // Stop strings: the text ends before the first occurrence, nothing past it is streamed.
     let stop = expected.text.split(' ').nth(9).unwrap().to_owned();
-    let id = c.submit(json!({"prompt": prompt, "max_tokens": 40, "temperature": 1.0, "top_p": 0.9, "seed": 3, "stop": [stop]})).await;
-    let (pieces, status) = c.follow(&id).await;
-    let out: GenerateOutput = serde_json::from_value(status["output"].clone()).unwrap();
+    let id = submit(&c, json!({"prompt": prompt, "max_tokens": 40, "temperature": 1.0, "top_p": 0.9, "seed": 3, "stop": [stop]})).await;
+    let (pieces, status) = follow(&c, &id).await;
+    let out: GenerateOutput = serde_json::from_value(status.output.unwrap()).unwrap();
     assert_eq!(out.finish_reason, FinishReason::Stop);
     assert_eq!(out.text, expected.text[..expected.text.find(&stop).unwrap()]);
     assert_eq!(pieces.concat(), out.text);
@@ -116,24 +93,19 @@ async fn streams_stops_fails_cleanly_and_cancels_through_a_local_endpoint() {
         (json!({"prompt": prompt, "top_k": 5}), "top_k"),
         (json!({"max_tokens": 3}), "prompt"),
     ] {
-        let id = c.submit(input.clone()).await;
-        let (_, status) = c.follow(&id).await;
-        assert_eq!(status["status"], "FAILED", "{input}: {status}");
-        assert!(status["error"].to_string().contains(says), "{input}: {status}");
+        let id = submit(&c, input.clone()).await;
+        let (_, status) = follow(&c, &id).await;
+        assert_eq!(status.status, JobStatus::Failed, "{input}: {status:?}");
+        assert!(status.error.as_deref().unwrap_or_default().contains(says), "{input}: {status:?}");
     }
 
     // Cancellation: a long generation stops between tokens soon after /cancel.
     let before = stats.tokens.load(Ordering::SeqCst);
-    let id = c.submit(json!({"prompt": prompt, "max_tokens": 4000, "temperature": 1.0, "seed": 1})).await;
-    loop {
-        let s = c.get(&format!("stream/{id}")).await;
-        if !s["stream"].as_array().unwrap().is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    let cancelled = c.post(&format!("cancel/{id}"), json!({})).await;
-    assert_eq!(cancelled["status"], "CANCELLED", "{cancelled}");
+    let id = submit(&c, json!({"prompt": prompt, "max_tokens": 4000, "temperature": 1.0, "seed": 1})).await;
+    let first = std::pin::pin!(c.stream::<Value>(&id)).next().await;
+    assert!(matches!(first, Some(Ok(_))), "a first token streams: {first:?}");
+    let cancelled = c.cancel(&id).await.unwrap();
+    assert_eq!(cancelled.status, JobStatus::Cancelled, "{cancelled:?}");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     while stats.cancelled.load(Ordering::SeqCst) == 0 {
         assert!(tokio::time::Instant::now() < deadline, "generation did not stop after /cancel");
@@ -145,21 +117,21 @@ async fn streams_stops_fails_cleanly_and_cancels_through_a_local_endpoint() {
 
     // Progress shows up in /status while a job runs (every max_tokens/10 tokens); the job is
     // followed on /stream afterwards so its chunks are drained.
-    let id = c.submit(json!({"prompt": prompt, "max_tokens": 1000, "temperature": 1.0, "seed": 2})).await;
+    let id = submit(&c, json!({"prompt": prompt, "max_tokens": 1000, "temperature": 1.0, "seed": 2})).await;
     let mut seen = None;
     for _ in 0..6000 {
-        let s = c.get(&format!("status/{id}")).await;
-        if s["status"] == "IN_PROGRESS" && s["output"]["generated_tokens"].is_u64() {
-            seen = Some(s["output"].clone());
+        let s = c.status::<Value>(&id).await.unwrap();
+        if let Some(p) = s.progress.filter(|p| p["generated_tokens"].is_u64()) {
+            seen = Some(p);
             break;
         }
-        if s["status"] == "COMPLETED" {
+        if s.status == JobStatus::Completed {
             break;
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    let (_, status) = c.follow(&id).await;
-    assert_eq!(status["status"], "COMPLETED");
+    let (_, status) = follow(&c, &id).await;
+    assert_eq!(status.status, JobStatus::Completed);
     let seen = seen.expect("a progress value while the job ran");
     assert_eq!(seen["max_tokens"], 1000);
     assert_eq!(seen["generated_tokens"].as_u64().unwrap() % 100, 0, "{seen}");
