@@ -2,15 +2,12 @@
 
 use crate::error::ApiError;
 use crate::server::Shared;
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::header::AUTHORIZATION;
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
-use std::sync::Arc;
 
 /// `401` unless the request carries the endpoint's key, as `Bearer <key>` (client API) or as
 /// the raw header value (worker API: `RUNPOD_AI_API_KEY`). With no key configured, all pass.
-pub(crate) async fn require_key(State(sh): State<Arc<Shared>>, req: Request, next: Next) -> Response {
+pub(crate) fn check_key(sh: &Shared, req: &Request) -> Result<(), ApiError> {
     if let Some(key) = &sh.cfg.api_key {
         let given = req.headers().get(AUTHORIZATION).map(|v| v.to_str().unwrap_or_default());
         let refusal = match given {
@@ -19,10 +16,10 @@ pub(crate) async fn require_key(State(sh): State<Arc<Shared>>, req: Request, nex
             Some(_) => None,
         };
         if let Some(msg) = refusal {
-            return ApiError::Unauthorized(msg.into()).into_response();
+            return Err(ApiError::Unauthorized(msg.into()));
         }
     }
-    next.run(req).await
+    Ok(())
 }
 
 /// True when header value `given` (`Bearer KEY` or `KEY`) carries `key`; compares in

@@ -25,6 +25,15 @@ async fn submit(sh: &Shared, body: Body, origin: Origin) -> Result<String, ApiEr
         Origin::RunSync => sh.cfg.max_runsync_bytes,
     };
     let req: JobRequest = read_json(body, limit).await?;
+    check_request(&req)?;
+    let id = sh.lock().submit(&sh.cfg, req, origin, Instant::now())?;
+    sh.queue_changed.notify_waiters();
+    tracing::debug!(job = %id, "job queued");
+    Ok(id)
+}
+
+/// The checks of a request beyond its JSON shape: an `input`, an http(s) `webhook`.
+pub(crate) fn check_request(req: &JobRequest) -> Result<(), ApiError> {
     if req.input.is_null() {
         return Err(ApiError::BadRequest("'input' is required and must not be null".into()));
     }
@@ -34,10 +43,7 @@ async fn submit(sh: &Shared, body: Body, origin: Origin) -> Result<String, ApiEr
             return Err(ApiError::BadRequest("'webhook' must be an http:// or https:// URL".into()));
         }
     }
-    let id = sh.lock().submit(&sh.cfg, req, origin, Instant::now())?;
-    sh.queue_changed.notify_waiters();
-    tracing::info!(job = %id, "job queued");
-    Ok(id)
+    Ok(())
 }
 
 /// `POST /run`: queue a job, answer `{"id", "status": "IN_QUEUE"}` at once.

@@ -62,7 +62,6 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 /// A running local endpoint. Dropping it or calling [`LocalEndpoint::shutdown`] stops it.
-#[derive(Debug)]
 pub struct LocalEndpoint {
     base_url: String,
     endpoint_id: String,
@@ -71,6 +70,18 @@ pub struct LocalEndpoint {
     ping_interval_ms: u64,
     shutdown: CancellationToken,
     server: Option<JoinHandle<()>>,
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for LocalEndpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The API key is left out on purpose.
+        f.debug_struct("LocalEndpoint")
+            .field("base_url", &self.base_url)
+            .field("endpoint_id", &self.endpoint_id)
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
 }
 
 impl LocalEndpoint {
@@ -100,8 +111,12 @@ impl LocalEndpoint {
         let api_key = shared.cfg.api_key.clone();
         let ping_interval_ms = shared.cfg.ping_interval_ms;
         tokio::spawn(server::sweeper(shared.clone()));
-        let app = server::router(shared);
+        let app = server::router(shared.clone());
         let serve_token = token.clone();
+        // Answers leave at once: no Nagle delay behind a previous small write.
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         let server = tokio::spawn(async move {
             let serve = axum::serve(listener, app).with_graceful_shutdown(serve_token.cancelled_owned());
             if let Err(e) = serve.await {
@@ -116,7 +131,36 @@ impl LocalEndpoint {
             ping_interval_ms,
             shutdown: token,
             server: Some(server),
+            shared,
         })
+    }
+
+    /// Queues `request` as `POST /run` would, but under the id `id` instead of a generated one:
+    /// for tests of workers, which must deliver results for any id the platform may send
+    /// (ids with `/`, `?`, `#`, `%`, spaces or non-ASCII characters included). `409` when a job
+    /// with that id exists; otherwise the errors of `/run`.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() {
+    /// use runpod_protocol::JobRequest;
+    /// let ep = runpod_local::LocalEndpoint::builder().bind("127.0.0.1:0").await.unwrap();
+    /// ep.queue_with_id("a/b c", JobRequest::new(serde_json::json!({"n": 1}))).unwrap();
+    /// let again = ep.queue_with_id("a/b c", JobRequest::new(serde_json::json!(2)));
+    /// assert_eq!(again.unwrap_err().status(), 409);
+    /// # }
+    /// ```
+    pub fn queue_with_id(&self, id: &str, request: runpod_protocol::JobRequest) -> Result<(), ApiError> {
+        client_api::check_request(&request)?;
+        let sh = &self.shared;
+        sh.lock().submit_as(
+            &sh.cfg,
+            id.to_owned(),
+            request,
+            store::Origin::Run,
+            tokio::time::Instant::now(),
+        )?;
+        sh.queue_changed.notify_waiters();
+        Ok(())
     }
 
     /// `http://HOST:PORT`, no trailing slash (an unspecified bind address shows as loopback).

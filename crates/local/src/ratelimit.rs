@@ -3,10 +3,7 @@
 use crate::config::{RateLimit, RateLimits};
 use crate::error::ApiError;
 use crate::server::Shared;
-use axum::extract::{Request, State};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use tokio::time::Instant;
 
 /// The route groups that have their own limit.
@@ -63,9 +60,9 @@ impl Limiter {
     }
 }
 
-/// Middleware: `429` once a client route's window is used up.
-pub(crate) async fn limit(State(sh): State<Arc<Shared>>, req: Request, next: Next) -> Response {
-    let route = req.uri().path().trim_start_matches('/').split('/').nth(2).unwrap_or("");
+/// `429` once the window of `path`'s client route is used up (worker routes are not limited).
+pub(crate) fn check(sh: &Shared, path: &str) -> Result<(), ApiError> {
+    let route = path.trim_start_matches('/').split('/').nth(2).unwrap_or("");
     let group = match route {
         "run" => Some(Group::Run),
         "runsync" => Some(Group::RunSync),
@@ -74,10 +71,8 @@ pub(crate) async fn limit(State(sh): State<Arc<Shared>>, req: Request, next: Nex
         "purge-queue" => Some(Group::Purge),
         _ => None,
     };
-    if let Some(g) = group {
-        if let Err(e) = sh.limiter.admit(g, Instant::now()) {
-            return e.into_response();
-        }
+    match group {
+        Some(g) => sh.limiter.admit(g, Instant::now()),
+        None => Ok(()),
     }
-    next.run(req).await
 }

@@ -7,7 +7,7 @@ use crate::store::Ended;
 /// `webhook_retry_delay` apart, until one is answered with a 2xx status.
 pub(crate) fn dispatch(sh: &Shared, ended: Ended) {
     let Some(url) = ended.webhook else { return };
-    let http = sh.http.clone();
+    let Some(http) = sh.http() else { return };
     let attempts = sh.cfg.webhook_attempts;
     let delay = sh.cfg.webhook_retry_delay;
     let shutdown = sh.shutdown.clone();

@@ -65,7 +65,7 @@ async fn take_jobs(sh: &Shared, worker: &str, batch: Option<usize>) -> Response 
         let mut jobs = sh.lock().take(worker, batch.unwrap_or(1), Instant::now());
         if !jobs.is_empty() {
             for j in &jobs {
-                tracing::info!(job = %j.id, worker, "job taken");
+                tracing::debug!(job = %j.id, worker, "job taken");
             }
             return match batch {
                 Some(_) => Json(jobs).into_response(),

@@ -51,7 +51,8 @@ pub fn client_for(config: &StorageConfig) -> Result<aws_sdk_s3::Client, StorageE
     if map.len() >= CACHE_CAPACITY {
         map.clear();
     }
-    let client = build_client(&key);
+    // Building logs SDK details too; keep them out like the calls' (see sdk_logs.rs).
+    let client = crate::sdk_logs::quietly(|| build_client(&key));
     map.insert(key, client.clone());
     Ok(client)
 }

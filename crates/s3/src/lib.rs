@@ -18,7 +18,8 @@
 //!   the checked address is the one connected to, redirects checked again;
 //!   `RUNPOD_ALLOW_PRIVATE_DOWNLOAD_URLS=true` lifts it).
 //!
-//! Errors name the operation, bucket, key and endpoint and never contain the keys.
+//! Errors name the operation, bucket, key and endpoint and never contain the keys; the SDK's own
+//! DEBUG and TRACE output, which prints the access key id, is kept out of the logs ([`quiet_sdk`]).
 //!
 //! ```
 //! use runpod_s3::{region_from_endpoint, StorageConfig, Uploader};
@@ -52,6 +53,7 @@ mod content_type;
 mod download;
 mod error;
 mod multipart;
+mod sdk_logs;
 mod storage;
 mod upload;
 
@@ -72,5 +74,6 @@ pub use download::{
     ENV_ALLOW_PRIVATE_DOWNLOAD_URLS, ENV_MAX_DOWNLOAD_BYTES,
 };
 pub use error::{redact_url, DownloadError, StorageError};
+pub use sdk_logs::quiet_sdk;
 pub use storage::{Storage, TransferOptions, DEFAULT_PRESIGN_EXPIRY, MIN_PART_SIZE};
 pub use upload::{Uploaded, Uploader, DEFAULT_INLINE_LIMIT};

@@ -2,6 +2,7 @@
 //! stream (parts buffered, a bounded number in flight).
 
 use crate::error::StorageError;
+use crate::sdk_logs::Quiet;
 use crate::storage::Storage;
 use aws_sdk_s3::primitives::{ByteStream, Length};
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
@@ -80,6 +81,7 @@ pub(crate) async fn upload_stream_parts(
             .content_length(size as i64)
             .body(ByteStream::from(first.freeze()))
             .send()
+            .quiet()
             .await
             .map_err(|e| storage.sdk_error("PutObject", key, &e))?;
         return Ok(size);
@@ -180,6 +182,7 @@ async fn create(storage: &Storage, key: &str, content_type: &str) -> Result<Stri
         .key(key)
         .content_type(content_type)
         .send()
+        .quiet()
         .await
         .map_err(|e| storage.sdk_error("CreateMultipartUpload", key, &e))?;
     out.upload_id.ok_or_else(|| StorageError::Request {
@@ -209,6 +212,7 @@ async fn upload_part(
         .content_length(len as i64)
         .body(body)
         .send()
+        .quiet()
         .await
         .map_err(|e| storage.sdk_error("UploadPart", key, &e))?;
     Ok(CompletedPart::builder().set_e_tag(out.e_tag).part_number(number).build())
@@ -226,7 +230,7 @@ async fn finish(
         Err(e) => {
             let abort =
                 storage.client.abort_multipart_upload().bucket(&storage.bucket).key(key).upload_id(upload_id);
-            if let Err(ae) = abort.send().await {
+            if let Err(ae) = abort.send().quiet().await {
                 tracing::warn!(key, error = %storage.sdk_error("AbortMultipartUpload", key, &ae), "abort failed");
             }
             return Err(e);
@@ -241,6 +245,7 @@ async fn finish(
         .upload_id(upload_id)
         .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts)).build())
         .send()
+        .quiet()
         .await
         .map_err(|e| storage.sdk_error("CompleteMultipartUpload", key, &e))?;
     Ok(())

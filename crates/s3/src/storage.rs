@@ -4,6 +4,7 @@ use crate::client::client_for;
 use crate::config::StorageConfig;
 use crate::content_type::content_type_for;
 use crate::error::{describe_sdk_error, redact_url, scrub, StorageError};
+use crate::sdk_logs::Quiet;
 use crate::upload::Uploaded;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::presigning::PresigningConfig;
@@ -118,7 +119,9 @@ impl Storage {
         self
     }
 
-    /// The underlying SDK client, for anything the helpers do not cover.
+    /// The underlying SDK client, for anything the helpers do not cover. Wrap your calls in
+    /// [`quiet_sdk`](crate::quiet_sdk)`(client.list_objects_v2()...send())` so the SDK's DEBUG
+    /// output (which prints the access key id) stays out of the logs, as the helpers' calls do.
     pub fn client(&self) -> &aws_sdk_s3::Client {
         &self.client
     }
@@ -139,10 +142,10 @@ impl Storage {
 
     /// Creates the bucket unless it exists already.
     pub async fn ensure_bucket(&self) -> Result<(), StorageError> {
-        if self.client.head_bucket().bucket(&self.bucket).send().await.is_ok() {
+        if self.client.head_bucket().bucket(&self.bucket).send().quiet().await.is_ok() {
             return Ok(());
         }
-        match self.client.create_bucket().bucket(&self.bucket).send().await {
+        match self.client.create_bucket().bucket(&self.bucket).send().quiet().await {
             Ok(_) => Ok(()),
             Err(e) if matches!(e.code(), Some("BucketAlreadyOwnedByYou" | "BucketAlreadyExists")) => Ok(()),
             Err(e) => Err(self.sdk_error("CreateBucket", "", &e)),
@@ -235,6 +238,7 @@ impl Storage {
             .bucket(&self.bucket)
             .key(key)
             .presigned(conf)
+            .quiet()
             .await
             .map_err(|e| self.sdk_error("PresignGetObject", key, &e))?;
         Ok(req.uri().to_string())
@@ -255,6 +259,7 @@ impl Storage {
             .bucket(bucket)
             .key(key)
             .send()
+            .quiet()
             .await
             .map_err(|e| self.sdk_error_in("GetObject", bucket, key, &e))?;
         let too_large =
@@ -299,6 +304,7 @@ impl Storage {
             .content_length(size as i64)
             .body(body)
             .send()
+            .quiet()
             .await
             .map_err(|e| self.sdk_error("PutObject", key, &e))?;
         Ok(())

@@ -168,9 +168,11 @@ impl JobContext {
         &self.inner.span
     }
 
-    /// The job's own bucket (`s3Config`), if the client sent one. Read by the storage module.
-    #[allow(dead_code)]
-    pub(crate) fn s3_config(&self) -> Option<&S3Config> {
+    /// The job's own bucket (`s3Config`, keys redacted in `Debug`), if the client sent one.
+    ///
+    /// With the `s3` feature, `ctx.s3()` builds a ready client from it (falling back to the
+    /// `BUCKET_*` environment); without it, this is the raw configuration for your own client.
+    pub fn s3_config(&self) -> Option<&S3Config> {
         self.inner.s3_config.as_ref()
     }
 

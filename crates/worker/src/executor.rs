@@ -65,7 +65,7 @@ impl<H: Handler> Executor<H> {
         let started = Instant::now();
         let timeout = wire.policy.as_ref().and_then(|p| p.execution_timeout).map(Duration::from_millis);
         let job_id = wire.id.clone();
-        tracing::info!(parent: &span, "job started");
+        tracing::debug!(parent: &span, "job started");
 
         let job = match Job::<H::Input>::from_wire(wire) {
             Ok(job) => job,

@@ -39,7 +39,12 @@ pub fn init_logging(level: Option<&str>) -> bool {
     let installed = if platform {
         tracing_subscriber::registry()
             .with(JobIdLayer)
-            .with(tracing_subscriber::fmt::layer().event_format(RunpodJson).with_writer(std::io::stdout))
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .event_format(RunpodJson)
+                    .fmt_fields(NoSpanFields)
+                    .with_writer(std::io::stdout),
+            )
             .with(filter)
             .try_init()
             .is_ok()
@@ -111,6 +116,16 @@ impl Visit for FieldsVisitor {
             "job_id" => self.job_id = Some(format!("{value:?}")),
             name => self.rest.push_str(&format!(" {name}={value:?}")),
         }
+    }
+}
+
+/// Formats no span fields: [`RunpodJson`] reads the job id from [`JobId`] and never shows span
+/// fields, and formatting them for every job's span was wasted work.
+struct NoSpanFields;
+
+impl<'w> tracing_subscriber::fmt::FormatFields<'w> for NoSpanFields {
+    fn format_fields<R: tracing_subscriber::field::RecordFields>(&self, _: Writer<'w>, _: R) -> fmt::Result {
+        Ok(())
     }
 }
 

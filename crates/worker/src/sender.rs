@@ -139,7 +139,7 @@ async fn send_result(sink: &Sink, job_id: &str, body: JobDone, is_stream: bool) 
     };
     let started = Instant::now();
     match retry(policy, policy.result_retry_for, || api.post_done(job_id, &body, is_stream)).await {
-        Ok(()) => tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "result delivered"),
+        Ok(()) => tracing::debug!(elapsed_ms = started.elapsed().as_millis() as u64, "result delivered"),
         Err(e) if matches!(e.status, Some(404 | 409 | 410)) => {
             tracing::warn!("the endpoint no longer holds this job (cancelled, timed out or re-queued): {e}")
         }

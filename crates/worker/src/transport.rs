@@ -5,6 +5,7 @@ use runpod_protocol::{Job as WireJob, JobDone, JobsToStop, StreamPost};
 use serde_json::Value;
 use std::sync::Arc;
 use std::time::Duration;
+use url::Url;
 
 /// The version reported in pings and error reports.
 pub(crate) const VERSION: &str = concat!("runpod-rs/", env!("CARGO_PKG_VERSION"));
@@ -31,12 +32,17 @@ pub(crate) enum Take {
 pub(crate) struct ApiError {
     /// The HTTP status, when there was an answer.
     pub(crate) status: Option<u16>,
+    /// Never worth retrying (the request could not even be built).
+    pub(crate) permanent: bool,
     pub(crate) message: String,
 }
 
 impl ApiError {
     /// Whether trying again may succeed: no answer, 408, 429 or 5xx.
     pub(crate) fn retryable(&self) -> bool {
+        if self.permanent {
+            return false;
+        }
         match self.status {
             None => true,
             Some(s) => s == 408 || s == 429 || s >= 500,
@@ -52,15 +58,20 @@ impl ApiError {
             message.push_str(&s.to_string());
             source = s.source();
         }
-        ApiError { status: e.status().map(|s| s.as_u16()), message }
+        ApiError { status: e.status().map(|s| s.as_u16()), permanent: e.is_builder(), message }
     }
 }
 
 /// An HTTP client builder for the worker API. When no worker URL is `https` (a local
 /// endpoint), the system's CA bundle is not loaded: parsing it was 95 % of start-up
 /// (callgrind: 25.8 M of 27 M instructions to the first job-take, for two clients).
+/// Redirects are not followed: the worker API never sends one, and a redirected post would
+/// silently change its target.
 pub(crate) fn client_builder(cfg: &Config) -> reqwest::ClientBuilder {
-    let builder = reqwest::Client::builder().user_agent(concat!("runpod-worker/", env!("CARGO_PKG_VERSION")));
+    let builder = reqwest::Client::builder()
+        .user_agent(concat!("runpod-worker/", env!("CARGO_PKG_VERSION")))
+        .redirect(reqwest::redirect::Policy::none())
+        .tcp_nodelay(true);
     let urls = [&cfg.job_take_url, &cfg.job_done_url, &cfg.job_stream_url, &cfg.ping_url];
     if urls.iter().any(|u| u.get(..6).is_some_and(|s| s.eq_ignore_ascii_case("https:"))) {
         builder
@@ -74,6 +85,18 @@ pub(crate) fn client_builder(cfg: &Config) -> reqwest::ClientBuilder {
 pub(crate) struct Api {
     client: reqwest::Client,
     cfg: Arc<Config>,
+    urls: Arc<Urls>,
+}
+
+/// The worker-API URLs, parsed once: a full URL parse per request was a fifth of the
+/// worker's instructions per job (callgrind).
+struct Urls {
+    /// `job-take` with `job_in_progress=0` and `=1`.
+    take: [Option<Url>; 2],
+    /// `job-take-batch`, and its query before `batch_size`.
+    take_batch: Option<(Url, String)>,
+    done: JobUrl,
+    stream: JobUrl,
 }
 
 impl Api {
@@ -82,7 +105,20 @@ impl Api {
             .connect_timeout(Duration::from_secs(10))
             .build()
             .expect("a reqwest client with no custom TLS builds");
-        Api { client, cfg }
+        let take =
+            ["0", "1"].map(|p| Url::parse(&with_query(&cfg.job_take_url, &[("job_in_progress", p)])).ok());
+        let batch = cfg.job_take_url.replace("/job-take/", "/job-take-batch/");
+        let take_batch = Url::parse(&batch).ok().map(|u| {
+            let query = u.query().map(|q| format!("{q}&")).unwrap_or_default();
+            (u, query)
+        });
+        let urls = Urls {
+            take,
+            take_batch,
+            done: JobUrl::new(&cfg.job_done_url, ["isStream=false", "isStream=true"]),
+            stream: JobUrl::new(&cfg.job_stream_url, ["isStream=false", "isStream=false"]),
+        };
+        Api { client, cfg, urls: Arc::new(urls) }
     }
 
     fn auth(&self, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
@@ -95,19 +131,24 @@ impl Api {
     /// Asks for up to `n` jobs (the batch route when `n > 1`), holding a long poll.
     pub(crate) async fn take(&self, n: usize, job_in_progress: bool) -> Result<Take, ApiError> {
         let in_progress = if job_in_progress { "1" } else { "0" };
-        let url = if n > 1 {
-            let batch = n.to_string();
-            let base = self.cfg.job_take_url.replace("/job-take/", "/job-take-batch/");
-            with_query(&base, &[("batch_size", &batch), ("job_in_progress", in_progress)])
-        } else {
-            with_query(&self.cfg.job_take_url, &[("job_in_progress", in_progress)])
+        let req = match (&self.urls.take[usize::from(job_in_progress)], &self.urls.take_batch) {
+            (Some(url), _) if n <= 1 => self.client.get(url.clone()),
+            (_, Some((base, query))) if n > 1 => {
+                let mut url = base.clone();
+                url.set_query(Some(&format!("{query}batch_size={n}&job_in_progress={in_progress}")));
+                self.client.get(url)
+            }
+            _ if n <= 1 => {
+                self.client.get(with_query(&self.cfg.job_take_url, &[("job_in_progress", in_progress)]))
+            }
+            _ => {
+                let batch = n.to_string();
+                let base = self.cfg.job_take_url.replace("/job-take/", "/job-take-batch/");
+                self.client
+                    .get(with_query(&base, &[("batch_size", &batch), ("job_in_progress", in_progress)]))
+            }
         };
-        let resp = self
-            .auth(self.client.get(&url))
-            .timeout(LONG_POLL_TIMEOUT)
-            .send()
-            .await
-            .map_err(ApiError::from_reqwest)?;
+        let resp = self.auth(req).timeout(LONG_POLL_TIMEOUT).send().await.map_err(ApiError::from_reqwest)?;
         match resp.status().as_u16() {
             204 | 400 => return Ok(Take::Empty),
             429 => return Ok(Take::TooMany),
@@ -115,6 +156,7 @@ impl Api {
                 let body = resp.text().await.unwrap_or_default();
                 return Err(ApiError {
                     status: Some(s),
+                    permanent: false,
                     message: format!("job-take answered {s}: {}", clip(&body)),
                 });
             }
@@ -126,6 +168,7 @@ impl Api {
         }
         let value: Value = serde_json::from_slice(&bytes).map_err(|e| ApiError {
             status: None,
+            permanent: false,
             message: format!("job-take answer is not JSON ({e}): {}", clip(&String::from_utf8_lossy(&bytes))),
         })?;
         Ok(parse_jobs(value))
@@ -143,7 +186,7 @@ impl Api {
             204 => Ok(Some(Vec::new())),
             429 => Ok(None),
             s if !(200..300).contains(&s) => {
-                Err(ApiError { status: Some(s), message: format!("job-stop answered {s}") })
+                Err(ApiError { status: Some(s), permanent: false, message: format!("job-stop answered {s}") })
             }
             _ => {
                 let body: JobsToStop = resp.json().await.map_err(ApiError::from_reqwest)?;
@@ -159,21 +202,21 @@ impl Api {
         body: &JobDone,
         is_stream: bool,
     ) -> Result<(), ApiError> {
-        let url =
-            with_query(&self.cfg.job_done_url.replace("$ID", job_id), &[("isStream", bool_str(is_stream))]);
-        self.post(&url, job_id, body).await
+        let url = self.urls.done.for_job(job_id, is_stream)?;
+        self.post(url, job_id, body).await
     }
 
     /// Posts one streamed chunk to job-stream.
     pub(crate) async fn post_stream(&self, job_id: &str, body: &StreamPost) -> Result<(), ApiError> {
-        let url = with_query(&self.cfg.job_stream_url.replace("$ID", job_id), &[("isStream", "false")]);
-        self.post(&url, job_id, body).await
+        let url = self.urls.stream.for_job(job_id, false)?;
+        self.post(url, job_id, body).await
     }
 
-    async fn post(&self, url: &str, job_id: &str, body: &impl serde::Serialize) -> Result<(), ApiError> {
+    async fn post(&self, url: Url, job_id: &str, body: &impl serde::Serialize) -> Result<(), ApiError> {
         let resp = self
             .auth(self.client.post(url))
-            .header("X-Request-ID", job_id)
+            // Percent-encoded like the URL: a header value cannot hold every id as it is.
+            .header("X-Request-ID", encode_id(job_id).as_ref())
             .timeout(POST_TIMEOUT)
             .json(body)
             .send()
@@ -184,16 +227,87 @@ impl Api {
             return Ok(());
         }
         let text = resp.text().await.unwrap_or_default();
-        Err(ApiError { status: Some(s), message: format!("answered {s}: {}", clip(&text)) })
+        Err(ApiError { status: Some(s), permanent: false, message: format!("answered {s}: {}", clip(&text)) })
     }
 }
 
-fn bool_str(b: bool) -> &'static str {
-    if b {
-        "true"
-    } else {
-        "false"
+/// A job URL template (`.../job-done/w1/$ID?gpu=..`): when `$ID` is its last path segment
+/// (always, on the platform and with runpod-local), the part before it is parsed once and each
+/// job's URL is that, plus the encoded id, plus a prepared query.
+struct JobUrl {
+    template: String,
+    /// The URL up to `$ID`, and the full query for `is_stream` false and true.
+    fast: Option<(Url, [String; 2])>,
+    /// What is appended to the query (`isStream=...`) for false and true.
+    extra: [&'static str; 2],
+}
+
+impl JobUrl {
+    fn new(template: &str, extra: [&'static str; 2]) -> JobUrl {
+        let fast = template.split_once("$ID").and_then(|(prefix, suffix)| {
+            let query = match suffix.strip_prefix('?') {
+                Some(q) if !q.contains("$ID") && !q.contains('#') => q,
+                None if suffix.is_empty() => "",
+                _ => return None,
+            };
+            let base = Url::parse(prefix).ok().filter(|u| {
+                prefix.ends_with('/')
+                    && u.query().is_none()
+                    && u.fragment().is_none()
+                    && !u.cannot_be_a_base()
+            })?;
+            let full = |e: &str| if query.is_empty() { e.to_owned() } else { format!("{query}&{e}") };
+            Some((base, [full(extra[0]), full(extra[1])]))
+        });
+        JobUrl { template: template.to_owned(), fast, extra }
     }
+
+    /// The URL for job `id`, percent-encoded as one path segment. `.` and `..` cannot be
+    /// (URL parsers resolve them, even encoded), so they are refused for good.
+    fn for_job(&self, id: &str, is_stream: bool) -> Result<Url, ApiError> {
+        if matches!(id, "." | "..") {
+            return Err(ApiError {
+                status: None,
+                permanent: true,
+                message: format!("job id {id:?} cannot be sent in a URL path"),
+            });
+        }
+        let i = usize::from(is_stream);
+        if let Some((base, queries)) = &self.fast {
+            let mut url = base.clone();
+            if let Ok(mut segments) = url.path_segments_mut() {
+                // Encodes `/`, `?`, `#`, `%`, spaces, controls and non-ASCII.
+                segments.pop_if_empty().push(id);
+            }
+            url.set_query(Some(&queries[i]));
+            return Ok(url);
+        }
+        let raw = self.template.replace("$ID", &encode_id(id));
+        let sep = if raw.contains('?') { '&' } else { '?' };
+        Url::parse(&format!("{raw}{sep}{}", self.extra[i])).map_err(|e| ApiError {
+            status: None,
+            permanent: true,
+            message: format!("cannot build the URL for job {:?}: {e}", encode_id(id)),
+        })
+    }
+}
+
+/// Percent-encodes everything in `id` but ASCII letters, digits and `-._~` (ids the platform
+/// makes, UUIDs, come out unchanged).
+pub(crate) fn encode_id(id: &str) -> std::borrow::Cow<'_, str> {
+    let keep = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~');
+    if id.bytes().all(keep) {
+        return std::borrow::Cow::Borrowed(id);
+    }
+    let mut out = String::with_capacity(id.len() * 3);
+    for b in id.bytes() {
+        if keep(b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 fn clip(s: &str) -> String {
@@ -252,8 +366,28 @@ mod tests {
     }
 
     #[test]
+    fn job_urls_encode_the_id() {
+        let t = JobUrl::new("http://h:1/v2/ep/job-done/w1/$ID?gpu=x", ["isStream=false", "isStream=true"]);
+        assert!(t.fast.is_some());
+        let u = t.for_job("abc-1", true).unwrap();
+        assert_eq!(u.as_str(), "http://h:1/v2/ep/job-done/w1/abc-1?gpu=x&isStream=true");
+        let u = t.for_job("a/b?c#d% é", false).unwrap();
+        assert_eq!(u.path(), "/v2/ep/job-done/w1/a%2Fb%3Fc%23d%25%20%C3%A9");
+        assert_eq!(u.query(), Some("gpu=x&isStream=false"));
+        assert_eq!(u.fragment(), None);
+        // A template where $ID is not the last segment takes the slow path, same encoding.
+        let t = JobUrl::new("http://h/done/$ID/x", ["isStream=false", "isStream=true"]);
+        assert!(t.fast.is_none());
+        let u = t.for_job("a/b", true).unwrap();
+        assert_eq!(u.as_str(), "http://h/done/a%2Fb/x?isStream=true");
+        assert!(!t.for_job("..", false).unwrap_err().retryable());
+        assert_eq!(encode_id("sync-0f3c_A.~"), "sync-0f3c_A.~");
+        assert_eq!(encode_id("é\\n"), "%C3%A9%5Cn");
+    }
+
+    #[test]
     fn retryable_statuses() {
-        let e = |s| ApiError { status: s, message: String::new() };
+        let e = |s| ApiError { status: s, permanent: false, message: String::new() };
         assert!(e(None).retryable() && e(Some(503)).retryable() && e(Some(429)).retryable());
         assert!(!e(Some(404)).retryable() && !e(Some(400)).retryable() && !e(Some(413)).retryable());
     }

@@ -31,13 +31,13 @@ pub enum DeviceError {
     /// The CUDA device could not be opened (no GPU, no driver, or a driver too old).
     #[error(
         "cannot open CUDA device {ordinal} (is an NVIDIA GPU visible, e.g. `docker run --gpus all`? \
-         {DEVICE_ENV}=cpu runs on the CPU): {source}"
+         {DEVICE_ENV}=cpu runs on the CPU): {reason}"
     )]
     Cuda {
         /// The device ordinal asked for.
         ordinal: usize,
-        /// What candle (the CUDA driver) said.
-        source: candle_core::Error,
+        /// What candle (the CUDA driver) said; in the message, so not also a `source`.
+        reason: candle_core::Error,
     },
 }
 
@@ -65,7 +65,7 @@ impl DeviceChoice {
         match self {
             Self::Cpu => Ok(Device::Cpu),
             Self::Cuda(ordinal) => {
-                Device::new_cuda(ordinal).map_err(|source| DeviceError::Cuda { ordinal, source })
+                Device::new_cuda(ordinal).map_err(|reason| DeviceError::Cuda { ordinal, reason })
             }
         }
     }

@@ -1,5 +1,7 @@
 //! The embeddings worker binary: loads the model once, then serves jobs (see the README).
 
+use std::io::Write;
+
 use anyhow::Context;
 use embeddings::{pick_device, EmbedHandler, Embedder};
 
@@ -16,7 +18,8 @@ runtime flags: --test-input <JSON|@FILE>, --serve-api, --host, --port, --concurr
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     if std::env::args().skip(1).any(|a| a == "-h" || a == "--help") {
-        println!("{HELP}");
+        // No panic when stdout is a closed pipe (`worker --help | head -1`).
+        let _ = writeln!(std::io::stdout(), "{HELP}");
         return Ok(());
     }
     runpod_worker::init_logging(None);

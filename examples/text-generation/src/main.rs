@@ -1,5 +1,7 @@
 //! The text-generation worker binary: loads the model once from `MODEL_DIR`, then serves jobs.
 
+use std::io::Write;
+
 use anyhow::Context;
 use text_generation::{pick_device, GenerateHandler, Generator};
 
@@ -14,7 +16,8 @@ runtime flags: --test-input <JSON|@FILE>, --serve-api, --host, --port, --concurr
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     if std::env::args().skip(1).any(|a| a == "-h" || a == "--help") {
-        println!("{HELP}");
+        // No panic when stdout is a closed pipe (`worker --help | head -1`).
+        let _ = writeln!(std::io::stdout(), "{HELP}");
         return Ok(());
     }
     runpod_worker::init_logging(None);

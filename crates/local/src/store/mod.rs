@@ -14,7 +14,8 @@ use crate::error::ApiError;
 use entry::{ms, reset_for_queue};
 use runpod_protocol::{Health, Job, JobDone, JobRequest, JobStatus, StatusResponse};
 use serde_json::Value;
-use std::collections::{HashMap, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -63,6 +64,19 @@ struct Counters {
     retried: u64,
 }
 
+/// Indexes that keep the sweep proportional to the jobs that can still change, not to every
+/// job kept: a sweep over all of them every 100 ms grew with the result retention (30 min of
+/// `/run` results).
+#[derive(Debug, Default)]
+struct Index {
+    /// Ids of the jobs `IN_QUEUE` or `IN_PROGRESS`.
+    active: HashSet<String>,
+    /// When an ended job's result may be dropped, soonest first. An entry is only a hint: the
+    /// job's own `finished_at + retention` decides (retention can change; a retried job ends
+    /// again and gets a new entry).
+    expiry: BinaryHeap<Reverse<(Instant, String)>>,
+}
+
 /// The whole state of an endpoint.
 #[derive(Debug, Default)]
 pub(crate) struct Store {
@@ -71,6 +85,7 @@ pub(crate) struct Store {
     low_queue: VecDeque<String>,
     workers: HashMap<String, Worker>,
     counters: Counters,
+    index: Index,
 }
 
 impl Store {
@@ -110,12 +125,27 @@ impl Store {
         origin: Origin,
         now: Instant,
     ) -> Result<String, ApiError> {
-        req.validate().map_err(|e| ApiError::BadRequest(e.to_string()))?;
-        self.check_room(cfg)?;
         let id = match origin {
             Origin::Run => uuid::Uuid::new_v4().to_string(),
             Origin::RunSync => format!("sync-{}", uuid::Uuid::new_v4()),
         };
+        self.submit_as(cfg, id, req, origin, now)
+    }
+
+    /// Queues a validated request under `id`; `409` when a job with that id exists.
+    pub(crate) fn submit_as(
+        &mut self,
+        cfg: &Config,
+        id: String,
+        req: JobRequest,
+        origin: Origin,
+        now: Instant,
+    ) -> Result<String, ApiError> {
+        req.validate().map_err(|e| ApiError::BadRequest(e.to_string()))?;
+        self.check_room(cfg)?;
+        if self.jobs.contains_key(&id) {
+            return Err(ApiError::Conflict(format!("a job with id '{id}' already exists")));
+        }
         let policy = req.policy;
         let execution_timeout = policy
             .as_ref()
@@ -152,6 +182,7 @@ impl Store {
         };
         let low = entry.low_priority();
         self.jobs.insert(id.clone(), entry);
+        self.index.active.insert(id.clone());
         self.enqueue_back(id.clone(), low);
         Ok(id)
     }
@@ -167,7 +198,11 @@ impl Store {
 
     /// Sets how long a job's result is kept once it ends (`/status?ttl=`).
     pub(crate) fn set_retention(&mut self, id: &str, retention: Duration) -> Result<(), ApiError> {
-        self.get_mut(id)?.retention = retention;
+        let e = self.jobs.get_mut(id).ok_or_else(|| ApiError::unknown_job(id))?;
+        e.retention = retention;
+        if let Some(f) = e.finished_at {
+            self.index.expiry.push(Reverse((expiry(f, retention), id.to_owned())));
+        }
         Ok(())
     }
 
@@ -191,10 +226,13 @@ impl Store {
     fn end(
         e: &mut Entry,
         counters: &mut Counters,
+        index: &mut Index,
         status: JobStatus,
         error: Option<String>,
         now: Instant,
     ) -> Ended {
+        index.active.remove(&e.id);
+        index.expiry.push(Reverse((expiry(now, e.retention), e.id.clone())));
         e.status = status;
         if error.is_some() {
             e.error = error;
@@ -223,7 +261,7 @@ impl Store {
         if was.is_final() {
             return Ok((e.status_response(), None));
         }
-        let ended = Self::end(e, &mut self.counters, JobStatus::Cancelled, None, now);
+        let ended = Self::end(e, &mut self.counters, &mut self.index, JobStatus::Cancelled, None, now);
         let worker = e.worker_id.clone();
         match was {
             JobStatus::InQueue => self.unqueue(id),
@@ -260,6 +298,7 @@ impl Store {
         reset_for_queue(e, now);
         let low = e.low_priority();
         e.changed.notify_waiters();
+        self.index.active.insert(id.to_string());
         self.counters.retried += 1;
         self.enqueue_back(id.to_string(), low);
         Ok(JobStatus::InQueue)
@@ -271,7 +310,14 @@ impl Store {
         let mut ended = Vec::new();
         for id in ids {
             if let Some(e) = self.jobs.get_mut(&id) {
-                ended.push(Self::end(e, &mut self.counters, JobStatus::Cancelled, None, now));
+                ended.push(Self::end(
+                    e,
+                    &mut self.counters,
+                    &mut self.index,
+                    JobStatus::Cancelled,
+                    None,
+                    now,
+                ));
             }
         }
         ended
@@ -279,7 +325,11 @@ impl Store {
 
     /// Records that worker `w` made a request now.
     fn seen(&mut self, w: &str, now: Instant) -> &mut Worker {
-        let worker = self.workers.entry(w.to_string()).or_insert_with(|| Worker::new(now));
+        // No allocation for a known worker (every worker request comes through here).
+        if !self.workers.contains_key(w) {
+            self.workers.insert(w.to_string(), Worker::new(now));
+        }
+        let worker = self.workers.get_mut(w).expect("inserted above");
         worker.last_seen = now;
         worker
     }
@@ -392,7 +442,7 @@ impl Store {
         if done.stop_pod == Some(true) {
             tracing::info!(worker = w, job = id, "worker asked to be replaced after this job (stopPod)");
         }
-        Ok(Some(Self::end(e, &mut self.counters, status, error, now)))
+        Ok(Some(Self::end(e, &mut self.counters, &mut self.index, status, error, now)))
     }
 
     /// A `job-stream` post: one more chunk for `/stream`.
@@ -404,7 +454,6 @@ impl Store {
         Ok(())
     }
 
-    /// Applies every time-based rule: execution timeouts, queue expiry, lost workers (their jobs
     /// Counters and gauges for `/health`.
     pub(crate) fn health(&self, cfg: &Config, now: Instant) -> Health {
         let mut h = Health::default();
@@ -413,8 +462,10 @@ impl Store {
         h.jobs.retried = self.counters.retried;
         h.jobs.in_queue = self.queued() as u64;
         let running: Vec<&str> = self
-            .jobs
-            .values()
+            .index
+            .active
+            .iter()
+            .filter_map(|id| self.jobs.get(id))
             .filter(|e| e.status == JobStatus::InProgress)
             .filter_map(|e| e.worker_id.as_deref())
             .collect();
@@ -433,4 +484,9 @@ impl Store {
         }
         h
     }
+}
+
+/// `at + d`, or far in the future when that overflows (a huge `ttl`).
+fn expiry(at: Instant, d: Duration) -> Instant {
+    at.checked_add(d).unwrap_or_else(|| at + Duration::from_secs(100 * 365 * 86_400))
 }

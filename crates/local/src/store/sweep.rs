@@ -4,27 +4,48 @@ use super::entry::{ms, reset_for_queue, Ended};
 use super::Store;
 use crate::config::Config;
 use runpod_protocol::JobStatus;
+use std::cmp::Reverse;
 use tokio::time::Instant;
 
 impl Store {
+    /// Applies every time-based rule: execution timeouts, queue expiry, lost workers (their jobs
     /// re-queued), result retention. Returns the jobs that ended and whether any was re-queued.
     pub(crate) fn sweep(&mut self, cfg: &Config, now: Instant) -> (Vec<Ended>, bool) {
         let mut ended = Vec::new();
         let mut stops = Vec::new();
         let mut expired = Vec::new();
-        for e in self.jobs.values_mut() {
+        let active: Vec<String> = self.index.active.iter().cloned().collect();
+        for id in &active {
+            let Some(e) = self.jobs.get_mut(id) else {
+                self.index.active.remove(id);
+                continue;
+            };
             let running_too_long = e.started_at.is_some_and(|s| now - s >= e.execution_timeout);
             match e.status {
                 JobStatus::InProgress if running_too_long => {
                     let msg = format!("job timed out after {} ms of execution", ms(e.execution_timeout));
-                    ended.push(Self::end(e, &mut self.counters, JobStatus::TimedOut, Some(msg), now));
+                    ended.push(Self::end(
+                        e,
+                        &mut self.counters,
+                        &mut self.index,
+                        JobStatus::TimedOut,
+                        Some(msg),
+                        now,
+                    ));
                     if let Some(w) = &e.worker_id {
                         stops.push((w.clone(), e.id.clone()));
                     }
                 }
                 JobStatus::InQueue if now - e.queued_at >= e.ttl => {
                     let msg = format!("job expired in the queue after {} ms (ttl)", ms(e.ttl));
-                    ended.push(Self::end(e, &mut self.counters, JobStatus::TimedOut, Some(msg), now));
+                    ended.push(Self::end(
+                        e,
+                        &mut self.counters,
+                        &mut self.index,
+                        JobStatus::TimedOut,
+                        Some(msg),
+                        now,
+                    ));
                     expired.push(e.id.clone());
                 }
                 _ => {}
@@ -39,8 +60,23 @@ impl Store {
             self.low_queue.retain(|id| !expired.contains(id));
         }
         let requeued = self.drop_lost_jobs(cfg, now);
-        self.jobs.retain(|_, e| e.finished_at.is_none_or(|f| now - f < e.retention));
+        self.drop_expired_results(now);
         (ended, requeued)
+    }
+
+    /// Forgets the ended jobs whose retention has passed.
+    fn drop_expired_results(&mut self, now: Instant) {
+        while let Some(Reverse((at, _))) = self.index.expiry.peek() {
+            if *at > now {
+                break;
+            }
+            let Some(Reverse((_, id))) = self.index.expiry.pop() else { break };
+            let gone =
+                self.jobs.get(&id).is_some_and(|e| e.finished_at.is_some_and(|f| now - f >= e.retention));
+            if gone {
+                self.jobs.remove(&id);
+            }
+        }
     }
 
     /// Re-queues, at the front (at-least-once), the running jobs of workers silent for longer
@@ -58,7 +94,8 @@ impl Store {
             self.workers.remove(w);
         }
         let mut ids: Vec<(Instant, String, String, &'static str)> = Vec::new();
-        for e in self.jobs.values().filter(|e| e.status == JobStatus::InProgress) {
+        let running = self.index.active.iter().filter_map(|id| self.jobs.get(id));
+        for e in running.filter(|e| e.status == JobStatus::InProgress) {
             let Some(w) = e.worker_id.as_deref() else { continue };
             let reason = if lost.iter().any(|l| l == w) {
                 "worker lost (no request within the ping grace); job re-queued"
@@ -89,5 +126,65 @@ impl Store {
             self.announce_stop(&w, &id);
         }
         requeued
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::Origin;
+    use super::*;
+    use runpod_protocol::{JobDone, JobRequest};
+    use std::time::Duration;
+
+    fn fail(store: &mut Store, id: &str, now: Instant) {
+        assert_eq!(store.take("w", 1, now).len(), 1);
+        let done = JobDone { error: Some("boom".into()), ..Default::default() };
+        store.done("w", id, done, now).unwrap();
+    }
+
+    #[test]
+    fn retention_follows_retries_and_ttl_changes() {
+        let cfg = Config { run_retention: Duration::from_secs(10), ..Config::default() };
+        let mut s = Store::default();
+        let t0 = Instant::now();
+        let id = s.submit(&cfg, JobRequest::new(1.into()), Origin::Run, t0).unwrap();
+        fail(&mut s, &id, t0);
+        // Retried at 5 s: the expiry the first end scheduled (10 s) must not drop it.
+        s.retry(&cfg, &id, t0 + Duration::from_secs(5)).unwrap();
+        s.sweep(&cfg, t0 + Duration::from_secs(11));
+        assert_eq!(s.get(&id).unwrap().status(), JobStatus::InQueue);
+        // Ends again at 12 s: kept until 22 s.
+        fail(&mut s, &id, t0 + Duration::from_secs(12));
+        s.sweep(&cfg, t0 + Duration::from_secs(21));
+        assert!(s.get(&id).is_ok());
+        s.sweep(&cfg, t0 + Duration::from_secs(22));
+        assert!(s.get(&id).is_err(), "dropped once its retention passed");
+
+        // A shorter `/status?ttl=` takes effect; a longer one keeps the job past the old expiry.
+        let a = s.submit(&cfg, JobRequest::new(1.into()), Origin::Run, t0).unwrap();
+        fail(&mut s, &a, t0);
+        s.set_retention(&a, Duration::from_secs(1)).unwrap();
+        s.sweep(&cfg, t0 + Duration::from_secs(1));
+        assert!(s.get(&a).is_err());
+        let b = s.submit(&cfg, JobRequest::new(1.into()), Origin::Run, t0).unwrap();
+        fail(&mut s, &b, t0);
+        s.set_retention(&b, Duration::from_secs(60)).unwrap();
+        s.sweep(&cfg, t0 + Duration::from_secs(30));
+        assert!(s.get(&b).is_ok());
+        s.sweep(&cfg, t0 + Duration::from_secs(60));
+        assert!(s.get(&b).is_err());
+    }
+
+    #[test]
+    fn timeouts_still_apply_to_active_jobs() {
+        let cfg = Config { execution_timeout: Duration::from_secs(5), ..Config::default() };
+        let mut s = Store::default();
+        let t0 = Instant::now();
+        let id = s.submit(&cfg, JobRequest::new(1.into()), Origin::Run, t0).unwrap();
+        s.take("w", 1, t0);
+        let (ended, _) = s.sweep(&cfg, t0 + Duration::from_secs(5));
+        assert_eq!(ended.len(), 1);
+        assert_eq!(s.get(&id).unwrap().status(), JobStatus::TimedOut);
+        assert!(s.index.active.is_empty());
     }
 }

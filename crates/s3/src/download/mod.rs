@@ -6,6 +6,7 @@ mod guard;
 pub use guard::is_public;
 
 use crate::error::{error_chain, redact_url, DownloadError, StorageError};
+use crate::sdk_logs::Quiet;
 use crate::storage::Storage;
 use futures::{StreamExt, TryStreamExt};
 use guard::{BlockedAddress, GuardedResolver};
@@ -241,6 +242,7 @@ impl Downloader {
                 .http
                 .get(current.clone())
                 .send()
+                .quiet()
                 .await
                 .map_err(|e| transport_error(&redact_url(current.as_str()), e))?;
             let status = response.status();

@@ -105,10 +105,12 @@ pub fn report(status: &Value) -> Value {
 }
 
 /// A TCP proxy in front of the endpoint that a test can break (every connection dropped,
-/// new ones refused) and heal, and that records the request lines passing through it.
+/// new ones refused) and heal, or make answer `429` to some requests, and that records the
+/// request lines passing through it (and body lines that carry `"stopPod"`).
 pub struct Proxy {
     pub addr: std::net::SocketAddr,
     broken: tokio::sync::watch::Sender<bool>,
+    throttle: Arc<Mutex<Option<String>>>,
     lines: Arc<Mutex<Vec<(Instant, String)>>>,
 }
 
@@ -120,10 +122,17 @@ impl Proxy {
         let addr = listener.local_addr().unwrap();
         let (broken, watch) = tokio::sync::watch::channel(false);
         let lines = Arc::new(Mutex::new(Vec::new()));
+        let throttle: Arc<Mutex<Option<String>>> = Arc::default();
         let rec = lines.clone();
+        let throttled = throttle.clone();
         tokio::spawn(async move {
             loop {
                 let Ok((inbound, _)) = listener.accept().await else { return };
+                let needle = throttled.lock().unwrap().clone();
+                if let Some(needle) = needle {
+                    tokio::spawn(throttle_or_pass(inbound, target, needle, rec.clone()));
+                    continue;
+                }
                 if *watch.borrow() {
                     // Broken: read the request, note it, and hang up without an answer.
                     let rec = rec.clone();
@@ -155,9 +164,9 @@ impl Proxy {
                                 return Ok::<_, std::io::Error>(());
                             }
                             let text = String::from_utf8_lossy(&buf[..n]);
-                            for line in
-                                text.lines().filter(|l| l.starts_with("GET ") || l.starts_with("POST "))
-                            {
+                            for line in text.lines().filter(|l| {
+                                l.starts_with("GET ") || l.starts_with("POST ") || l.contains("\"stopPod\"")
+                            }) {
                                 rec.lock().unwrap().push((Instant::now(), line.to_owned()));
                             }
                             wo.write_all(&buf[..n]).await?;
@@ -171,7 +180,13 @@ impl Proxy {
                 });
             }
         });
-        Proxy { addr, broken, lines }
+        Proxy { addr, broken, throttle, lines }
+    }
+
+    /// From now on, new connections whose first request line contains `needle` get `429 Too
+    /// Many Requests` (noted as `THROTTLED <line>`) and are closed; `None` stops that.
+    pub fn set_throttled(&self, needle: Option<&str>) {
+        *self.throttle.lock().unwrap() = needle.map(str::to_owned);
     }
 
     /// The endpoint's worker environment, routed through this proxy.
@@ -199,4 +214,28 @@ pub fn spawn_with<H: Handler>(config: Config, worker: Worker<H>) -> Running {
         let _ = rx.await;
     });
     Running { stop: Some(tx), handle: tokio::spawn(worker.run()) }
+}
+
+/// One connection in throttle mode: `429` for a request matching `needle`, else passed on.
+async fn throttle_or_pass(
+    mut inbound: tokio::net::TcpStream,
+    target: std::net::SocketAddr,
+    needle: String,
+    rec: Arc<Mutex<Vec<(Instant, String)>>>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = vec![0u8; 64 * 1024];
+    let Ok(n) = inbound.read(&mut buf).await else { return };
+    let line = String::from_utf8_lossy(&buf[..n]).lines().next().unwrap_or_default().to_owned();
+    if line.contains(&needle) {
+        rec.lock().unwrap().push((Instant::now(), format!("THROTTLED {line}")));
+        let answer = b"HTTP/1.1 429 Too Many Requests\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
+        let _ = inbound.write_all(answer).await;
+        return;
+    }
+    rec.lock().unwrap().push((Instant::now(), line));
+    let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await else { return };
+    if outbound.write_all(&buf[..n]).await.is_ok() {
+        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+    }
 }
