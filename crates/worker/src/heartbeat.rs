@@ -30,7 +30,7 @@ impl Heartbeat {
                 Ok(rt) => rt,
                 Err(e) => return tracing::error!("heartbeat: no runtime: {e}"),
             };
-            let client = match crate::transport::client_builder(&cfg)
+            let client = match crate::http::reqwest_builder(&cfg)
                 .timeout(interval.clamp(Duration::from_secs(1), Duration::from_secs(10)))
                 .build()
             {

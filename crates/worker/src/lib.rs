@@ -48,6 +48,7 @@ mod error;
 mod executor;
 mod handler;
 mod heartbeat;
+mod http;
 mod job;
 mod local;
 mod logging;

@@ -1,6 +1,7 @@
 //! The worker API over HTTP: job-take, job-stop, job-done, job-stream.
 
 use crate::config::{with_query, Config};
+use crate::http::{self, Request, Response};
 use runpod_protocol::{Job as WireJob, JobDone, JobsToStop, StreamPost};
 use serde_json::Value;
 use std::sync::Arc;
@@ -48,42 +49,18 @@ impl ApiError {
             Some(s) => s == 408 || s == 429 || s >= 500,
         }
     }
-
-    fn from_reqwest(e: reqwest::Error) -> ApiError {
-        // reqwest's Display can include the URL; our URLs carry no secrets (the key is a header).
-        let mut message = e.to_string();
-        let mut source = std::error::Error::source(&e);
-        while let Some(s) = source {
-            message.push_str(": ");
-            message.push_str(&s.to_string());
-            source = s.source();
-        }
-        ApiError { status: e.status().map(|s| s.as_u16()), permanent: e.is_builder(), message }
-    }
 }
 
-/// An HTTP client builder for the worker API. When no worker URL is `https` (a local
-/// endpoint), the system's CA bundle is not loaded: parsing it was 95 % of start-up
-/// (callgrind: 25.8 M of 27 M instructions to the first job-take, for two clients).
-/// Redirects are not followed: the worker API never sends one, and a redirected post would
-/// silently change its target.
-pub(crate) fn client_builder(cfg: &Config) -> reqwest::ClientBuilder {
-    let builder = reqwest::Client::builder()
-        .user_agent(concat!("runpod-worker/", env!("CARGO_PKG_VERSION")))
-        .redirect(reqwest::redirect::Policy::none())
-        .tcp_nodelay(true);
-    let urls = [&cfg.job_take_url, &cfg.job_done_url, &cfg.job_stream_url, &cfg.ping_url];
-    if urls.iter().any(|u| u.get(..6).is_some_and(|s| s.eq_ignore_ascii_case("https:"))) {
-        builder
-    } else {
-        builder.tls_certs_only(std::iter::empty())
+impl From<http::SendError> for ApiError {
+    fn from(e: http::SendError) -> ApiError {
+        ApiError { status: None, permanent: e.permanent, message: e.message }
     }
 }
 
 /// A client for one worker's part of the worker API.
 #[derive(Clone)]
 pub(crate) struct Api {
-    client: reqwest::Client,
+    client: http::Client,
     cfg: Arc<Config>,
     urls: Arc<Urls>,
 }
@@ -101,10 +78,7 @@ struct Urls {
 
 impl Api {
     pub(crate) fn new(cfg: Arc<Config>) -> Api {
-        let client = client_builder(&cfg)
-            .connect_timeout(Duration::from_secs(10))
-            .build()
-            .expect("a reqwest client with no custom TLS builds");
+        let client = http::Client::new(&cfg);
         let take =
             ["0", "1"].map(|p| Url::parse(&with_query(&cfg.job_take_url, &[("job_in_progress", p)])).ok());
         let batch = cfg.job_take_url.replace("/job-take/", "/job-take-batch/");
@@ -121,48 +95,60 @@ impl Api {
         Api { client, cfg, urls: Arc::new(urls) }
     }
 
-    fn auth(&self, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
-        match &self.cfg.api_key {
-            Some(k) => req.header(reqwest::header::AUTHORIZATION, k.expose()),
-            None => req,
-        }
+    /// Sends a GET (or a POST when `json` is given) with the API key.
+    async fn send(
+        &self,
+        url: &Url,
+        json: Option<Vec<u8>>,
+        request_id: Option<&str>,
+        timeout: Duration,
+    ) -> Result<Response, ApiError> {
+        let auth = self.cfg.api_key.as_ref().map(|k| k.expose());
+        Ok(self.client.send(Request { url, json, auth, request_id, timeout }).await?)
     }
 
     /// Asks for up to `n` jobs (the batch route when `n > 1`), holding a long poll.
     pub(crate) async fn take(&self, n: usize, job_in_progress: bool) -> Result<Take, ApiError> {
         let in_progress = if job_in_progress { "1" } else { "0" };
-        let req = match (&self.urls.take[usize::from(job_in_progress)], &self.urls.take_batch) {
-            (Some(url), _) if n <= 1 => self.client.get(url.clone()),
+        let url = match (&self.urls.take[usize::from(job_in_progress)], &self.urls.take_batch) {
+            (Some(url), _) if n <= 1 => std::borrow::Cow::Borrowed(url),
             (_, Some((base, query))) if n > 1 => {
                 let mut url = base.clone();
                 url.set_query(Some(&format!("{query}batch_size={n}&job_in_progress={in_progress}")));
-                self.client.get(url)
-            }
-            _ if n <= 1 => {
-                self.client.get(with_query(&self.cfg.job_take_url, &[("job_in_progress", in_progress)]))
+                std::borrow::Cow::Owned(url)
             }
             _ => {
-                let batch = n.to_string();
-                let base = self.cfg.job_take_url.replace("/job-take/", "/job-take-batch/");
-                self.client
-                    .get(with_query(&base, &[("batch_size", &batch), ("job_in_progress", in_progress)]))
+                let (base, batch) = if n <= 1 {
+                    (self.cfg.job_take_url.clone(), None)
+                } else {
+                    (self.cfg.job_take_url.replace("/job-take/", "/job-take-batch/"), Some(n.to_string()))
+                };
+                let mut pairs = vec![("job_in_progress", in_progress)];
+                if let Some(b) = &batch {
+                    pairs.insert(0, ("batch_size", b));
+                }
+                let raw = with_query(&base, &pairs);
+                std::borrow::Cow::Owned(Url::parse(&raw).map_err(|e| ApiError {
+                    status: None,
+                    permanent: true,
+                    message: format!("bad job-take URL: {e}"),
+                })?)
             }
         };
-        let resp = self.auth(req).timeout(LONG_POLL_TIMEOUT).send().await.map_err(ApiError::from_reqwest)?;
-        match resp.status().as_u16() {
+        let resp = self.send(&url, None, None, LONG_POLL_TIMEOUT).await?;
+        match resp.status {
             204 | 400 => return Ok(Take::Empty),
             429 => return Ok(Take::TooMany),
             s if !(200..300).contains(&s) => {
-                let body = resp.text().await.unwrap_or_default();
                 return Err(ApiError {
                     status: Some(s),
                     permanent: false,
-                    message: format!("job-take answered {s}: {}", clip(&body)),
+                    message: format!("job-take answered {s}: {}", clip(&String::from_utf8_lossy(&resp.body))),
                 });
             }
             _ => {}
         }
-        let bytes = resp.bytes().await.map_err(ApiError::from_reqwest)?;
+        let bytes = resp.body;
         if bytes.iter().all(|b| b.is_ascii_whitespace()) {
             return Ok(Take::Empty);
         }
@@ -176,20 +162,24 @@ impl Api {
 
     /// Long-polls the stop channel; `Ok(None)` on 429.
     pub(crate) async fn stop_signals(&self, url: &str) -> Result<Option<Vec<String>>, ApiError> {
-        let resp = self
-            .auth(self.client.get(url))
-            .timeout(LONG_POLL_TIMEOUT)
-            .send()
-            .await
-            .map_err(ApiError::from_reqwest)?;
-        match resp.status().as_u16() {
+        let url = Url::parse(url).map_err(|e| ApiError {
+            status: None,
+            permanent: true,
+            message: format!("bad job-stop URL: {e}"),
+        })?;
+        let resp = self.send(&url, None, None, LONG_POLL_TIMEOUT).await?;
+        match resp.status {
             204 => Ok(Some(Vec::new())),
             429 => Ok(None),
             s if !(200..300).contains(&s) => {
                 Err(ApiError { status: Some(s), permanent: false, message: format!("job-stop answered {s}") })
             }
             _ => {
-                let body: JobsToStop = resp.json().await.map_err(ApiError::from_reqwest)?;
+                let body: JobsToStop = serde_json::from_slice(&resp.body).map_err(|e| ApiError {
+                    status: None,
+                    permanent: false,
+                    message: format!("job-stop answer is not the expected JSON: {e}"),
+                })?;
                 Ok(Some(body.jobs_to_stop))
             }
         }
@@ -213,20 +203,19 @@ impl Api {
     }
 
     async fn post(&self, url: Url, job_id: &str, body: &impl serde::Serialize) -> Result<(), ApiError> {
-        let resp = self
-            .auth(self.client.post(url))
-            // Percent-encoded like the URL: a header value cannot hold every id as it is.
-            .header("X-Request-ID", encode_id(job_id).as_ref())
-            .timeout(POST_TIMEOUT)
-            .json(body)
-            .send()
-            .await
-            .map_err(ApiError::from_reqwest)?;
-        let s = resp.status().as_u16();
+        let json = serde_json::to_vec(body).map_err(|e| ApiError {
+            status: None,
+            permanent: true,
+            message: format!("cannot serialize the post for job {:?}: {e}", encode_id(job_id)),
+        })?;
+        // Percent-encoded like the URL: a header value cannot hold every id as it is.
+        let id = encode_id(job_id);
+        let resp = self.send(&url, Some(json), Some(&id), POST_TIMEOUT).await?;
+        let s = resp.status;
         if (200..300).contains(&s) {
             return Ok(());
         }
-        let text = resp.text().await.unwrap_or_default();
+        let text = String::from_utf8_lossy(&resp.body);
         Err(ApiError { status: Some(s), permanent: false, message: format!("answered {s}: {}", clip(&text)) })
     }
 }

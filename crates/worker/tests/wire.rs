@@ -90,6 +90,32 @@ async fn job_take_backs_off_on_429() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn job_take_400_means_no_job_and_backs_off_gently() {
+    // The platform answers 400 to a job-take when it has nothing for this worker (as the
+    // Python SDK reads it): no job, no error, polled again soon but not in a busy loop.
+    let ep = endpoint(|b| b).await;
+    let proxy = Proxy::start(ep.local_addr()).await;
+    proxy.set_answer(Some("job-take"), 400);
+    let w = spawn_with(
+        proxy.config(&ep, "w1"),
+        Worker::new(handler_fn(|job: Job<u32>, _ctx: JobContext| async move { Ok::<_, String>(job.input) })),
+    );
+    // A job queued meanwhile waits in the endpoint: the answers never reached it.
+    let id = run(&ep, json!({"input": 7})).await;
+    tokio::time::sleep(Duration::from_millis(3000)).await;
+    let refused = proxy.requests("ANSWERED 400 GET /v2/local/job-take");
+    let gaps: Vec<Duration> = refused.windows(2).map(|p| p[1].0 - p[0].0).collect();
+    eprintln!("{} job-take attempts answered 400 in 3 s, gaps {gaps:?}", refused.len());
+    // Backoff 50 ms doubling to 2 s with +-25 % jitter: about 6 tries in 3 s.
+    assert!((3..=12).contains(&refused.len()), "{} takes in 3 s", refused.len());
+    assert!(gaps.windows(2).all(|g| g[1] >= g[0] / 2), "gaps should grow: {gaps:?}");
+    assert_eq!(status(&ep, &id).await["status"], "IN_QUEUE");
+    proxy.set_answer(None, 400);
+    assert_eq!(wait_final(&ep, &id, 40).await["output"], 7);
+    w.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn default_size_limits_are_10_mb_for_run_and_20_mb_for_runsync() {
     let ep = endpoint(|b| b).await;
     let w = spawn(

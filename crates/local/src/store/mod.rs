@@ -125,9 +125,12 @@ impl Store {
         origin: Origin,
         now: Instant,
     ) -> Result<String, ApiError> {
+        // A v4 UUID from the thread's ChaCha generator: `Uuid::new_v4` asks the kernel
+        // (a getrandom syscall) for every id.
+        let uuid = uuid::Builder::from_random_bytes(rand::random()).into_uuid();
         let id = match origin {
-            Origin::Run => uuid::Uuid::new_v4().to_string(),
-            Origin::RunSync => format!("sync-{}", uuid::Uuid::new_v4()),
+            Origin::Run => uuid.to_string(),
+            Origin::RunSync => format!("sync-{uuid}"),
         };
         self.submit_as(cfg, id, req, origin, now)
     }

@@ -110,7 +110,7 @@ pub fn report(status: &Value) -> Value {
 pub struct Proxy {
     pub addr: std::net::SocketAddr,
     broken: tokio::sync::watch::Sender<bool>,
-    throttle: Arc<Mutex<Option<String>>>,
+    throttle: Arc<Mutex<Option<(String, u16)>>>,
     lines: Arc<Mutex<Vec<(Instant, String)>>>,
 }
 
@@ -122,15 +122,15 @@ impl Proxy {
         let addr = listener.local_addr().unwrap();
         let (broken, watch) = tokio::sync::watch::channel(false);
         let lines = Arc::new(Mutex::new(Vec::new()));
-        let throttle: Arc<Mutex<Option<String>>> = Arc::default();
+        let throttle: Arc<Mutex<Option<(String, u16)>>> = Arc::default();
         let rec = lines.clone();
         let throttled = throttle.clone();
         tokio::spawn(async move {
             loop {
                 let Ok((inbound, _)) = listener.accept().await else { return };
                 let needle = throttled.lock().unwrap().clone();
-                if let Some(needle) = needle {
-                    tokio::spawn(throttle_or_pass(inbound, target, needle, rec.clone()));
+                if let Some((needle, status)) = needle {
+                    tokio::spawn(throttle_or_pass(inbound, target, needle, status, rec.clone()));
                     continue;
                 }
                 if *watch.borrow() {
@@ -184,9 +184,16 @@ impl Proxy {
     }
 
     /// From now on, new connections whose first request line contains `needle` get `429 Too
-    /// Many Requests` (noted as `THROTTLED <line>`) and are closed; `None` stops that.
+    /// Many Requests` (noted as `THROTTLED <line>`) and are closed, and other new connections
+    /// carry one request only; `None` stops that.
     pub fn set_throttled(&self, needle: Option<&str>) {
-        *self.throttle.lock().unwrap() = needle.map(str::to_owned);
+        self.set_answer(needle, 429);
+    }
+
+    /// Like [`Proxy::set_throttled`] with another status: matching requests get `status`
+    /// (noted as `ANSWERED <status> <line>`; `THROTTLED <line>` for 429).
+    pub fn set_answer(&self, needle: Option<&str>, status: u16) {
+        *self.throttle.lock().unwrap() = needle.map(|n| (n.to_owned(), status));
     }
 
     /// The endpoint's worker environment, routed through this proxy.
@@ -216,11 +223,12 @@ pub fn spawn_with<H: Handler>(config: Config, worker: Worker<H>) -> Running {
     Running { stop: Some(tx), handle: tokio::spawn(worker.run()) }
 }
 
-/// One connection in throttle mode: `429` for a request matching `needle`, else passed on.
+/// One connection in throttle mode: `status` for a request matching `needle`, else passed on.
 async fn throttle_or_pass(
     mut inbound: tokio::net::TcpStream,
     target: std::net::SocketAddr,
     needle: String,
+    status: u16,
     rec: Arc<Mutex<Vec<(Instant, String)>>>,
 ) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -228,14 +236,21 @@ async fn throttle_or_pass(
     let Ok(n) = inbound.read(&mut buf).await else { return };
     let line = String::from_utf8_lossy(&buf[..n]).lines().next().unwrap_or_default().to_owned();
     if line.contains(&needle) {
-        rec.lock().unwrap().push((Instant::now(), format!("THROTTLED {line}")));
-        let answer = b"HTTP/1.1 429 Too Many Requests\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
-        let _ = inbound.write_all(answer).await;
+        let label = if status == 429 { "THROTTLED".to_owned() } else { format!("ANSWERED {status}") };
+        rec.lock().unwrap().push((Instant::now(), format!("{label} {line}")));
+        let answer = format!("HTTP/1.1 {status} Refused\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+        let _ = inbound.write_all(answer.as_bytes()).await;
         return;
     }
     rec.lock().unwrap().push((Instant::now(), line));
     let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await else { return };
-    if outbound.write_all(&buf[..n]).await.is_ok() {
+    // One request per connection: `connection: close` makes the endpoint hang up after its
+    // answer, so the client cannot send a later (job-take) request down this unthrottled path.
+    let mut request = buf[..n].to_vec();
+    if let Some(eol) = request.windows(2).position(|w| w == b"\r\n") {
+        request.splice(eol + 2..eol + 2, b"connection: close\r\n".iter().copied());
+    }
+    if outbound.write_all(&request).await.is_ok() {
         let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
     }
 }
