@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 const LIMIT: usize = 64 * 1024;
 
-/// One malformed request and the statuses it may get.
+/// One malformed request, the statuses it may get and what its error message must say.
 struct Case {
     method: &'static str,
     /// Full URL.
@@ -19,15 +19,25 @@ struct Case {
     auth: Option<String>,
     body: Option<String>,
     expect: &'static [u16],
+    /// A fragment the `{"error"}` message must contain; `""`: any non-empty message.
+    says: &'static str,
     what: String,
+}
+
+/// A body short enough to name in a failure message.
+fn preview(body: &str) -> String {
+    match body.char_indices().nth(80) {
+        Some((cut, _)) => format!("{:?}... ({} bytes)", &body[..cut], body.len()),
+        None => format!("{body:?}"),
+    }
 }
 
 fn cases(base: &str, ep_url: &str, s: &Secrets) -> Vec<Case> {
     let key = Some(format!("Bearer {}", s.api_key));
     let s3 = s.s3_config();
     let mut out = Vec::new();
-    let mut add = |method, path: &str, auth: Option<String>, body: Option<String>, expect, what: String| {
-        out.push(Case { method, url: format!("{ep_url}{path}"), auth, body, expect, what })
+    let mut add = |method, path: &str, auth: Option<String>, body: Option<String>, expect, says, what| {
+        out.push(Case { method, url: format!("{ep_url}{path}"), auth, body, expect, says, what })
     };
 
     // Invalid JSON.
@@ -53,18 +63,6 @@ fn cases(base: &str, ep_url: &str, s: &Secrets) -> Vec<Case> {
         "{\"input\": [1, 2}",
         "{\"input\": 1e999999}",
     ];
-    for route in ["/run", "/runsync"] {
-        for b in bad_json {
-            add(
-                "POST",
-                route,
-                key.clone(),
-                Some(b.to_string()),
-                &[400][..],
-                format!("{route} invalid JSON {b:?}"),
-            );
-        }
-    }
     // Missing, null or misplaced input.
     let no_input = [
         "{}".to_string(),
@@ -82,18 +80,6 @@ fn cases(base: &str, ep_url: &str, s: &Secrets) -> Vec<Case> {
         json!({"policy": {"ttl": 20000}}).to_string(),
         json!([{"input": {}}]).to_string(),
     ];
-    for route in ["/run", "/runsync"] {
-        for b in &no_input {
-            add(
-                "POST",
-                route,
-                key.clone(),
-                Some(b.clone()),
-                &[400][..],
-                format!("{route} without input {b:?}"),
-            );
-        }
-    }
     // Wrong-typed request fields (input itself may be any JSON value: the worker judges it).
     let wrong_types = [
         json!({"input": {}, "webhook": 5}),
@@ -111,18 +97,6 @@ fn cases(base: &str, ep_url: &str, s: &Secrets) -> Vec<Case> {
         json!({"input": {}, "s3Config": {"accessId": 7, "accessSecret": s.access_secret, "bucketName": "b", "endpointUrl": "e"}}),
         json!({"input": {}, "s3Config": {"accessId": s.access_id, "accessSecret": s.access_secret, "bucketName": 1, "endpointUrl": "e"}}),
     ];
-    for route in ["/run", "/runsync"] {
-        for b in &wrong_types {
-            add(
-                "POST",
-                route,
-                key.clone(),
-                Some(b.to_string()),
-                &[400][..],
-                format!("{route} wrong type {b}"),
-            );
-        }
-    }
     // Policy values out of the documented bounds.
     let bad_policy = [
         json!({"executionTimeout": 0}),
@@ -134,31 +108,45 @@ fn cases(base: &str, ep_url: &str, s: &Secrets) -> Vec<Case> {
         json!({"ttl": u64::MAX}),
         json!({"executionTimeout": 4999, "ttl": 20000}),
     ];
-    for route in ["/run", "/runsync"] {
-        for p in &bad_policy {
-            let b = json!({"input": {}, "policy": p, "s3Config": s3});
-            add(
-                "POST",
-                route,
-                key.clone(),
-                Some(b.to_string()),
-                &[400][..],
-                format!("{route} bad policy {p}"),
-            );
-        }
-    }
-    // Bodies over the configured limit.
-    for extra in [1usize, 10, 1000, LIMIT, 4 * LIMIT] {
+    // Bodies over the configured limit, by this many bytes.
+    let over_limit = [1usize, 10, 1000, LIMIT, 4 * LIMIT];
+    // Each malformed body goes to both routes that queue a job: (what, bodies, statuses, says).
+    let body_groups: [(&str, Vec<String>, &'static [u16], &str); 5] = [
+        ("invalid JSON", bad_json.iter().map(|b| b.to_string()).collect(), &[400], ""),
+        ("without input", no_input.to_vec(), &[400], ""),
+        ("wrong type", wrong_types.iter().map(Value::to_string).collect(), &[400], ""),
+        (
+            "bad policy",
+            bad_policy
+                .iter()
+                .map(|p| json!({"input": {}, "policy": p, "s3Config": s3}).to_string())
+                .collect(),
+            &[400],
+            "",
+        ),
+        (
+            "over the body limit",
+            over_limit
+                .iter()
+                .map(|extra| json!({"input": {"pad": "x".repeat(LIMIT + extra)}, "s3Config": s3}).to_string())
+                .collect(),
+            &[413],
+            "larger than the limit",
+        ),
+    ];
+    for (what, bodies, expect, says) in &body_groups {
         for route in ["/run", "/runsync"] {
-            let b = json!({"input": {"pad": "x".repeat(LIMIT + extra)}, "s3Config": s3});
-            add(
-                "POST",
-                route,
-                key.clone(),
-                Some(b.to_string()),
-                &[413][..],
-                format!("{route} {extra} bytes over the limit"),
-            );
+            for b in bodies {
+                add(
+                    "POST",
+                    route,
+                    key.clone(),
+                    Some(b.clone()),
+                    expect,
+                    says,
+                    format!("{route} {what}: {}", preview(b)),
+                );
+            }
         }
     }
     // Bad ?wait= on /runsync.
@@ -170,6 +158,7 @@ fn cases(base: &str, ep_url: &str, s: &Secrets) -> Vec<Case> {
             key.clone(),
             Some(r#"{"input": {}}"#.into()),
             &[400][..],
+            "wait",
             format!("runsync wait={w:?}"),
         );
     }
@@ -177,31 +166,18 @@ fn cases(base: &str, ep_url: &str, s: &Secrets) -> Vec<Case> {
     let ids =
         ["nope", "00000000-0000-0000-0000-000000000000", "sync-123", "%2e%2e", "a%20b", &"z".repeat(300)];
     for id in ids {
-        add(
-            "GET",
-            &format!("/status/{id}"),
-            key.clone(),
-            None,
-            &[404][..],
-            format!("status of unknown {id}"),
-        );
-        add(
-            "GET",
-            &format!("/stream/{id}"),
-            key.clone(),
-            None,
-            &[404][..],
-            format!("stream of unknown {id}"),
-        );
-        add(
-            "POST",
-            &format!("/cancel/{id}"),
-            key.clone(),
-            None,
-            &[404][..],
-            format!("cancel of unknown {id}"),
-        );
-        add("POST", &format!("/retry/{id}"), key.clone(), None, &[404][..], format!("retry of unknown {id}"));
+        for (m, route) in [("GET", "status"), ("GET", "stream"), ("POST", "cancel"), ("POST", "retry")] {
+            add(
+                m,
+                &format!("/{route}/{id}"),
+                key.clone(),
+                None,
+                &[404][..],
+                // Not "not found" for all: the client resolves `%2e%2e` (`..`) to no route at all.
+                "",
+                format!("{route} of unknown {id}"),
+            );
+        }
     }
     // Wrong or missing keys, on every route.
     let wrong_keys: [Option<String>; 6] = [
@@ -225,7 +201,8 @@ fn cases(base: &str, ep_url: &str, s: &Secrets) -> Vec<Case> {
     for auth in &wrong_keys {
         for (m, r) in routes {
             let body = (m == "POST").then(|| json!({"input": {}, "s3Config": s3}).to_string());
-            add(m, r, auth.clone(), body, &[401][..], format!("{m} {r} with key {auth:?}"));
+            let what = format!("{m} {r} with key {auth:?}");
+            add(m, r, auth.clone(), body, &[401][..], "Authorization header", what);
         }
     }
     // Unknown endpoint ids and routes.
@@ -241,6 +218,7 @@ fn cases(base: &str, ep_url: &str, s: &Secrets) -> Vec<Case> {
             auth: key.clone(),
             body: (m == "POST").then(|| r#"{"input": {}}"#.into()),
             expect: &[404, 405],
+            says: "",
             what: format!("{m} {path}"),
         });
     }
@@ -265,10 +243,12 @@ async fn malformed_requests_and_inputs_get_clear_errors_and_nothing_breaks() {
     for c in &all {
         let (status, body) = client.send_with(c.method, &c.url, c.auth.as_deref(), c.body.clone()).await;
         let message = body.get("error").and_then(Value::as_str).unwrap_or("");
-        if !c.expect.contains(&status) || (status != 405 && message.trim().is_empty()) {
+        if !c.expect.contains(&status)
+            || (status != 405 && (message.trim().is_empty() || !message.contains(c.says)))
+        {
             failures.push(format!(
-                "{}: got {status} {body}, expected {:?} with an error message",
-                c.what, c.expect
+                "{}: got {status} {body}, expected {:?} with an error message saying {:?}",
+                c.what, c.expect, c.says
             ));
         }
     }

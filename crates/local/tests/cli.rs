@@ -1,38 +1,15 @@
 //! The `runpod-local` binary: `--port 0` prints the address it serves; `worker-env` prints
 //! the worker's variables.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+mod common;
+
+use common::{spawn_local, BIN};
+use std::process::Command;
 use std::time::Duration;
-
-const BIN: &str = env!("CARGO_BIN_EXE_runpod-local");
-
-/// Kills the child on drop, so a failed assertion leaves no server behind.
-struct Child(std::process::Child);
-
-impl Drop for Child {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 #[tokio::test]
 async fn port_zero_prints_the_address_and_serves() {
-    let mut child = Child(
-        Command::new(BIN)
-            .args(["--port", "0", "--api-key", "k", "--endpoint-id", "ep1"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    let stdout = child.0.stdout.take().unwrap();
-    let lines: Vec<String> = tokio::task::spawn_blocking(move || {
-        BufReader::new(stdout).lines().take(2).map(Result::unwrap).collect()
-    })
-    .await
-    .unwrap();
+    let (_server, lines) = spawn_local(&["--port", "0", "--api-key", "k", "--endpoint-id", "ep1"], 2).await;
     let base = lines[0].strip_prefix("runpod-local listening on ").expect(&lines[0]).to_owned();
     assert!(base.starts_with("http://127.0.0.1:") && !base.ends_with(":0"), "{base}");
     assert_eq!(lines[1], format!("endpoint: {base}/v2/ep1"));

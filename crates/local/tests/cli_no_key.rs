@@ -1,38 +1,14 @@
 //! `runpod-local` started without `--api-key` says on start-up that it accepts any key, and
 //! then does: any bearer key, or none, reaches both APIs.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+mod common;
+
+use common::spawn_local;
 use std::time::Duration;
-
-const BIN: &str = env!("CARGO_BIN_EXE_runpod-local");
-
-/// Kills the child on drop, so a failed assertion leaves no server behind.
-struct Child(std::process::Child);
-
-impl Drop for Child {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 #[tokio::test]
 async fn without_a_key_it_says_so_and_accepts_any() {
-    let mut child = Child(
-        Command::new(BIN)
-            .args(["--port", "0", "--endpoint-id", "open"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let stdout = child.0.stdout.take().unwrap();
-    let lines: Vec<String> = tokio::task::spawn_blocking(move || {
-        BufReader::new(stdout).lines().take(3).map(Result::unwrap).collect()
-    })
-    .await
-    .unwrap();
+    let (_server, lines) = spawn_local(&["--port", "0", "--endpoint-id", "open"], 3).await;
     assert_eq!(lines.len(), 3, "{lines:?}");
     assert_eq!(lines[2], "no --api-key given: accepting any key", "{lines:?}");
     let base = lines[0].strip_prefix("runpod-local listening on ").expect(&lines[0]).to_owned();

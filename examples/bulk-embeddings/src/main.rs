@@ -1,25 +1,20 @@
 //! The bulk-embeddings worker binary: loads the model once, then serves jobs (see the README).
 
-use std::io::Write;
-
 use anyhow::Context;
 use bulk_embeddings::{BulkHandler, Embedder};
 
-/// `--help`: this worker's settings; the runtime's flags are listed by `runpod-worker`.
+/// `--help`: this worker's settings (`help_requested` adds the runtime's flags).
 const HELP: &str = "\
 bulk-embeddings worker: embeds many texts into one safetensors file in S3 (see examples/bulk-embeddings/README.md)
 environment:
   MODEL_DIR   model folder (config.json, tokenizer.json, model.safetensors)
   MODEL_ID    hub model id fetched when MODEL_DIR is unset (default sentence-transformers/all-MiniLM-L6-v2)
   DEVICE      cpu, cuda or cuda:N (default: cuda:0 in a `--features cuda` build, else cpu)
-  BUCKET_*    the endpoint's bucket, for jobs without an s3Config (see the README)
-runtime flags: --test-input <JSON|@FILE>, --serve-api, --host, --port, --concurrency, --log-level";
+  BUCKET_*    the endpoint's bucket, for jobs without an s3Config (see the README)";
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    if std::env::args().skip(1).any(|a| a == "-h" || a == "--help") {
-        // No panic when stdout is a closed pipe (`worker --help | head -1`).
-        let _ = writeln!(std::io::stdout(), "{HELP}");
+    if example_support::help_requested(HELP) {
         return Ok(());
     }
     runpod_worker::init_logging(None);

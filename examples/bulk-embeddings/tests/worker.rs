@@ -2,32 +2,16 @@
 //! all-MiniLM-L6-v2 model, and a real S3 server (SeaweedFS from scripts/test.d/30-s3.sh). The
 //! file is fetched back through its presigned URL and compared with the model's own vectors.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use base64::Engine;
 use bulk_embeddings::{BulkHandler, Embedder};
 use candle_core::Device;
+use example_support::local_worker::LocalWorker;
+use example_support::test_models::minilm_dir;
 use runpod_client::{Endpoint, JobState, JobStatus, Request, S3Config, S3ConfigBuilder};
-use runpod_local::LocalEndpoint;
 use runpod_s3::test_support::TestS3;
-use runpod_worker::{Config, Worker};
 use serde_json::{json, Value};
-
-fn minilm_dir() -> Option<PathBuf> {
-    let dir = std::env::var_os("RUNPOD_TEST_MINILM_DIR").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.cache/models/all-MiniLM-L6-v2")
-    });
-    if dir.join("model.safetensors").is_file() {
-        return Some(dir);
-    }
-    let why = format!("all-MiniLM-L6-v2 not found at {}", dir.display());
-    if std::env::var_os("CI").is_some() {
-        panic!("{why} (CI is set: scripts/test.d/40-models.sh must provide it)");
-    }
-    eprintln!("SKIPPED: {why} (run ./scripts/test.sh)");
-    None
-}
 
 /// Queues `request` and polls `/status` until the job ends, as an application would.
 async fn run_job(ep: &Endpoint, request: Request<Value>) -> JobState<Value> {
@@ -59,15 +43,8 @@ async fn embeds_into_a_bucket_and_answers_with_a_presigned_url() {
 
     let reference = Embedder::load(&dir, &Device::Cpu).unwrap();
     let handler = BulkHandler::new(Embedder::load(&dir, &Device::Cpu).unwrap(), "all-MiniLM-L6-v2");
-    let ep = LocalEndpoint::builder().api_key("k").bind("127.0.0.1:0").await.unwrap();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let worker = Worker::new(handler).config(Config::from_vars(ep.worker_env("w1")).unwrap()).shutdown_on(
-        async move {
-            let _ = stop_rx.await;
-        },
-    );
-    let running = tokio::spawn(worker.run());
-    let client = Endpoint::new(ep.endpoint_id(), Some("k")).unwrap().with_base_url(ep.base_url()).unwrap();
+    let local = LocalWorker::start(handler).await;
+    let client = local.client.clone();
     let http = reqwest::Client::new();
 
     // 22 short texts and 2 past the 256-token limit, in batches of 4.
@@ -147,7 +124,5 @@ async fn embeds_into_a_bucket_and_answers_with_a_presigned_url() {
         assert!(!err.contains("wrong-secret-value") && !err.contains(&s3.secret_key), "{err}");
     }
 
-    stop_tx.send(()).unwrap();
-    tokio::time::timeout(Duration::from_secs(30), running).await.unwrap().unwrap().unwrap();
-    ep.shutdown().await;
+    local.stop().await;
 }

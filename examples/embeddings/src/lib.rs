@@ -25,12 +25,14 @@
 //! assert!(bad.to_string().contains("a string or an array of strings"));
 //! ```
 
-pub mod device;
 pub mod handler;
 pub mod hub;
 pub mod model;
 
-pub use device::{pick_device, DeviceChoice, DeviceError, DEVICE_ENV};
+/// The device choice (`DEVICE`, the `cuda` feature), shared with the other model examples.
+pub use example_support::device;
+pub use example_support::device::{pick_device, DeviceChoice, DeviceError, DEVICE_ENV};
+pub use example_support::LoadError;
 pub use handler::{EmbedHandler, EmbedInput, EmbedOutput, Texts};
 pub use hub::{model_from_env, Hub, HubError};
 pub use model::{EmbedError, Embedder, Embeddings};

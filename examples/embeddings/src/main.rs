@@ -1,25 +1,20 @@
 //! The embeddings worker binary: loads the model once, then serves jobs (see the README).
 
-use std::io::Write;
-
 use anyhow::Context;
 use embeddings::{pick_device, EmbedHandler, Embedder};
 
-/// `--help`: this worker's settings; the runtime's flags are listed by `runpod-worker`.
+/// `--help`: this worker's settings (`help_requested` adds the runtime's flags).
 const HELP: &str = "\
 embeddings worker: sentence embeddings with a BERT-family model (see examples/embeddings/README.md)
 environment:
   MODEL_DIR   model folder (config.json, tokenizer.json, model.safetensors)
   MODEL_ID    hub model id fetched when MODEL_DIR is unset (default sentence-transformers/all-MiniLM-L6-v2)
   DEVICE      cpu, cuda or cuda:N (default: cuda:0 in a `--features cuda` build, else cpu)
-  MAX_BATCH   most texts per job (default 128)
-runtime flags: --test-input <JSON|@FILE>, --serve-api, --host, --port, --concurrency, --log-level";
+  MAX_BATCH   most texts per job (default 128)";
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    if std::env::args().skip(1).any(|a| a == "-h" || a == "--help") {
-        // No panic when stdout is a closed pipe (`worker --help | head -1`).
-        let _ = writeln!(std::io::stdout(), "{HELP}");
+    if example_support::help_requested(HELP) {
         return Ok(());
     }
     runpod_worker::init_logging(None);

@@ -1,33 +1,21 @@
 //! The sentence-embedding model: a BERT-family encoder, attention-masked mean pooling and
 //! optional L2 normalisation, with per-batch padding and truncation to the model's limit.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use candle_core::{DType, Device, Tensor};
-use candle_nn::VarBuilder;
 use candle_transformers::models::bert::{BertModel, Config};
+use example_support::load::{self, LoadError};
 use tokenizers::{PaddingParams, PaddingStrategy, Tokenizer, TruncationParams, TruncationStrategy};
 
 /// Why a model could not be loaded or a batch could not be embedded.
 #[derive(Debug, thiserror::Error)]
 pub enum EmbedError {
-    /// A model file is missing or unreadable.
-    #[error("cannot read {path}: {source}")]
-    Read {
-        /// The file that failed.
-        path: PathBuf,
-        /// The I/O error.
-        source: std::io::Error,
-    },
-    /// `config.json` (or `sentence_bert_config.json`) is not a valid config.
-    #[error("invalid {path}: {source}")]
-    Config {
-        /// The file that failed.
-        path: PathBuf,
-        /// The parse error.
-        source: serde_json::Error,
-    },
-    /// `tokenizer.json` could not be loaded or configured, or tokenisation failed.
+    /// A model file is missing, unreadable or invalid (`config.json`, `sentence_bert_config.json`,
+    /// `tokenizer.json`, `model.safetensors`); the message names the file.
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    /// The tokenizer could not be configured, or tokenisation failed.
     #[error("tokenizer: {0}")]
     Tokenizer(String),
     /// The tensor library failed (bad weights, out of memory, ...).
@@ -69,15 +57,6 @@ struct SentenceBertConfig {
     max_seq_length: Option<usize>,
 }
 
-fn read(path: &Path) -> Result<Vec<u8>, EmbedError> {
-    std::fs::read(path).map_err(|source| EmbedError::Read { path: path.to_owned(), source })
-}
-
-fn parse<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, EmbedError> {
-    serde_json::from_slice(&read(path)?)
-        .map_err(|source| EmbedError::Config { path: path.to_owned(), source })
-}
-
 impl Embedder {
     /// Loads `config.json`, `model.safetensors` and `tokenizer.json` from `dir` onto `device`.
     ///
@@ -85,16 +64,14 @@ impl Embedder {
     /// (256 for all-MiniLM-L6-v2, what sentence-transformers uses), else the model's
     /// `max_position_embeddings`. The tokenizer's own fixed padding is replaced by per-batch padding.
     pub fn load(dir: &Path, device: &Device) -> Result<Self, EmbedError> {
-        let config: Config = parse(&dir.join("config.json"))?;
-        let st_path = dir.join("sentence_bert_config.json");
-        let st_limit =
-            if st_path.exists() { parse::<SentenceBertConfig>(&st_path)?.max_seq_length } else { None };
+        let config: Config = load::read_json(&dir.join("config.json"))?;
+        let st_config: Option<SentenceBertConfig> =
+            load::read_json_if_present(&dir.join("sentence_bert_config.json"))?;
+        let st_limit = st_config.and_then(|c| c.max_seq_length);
         let max_tokens =
             st_limit.unwrap_or(config.max_position_embeddings).min(config.max_position_embeddings);
 
-        let tok_path = dir.join("tokenizer.json");
-        let mut tokenizer = Tokenizer::from_bytes(read(&tok_path)?)
-            .map_err(|e| EmbedError::Tokenizer(format!("{}: {e}", tok_path.display())))?;
+        let mut tokenizer = load::load_tokenizer(&dir.join("tokenizer.json"))?;
         let pad_id = config.pad_token_id as u32;
         let pad_token = tokenizer.id_to_token(pad_id).unwrap_or_else(|| "[PAD]".to_owned());
         tokenizer.with_padding(Some(PaddingParams {
@@ -112,15 +89,8 @@ impl Embedder {
             }))
             .map_err(|e| EmbedError::Tokenizer(e.to_string()))?;
 
-        let weights = dir.join("model.safetensors");
-        if !weights.exists() {
-            return Err(EmbedError::Read {
-                path: weights,
-                source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
-            });
-        }
         // SAFETY: the file is memory-mapped read-only and not modified while the model lives.
-        let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[weights], DType::F32, device)? };
+        let vb = unsafe { load::mmap_weights(&[dir.join("model.safetensors")], DType::F32, device)? };
         let model = BertModel::load(vb, &config)?;
         Ok(Self { model, tokenizer, device: device.clone(), max_tokens, dimensions: config.hidden_size })
     }

@@ -1,14 +1,13 @@
 //! Fetching a model folder by id from a hub-shaped HTTP server (a real axum server on
 //! 127.0.0.1 serving the MiniLM files at `/{owner}/{name}/resolve/main/{file}`).
 
-mod common;
-
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use embeddings::{Embedder, Hub};
+use example_support::test_models::minilm_dir;
 
 /// Each request: the file asked for and the Authorization header sent.
 type RequestLog = Arc<Mutex<Vec<(String, Option<String>)>>>;
@@ -31,7 +30,7 @@ async fn serve(
 
 #[tokio::test]
 async fn fetches_once_caches_and_reports_missing_files() {
-    let Some(dir) = common::minilm_dir() else { return };
+    let Some(dir) = minilm_dir() else { return };
     let served = Served { dir, log: Default::default() };
     let app = axum::Router::new()
         .route("/{owner}/{name}/resolve/main/{file}", axum::routing::get(serve))

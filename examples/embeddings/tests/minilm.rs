@@ -1,9 +1,8 @@
 //! The embedding model on the real all-MiniLM-L6-v2 weights.
 
-mod common;
-
 use candle_core::Device;
 use embeddings::Embedder;
+use example_support::test_models::minilm_dir;
 
 /// Reference values computed once with an independent implementation,
 /// `tests/reference/minilm_ref.py`: a float64 numpy BERT forward pass over the same
@@ -36,7 +35,7 @@ const REFERENCE: &[(&str, usize, [f32; 8])] = &[
 ];
 
 fn load() -> Option<Embedder> {
-    let dir = common::minilm_dir()?;
+    let dir = minilm_dir()?;
     Some(Embedder::load(&dir, &Device::Cpu).expect("load all-MiniLM-L6-v2"))
 }
 

@@ -1,15 +1,13 @@
 //! The embeddings worker end to end: a real local endpoint on 127.0.0.1, the worker runtime
 //! taking jobs from it over HTTP, the real all-MiniLM-L6-v2 model answering.
 
-mod common;
-
 use std::time::Duration;
 
 use candle_core::Device;
 use embeddings::{EmbedHandler, Embedder};
+use example_support::local_worker::LocalWorker;
+use example_support::test_models::minilm_dir;
 use runpod_client::{Endpoint, JobState, JobStatus, Request};
-use runpod_local::LocalEndpoint;
-use runpod_worker::{Config, Worker};
 use serde_json::{json, Value};
 
 /// Queues `input` and polls `/status` until the job ends, as an application would.
@@ -20,19 +18,12 @@ async fn run<O: serde::de::DeserializeOwned>(ep: &Endpoint, input: Value) -> Job
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jobs_through_a_local_endpoint() {
-    let Some(dir) = common::minilm_dir() else { return };
+    let Some(dir) = minilm_dir() else { return };
     let reference = Embedder::load(&dir, &Device::Cpu).unwrap();
     let handler = EmbedHandler::new(Embedder::load(&dir, &Device::Cpu).unwrap(), "all-MiniLM-L6-v2", 3);
 
-    let ep = LocalEndpoint::builder().api_key("k").bind("127.0.0.1:0").await.unwrap();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let worker = Worker::new(handler).config(Config::from_vars(ep.worker_env("w1")).unwrap()).shutdown_on(
-        async move {
-            let _ = stop_rx.await;
-        },
-    );
-    let running = tokio::spawn(worker.run());
-    let client = Endpoint::new(ep.endpoint_id(), Some("k")).unwrap().with_base_url(ep.base_url()).unwrap();
+    let local = LocalWorker::start(handler).await;
+    let client = local.client.clone();
 
     // A batch: same vectors as the model gives directly, token counts, truncation reported.
     let long = "lorem ipsum ".repeat(400);
@@ -81,7 +72,5 @@ async fn jobs_through_a_local_endpoint() {
     let done: JobState<Value> = run(&client, json!({"input": "still here"})).await;
     assert_eq!(done.status, JobStatus::Completed);
 
-    stop_tx.send(()).unwrap();
-    tokio::time::timeout(Duration::from_secs(30), running).await.unwrap().unwrap().unwrap();
-    ep.shutdown().await;
+    local.stop().await;
 }

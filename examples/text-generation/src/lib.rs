@@ -32,11 +32,13 @@
 //! ```
 
 pub mod detok;
-pub mod device;
 pub mod handler;
 pub mod model;
 pub mod stop;
 
-pub use device::{pick_device, DeviceChoice, DeviceError, DEVICE_ENV};
+/// The device choice (`DEVICE`, the `cuda` feature), shared with the other model examples.
+pub use example_support::device;
+pub use example_support::device::{pick_device, DeviceChoice, DeviceError, DEVICE_ENV};
+pub use example_support::LoadError;
 pub use handler::{GenerateHandler, GenerateInput, GenerateOutput, GenerateProgress, Stats, TextChunk};
 pub use model::{FinishReason, GenerateError, Generation, Generator, Observer, Params};

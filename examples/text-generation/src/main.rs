@@ -1,23 +1,18 @@
 //! The text-generation worker binary: loads the model once from `MODEL_DIR`, then serves jobs.
 
-use std::io::Write;
-
 use anyhow::Context;
 use text_generation::{pick_device, GenerateHandler, Generator};
 
-/// `--help`: this worker's settings; the runtime's flags are listed by `runpod-worker`.
+/// `--help`: this worker's settings (`help_requested` adds the runtime's flags).
 const HELP: &str = "\
 text-generation worker: streamed generation with a Llama-family model (see examples/text-generation/README.md)
 environment:
   MODEL_DIR   model folder (config.json, tokenizer.json, *.safetensors), required
-  DEVICE      cpu, cuda or cuda:N (default: cuda:0 in a `--features cuda` build, else cpu)
-runtime flags: --test-input <JSON|@FILE>, --serve-api, --host, --port, --concurrency, --log-level";
+  DEVICE      cpu, cuda or cuda:N (default: cuda:0 in a `--features cuda` build, else cpu)";
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    if std::env::args().skip(1).any(|a| a == "-h" || a == "--help") {
-        // No panic when stdout is a closed pipe (`worker --help | head -1`).
-        let _ = writeln!(std::io::stdout(), "{HELP}");
+    if example_support::help_requested(HELP) {
         return Ok(());
     }
     runpod_worker::init_logging(None);

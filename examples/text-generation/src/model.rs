@@ -1,12 +1,13 @@
 //! The causal language model: a Llama-family decoder (Llama 2/3, TinyLlama, SmolLM, ...) loaded
 //! from a folder, with seeded sampling, stop strings, a token limit and cancellation between tokens.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use candle_transformers::generation::LogitsProcessor;
 use candle_transformers::models::llama::{Cache, Config, Llama, LlamaConfig, LlamaEosToks};
+use example_support::load::{self, LoadError};
 use tokenizers::Tokenizer;
 
 use crate::detok::Detokenizer;
@@ -15,26 +16,14 @@ use crate::stop::{StopMatcher, StopState};
 /// Why a model could not be loaded or a generation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum GenerateError {
-    /// A model file is missing or unreadable.
-    #[error("cannot read {path}: {source}")]
-    Read {
-        /// The file that failed.
-        path: PathBuf,
-        /// The I/O error.
-        source: std::io::Error,
-    },
-    /// `config.json` is not a Llama config.
-    #[error("invalid {path}: {source}")]
-    Config {
-        /// The file that failed.
-        path: PathBuf,
-        /// The parse error.
-        source: serde_json::Error,
-    },
+    /// A model file is missing, unreadable or invalid (`config.json` not a Llama config,
+    /// `tokenizer.json` not a tokenizer, no `*.safetensors`); the message names the file.
+    #[error(transparent)]
+    Load(#[from] LoadError),
     /// The weights do not fit the config (a tensor is missing or has the wrong shape).
     #[error("weights do not match the config: {0}")]
     Weights(String),
-    /// `tokenizer.json` could not be loaded, or tokenisation failed.
+    /// Tokenisation failed.
     #[error("tokenizer: {0}")]
     Tokenizer(String),
     /// The tensor library failed.
@@ -132,10 +121,6 @@ pub struct Generator {
     device: Device,
 }
 
-fn read(path: &Path) -> Result<Vec<u8>, GenerateError> {
-    std::fs::read(path).map_err(|source| GenerateError::Read { path: path.to_owned(), source })
-}
-
 #[derive(serde::Deserialize)]
 struct GenerationConfig {
     eos_token_id: Option<LlamaEosToks>,
@@ -154,37 +139,17 @@ impl Generator {
     /// `model-*.safetensors` shard) from `dir`. End-of-sequence ids come from `config.json` and,
     /// when present, `generation_config.json`. F16 on CUDA, F32 on the CPU.
     pub fn load(dir: &Path, device: &Device) -> Result<Self, GenerateError> {
-        let config_path = dir.join("config.json");
-        let config: LlamaConfig = serde_json::from_slice(&read(&config_path)?)
-            .map_err(|source| GenerateError::Config { path: config_path, source })?;
+        let config: LlamaConfig = load::read_json(&dir.join("config.json"))?;
         let mut eos = eos_list(config.eos_token_id.as_ref());
-        let gen_path = dir.join("generation_config.json");
-        if let Ok(bytes) = std::fs::read(&gen_path) {
-            let gen: GenerationConfig = serde_json::from_slice(&bytes)
-                .map_err(|source| GenerateError::Config { path: gen_path, source })?;
+        let gen: Option<GenerationConfig> = load::read_json_if_present(&dir.join("generation_config.json"))?;
+        if let Some(gen) = gen {
             eos.extend(eos_list(gen.eos_token_id.as_ref()));
         }
-        let tok_path = dir.join("tokenizer.json");
-        let tokenizer = Tokenizer::from_bytes(read(&tok_path)?)
-            .map_err(|e| GenerateError::Tokenizer(format!("{}: {e}", tok_path.display())))?;
-        let mut weights: Vec<PathBuf> = std::fs::read_dir(dir)
-            .map_err(|source| GenerateError::Read { path: dir.to_owned(), source })?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| {
-                let name = p.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-                name.ends_with(".safetensors") && (name == "model.safetensors" || name.starts_with("model-"))
-            })
-            .collect();
-        weights.sort();
-        if weights.is_empty() {
-            return Err(GenerateError::Read {
-                path: dir.join("model.safetensors"),
-                source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
-            });
-        }
+        let tokenizer = load::load_tokenizer(&dir.join("tokenizer.json"))?;
+        let weights = load::weight_files(dir)?;
         let dtype = if device.is_cuda() { DType::F16 } else { DType::F32 };
         // SAFETY: the files are memory-mapped read-only and not modified while the model lives.
-        let vb = unsafe { VarBuilder::from_mmaped_safetensors(&weights, dtype, device)? };
+        let vb = unsafe { load::mmap_weights(&weights, dtype, device)? };
         Self::from_parts(vb, config.into_config(false), tokenizer, eos)
     }
 

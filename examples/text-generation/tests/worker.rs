@@ -8,10 +8,9 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use candle_core::Device;
+use example_support::local_worker::LocalWorker;
 use futures::StreamExt;
 use runpod_client::{Endpoint, JobState, JobStatus, Request};
-use runpod_local::LocalEndpoint;
-use runpod_worker::{Config, Worker};
 use serde_json::{json, Value};
 use text_generation::{FinishReason, GenerateHandler, GenerateOutput, Generator, Observer, Params};
 
@@ -47,19 +46,8 @@ async fn streams_stops_fails_cleanly_and_cancels_through_a_local_endpoint() {
     let handler = GenerateHandler::new(Generator::load(&dir, &Device::Cpu).unwrap());
     let stats = handler.stats();
 
-    let ep = LocalEndpoint::builder().api_key("k").bind("127.0.0.1:0").await.unwrap();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let worker = Worker::new(handler).config(Config::from_vars(ep.worker_env("w1")).unwrap()).shutdown_on(
-        async move {
-            let _ = stop_rx.await;
-        },
-    );
-    let running = tokio::spawn(worker.run());
-    let c = Endpoint::new(ep.endpoint_id(), Some("k"))
-        .unwrap()
-        .with_base_url(ep.base_url())
-        .unwrap()
-        .with_poll_interval(Duration::from_millis(5), Duration::from_millis(20));
+    let local = LocalWorker::start(handler).await;
+    let c = local.client.clone().with_poll_interval(Duration::from_millis(5), Duration::from_millis(20));
 
     // Streaming: the chunks, in order, are exactly the text the model produces for this seed.
     let prompt = "w01 w02 w03";
@@ -136,8 +124,6 @@ async fn streams_stops_fails_cleanly_and_cancels_through_a_local_endpoint() {
     assert_eq!(seen["max_tokens"], 1000);
     assert_eq!(seen["generated_tokens"].as_u64().unwrap() % 100, 0, "{seen}");
 
-    stop_tx.send(()).unwrap();
-    tokio::time::timeout(Duration::from_secs(30), running).await.unwrap().unwrap().unwrap();
-    ep.shutdown().await;
+    local.stop().await;
     tiny::remove(&dir);
 }

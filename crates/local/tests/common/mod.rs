@@ -1,9 +1,40 @@
-//! Helpers shared by the integration tests: a small HTTP client for both APIs.
+//! Helpers shared by the integration tests: a small HTTP client for both APIs, and the
+//! `runpod-local` binary started as a child process.
 #![allow(dead_code)]
 
 use runpod_local::LocalEndpoint;
 use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
 use std::time::Duration;
+
+/// The `runpod-local` binary Cargo built for these tests.
+pub const BIN: &str = env!("CARGO_BIN_EXE_runpod-local");
+
+/// A running `runpod-local` process, killed on drop so a failed assertion leaves no server behind.
+pub struct LocalProcess(std::process::Child);
+
+impl Drop for LocalProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `runpod-local` with `args` and reads the first `lines` lines it prints (the address
+/// it serves, ...); stderr is discarded. The process runs until the returned value is dropped.
+pub async fn spawn_local(args: &[&str], lines: usize) -> (LocalProcess, Vec<String>) {
+    let mut child = LocalProcess(
+        Command::new(BIN).args(args).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap(),
+    );
+    let stdout = child.0.stdout.take().unwrap();
+    let lines = tokio::task::spawn_blocking(move || {
+        BufReader::new(stdout).lines().take(lines).map(Result::unwrap).collect()
+    })
+    .await
+    .unwrap();
+    (child, lines)
+}
 
 /// Talks to one endpoint: client routes with `Bearer KEY`, worker routes with the raw key and
 /// the Python SDK's content type.

@@ -1,7 +1,8 @@
 //! Which device the model runs on: `DEVICE` (`cpu`, `cuda`, `cuda:N`), else the build's default.
 //!
-//! A `cuda` build defaults to GPU 0 and fails clearly when none can be opened, rather than
-//! quietly running a GPU worker on the CPU; `DEVICE=cpu` runs it on the CPU on purpose.
+//! A `cuda` build (this crate's `cuda` feature, which each example's own `cuda` feature turns on)
+//! defaults to GPU 0 and fails clearly when none can be opened, rather than quietly running a GPU
+//! worker on the CPU; `DEVICE=cpu` runs it on the CPU on purpose.
 
 use candle_core::Device;
 

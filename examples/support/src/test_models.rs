@@ -1,10 +1,12 @@
-//! Shared by the embeddings tests: where the real all-MiniLM-L6-v2 weights are.
+//! Where the tests of the examples find real model weights (installed by
+//! `scripts/test.d/40-models.sh`): one lookup, so every test skips or fails the same way.
 
 use std::path::PathBuf;
 
-/// The model folder from `RUNPOD_TEST_MINILM_DIR` (exported by scripts/test.d/40-models.sh), else
-/// the default cache path. `None` (after a loud SKIPPED line) when it is missing outside CI;
-/// a panic when it is missing under CI.
+/// The all-MiniLM-L6-v2 folder from `RUNPOD_TEST_MINILM_DIR` (exported by
+/// scripts/test.d/40-models.sh), else the default cache path `.cache/models/all-MiniLM-L6-v2`
+/// under the workspace root. `None` (after a loud `SKIPPED:` line on stderr) when it is missing
+/// outside CI; a panic when it is missing and `CI` is set.
 pub fn minilm_dir() -> Option<PathBuf> {
     let dir = std::env::var_os("RUNPOD_TEST_MINILM_DIR").map(PathBuf::from).unwrap_or_else(|| {
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.cache/models/all-MiniLM-L6-v2")
