@@ -75,6 +75,19 @@ struct Index {
     /// job's own `finished_at + retention` decides (retention can change; a retried job ends
     /// again and gets a new entry).
     expiry: BinaryHeap<Reverse<(Instant, String)>>,
+    /// No queued job's ttl and no running job's execution timeout passes before this, so a
+    /// sweep need not look at the active jobs until then; `None`: look at the next sweep.
+    /// Lowered whenever a job is queued or starts; recomputed by each sweep that looks.
+    next_due: Option<Instant>,
+}
+
+impl Index {
+    /// Notes that some active job may be due at `at` (`None`: never, the sum overflowed).
+    fn due_at(&mut self, at: Option<Instant>) {
+        if let (Some(next), Some(at)) = (self.next_due, at) {
+            self.next_due = Some(next.min(at));
+        }
+    }
 }
 
 /// The whole state of an endpoint.
@@ -186,6 +199,7 @@ impl Store {
         let low = entry.low_priority();
         self.jobs.insert(id.clone(), entry);
         self.index.active.insert(id.clone());
+        self.index.due_at(now.checked_add(ttl));
         self.enqueue_back(id.clone(), low);
         Ok(id)
     }
@@ -300,8 +314,10 @@ impl Store {
         let e = self.get_mut(id)?;
         reset_for_queue(e, now);
         let low = e.low_priority();
+        let due = now.checked_add(e.ttl);
         e.changed.notify_waiters();
         self.index.active.insert(id.to_string());
+        self.index.due_at(due);
         self.counters.retried += 1;
         self.enqueue_back(id.to_string(), low);
         Ok(JobStatus::InQueue)
@@ -393,6 +409,8 @@ impl Store {
             e.worker_id = Some(w.to_string());
             e.changed.notify_waiters();
             jobs.push(e.job());
+            let due = now.checked_add(e.execution_timeout);
+            self.index.due_at(due);
         }
         jobs
     }
