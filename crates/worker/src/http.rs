@@ -290,7 +290,9 @@ mod tests {
                 seen.starts_with("POST /v2/x/job-done/w/a%2Fb?isStream=false HTTP/1.1\r\n"),
                 "{name}: {seen}"
             );
+            let host = format!("host: {}", url.authority());
             for header in [
+                host.as_str(),
                 "authorization: key-123",
                 "x-request-id: a%2fb",
                 "content-type: application/json",
