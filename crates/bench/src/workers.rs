@@ -32,6 +32,12 @@ impl Kind {
             Kind::Python { python, script } => {
                 let mut c = Command::new(python);
                 c.arg(script);
+                // The SDK's start-up fitness check exits the worker when the disk has less than
+                // 10 % free, which a developer's disk often has; the check still runs (and
+                // counts in its start-up time), with a 1 % threshold unless one is set.
+                if std::env::var_os("RUNPOD_MIN_DISK_PERCENT").is_none() {
+                    c.env("RUNPOD_MIN_DISK_PERCENT", "1");
+                }
                 c
             }
         };

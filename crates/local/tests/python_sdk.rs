@@ -72,6 +72,8 @@ async fn start(mode: &str) -> Option<(LocalEndpoint, Api, Worker)> {
         .env("WORKER_MODE", mode)
         .env("PYTHONUNBUFFERED", "1")
         .env("RUNPOD_LOG_LEVEL", "DEBUG")
+        // Its start-up fitness check exits when the disk has under 10 % free (a full dev disk).
+        .env("RUNPOD_MIN_DISK_PERCENT", std::env::var("RUNPOD_MIN_DISK_PERCENT").unwrap_or("1".into()))
         .stdin(Stdio::null())
         .stdout(log_file.try_clone().unwrap())
         .stderr(log_file)
