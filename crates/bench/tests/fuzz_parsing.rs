@@ -196,11 +196,36 @@ fn worker_survives_any_job_take_answer() {
             ("RUNPOD_AI_API_KEY", secrets.api_key.clone()),
             ("RUNPOD_POD_ID", "fz-worker".into()),
             ("RUNPOD_ENDPOINT_ID", "fz".into()),
+            // A random input like `[18446744073709551615]` is a valid `{"sleep_ms": ...}`: without
+            // a cap that job runs for years and holds the worker's only slot.
+            ("BENCH_MAX_SLEEP_MS", "100".into()),
         ];
         WorkerProcess::spawn(env.into_iter().map(|(k, v)| (k.to_string(), v)).collect(), 1)
     });
 
-    let mut runner = TestRunner::new(Config { cases: 64, failure_persistence: None, ..Config::default() });
+    // The input that once wedged this test: `[u64::MAX]` is `{"sleep_ms": u64::MAX}` to serde.
+    // With the cap the job ends at once and its result is posted.
+    let long_sleep = rt.block_on(async {
+        let body = r#"{"id": "long-sleep", "input": [18446744073709551615]}"#;
+        fake.answers.lock().unwrap().push_back((200, Bytes::from(body)));
+        fake.answer_ready.notify_waiters();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let posted = fake.done_posted.notified();
+            if let Some((_, b)) = fake.done.lock().unwrap().iter().find(|(id, _)| id == "long-sleep") {
+                return Some(b.clone());
+            }
+            if tokio::time::timeout_at(deadline.into(), posted).await.is_err() {
+                return None;
+            }
+        }
+    });
+    assert_eq!(long_sleep.expect("the long-sleep job was never reported")["output"], json!({"ok": true}));
+
+    // A failing case waits 20 s for its sentinel: shrinking is capped so that a failure ends in
+    // minutes, not after proptest's default 1024 tries.
+    let config = Config { cases: 64, failure_persistence: None, max_shrink_iters: 16, ..Config::default() };
+    let mut runner = TestRunner::new(config);
     let counter = std::sync::atomic::AtomicU64::new(0);
     runner
         .run(&take_answer(), |(status, body)| {
