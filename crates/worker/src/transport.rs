@@ -118,16 +118,12 @@ impl Api {
                 std::borrow::Cow::Owned(url)
             }
             _ => {
-                let (base, batch) = if n <= 1 {
-                    (self.cfg.job_take_url.clone(), None)
+                let raw = if n <= 1 {
+                    with_query(&self.cfg.job_take_url, &[("job_in_progress", in_progress)])
                 } else {
-                    (self.cfg.job_take_url.replace("/job-take/", "/job-take-batch/"), Some(n.to_string()))
+                    let base = self.cfg.job_take_url.replace("/job-take/", "/job-take-batch/");
+                    with_query(&base, &[("batch_size", &n.to_string()), ("job_in_progress", in_progress)])
                 };
-                let mut pairs = vec![("job_in_progress", in_progress)];
-                if let Some(b) = &batch {
-                    pairs.insert(0, ("batch_size", b));
-                }
-                let raw = with_query(&base, &pairs);
                 std::borrow::Cow::Owned(Url::parse(&raw).map_err(|e| ApiError {
                     status: None,
                     permanent: true,

@@ -76,7 +76,7 @@ async fn job_take_backs_off_on_429() {
         Worker::new(handler_fn(|job: Job<u32>, _ctx: JobContext| async move { Ok::<_, String>(job.input) })),
     );
     tokio::time::sleep(Duration::from_millis(6500)).await;
-    let throttled = proxy.requests("THROTTLED GET /v2/local/job-take");
+    let throttled = proxy.requests("ANSWERED 429 GET /v2/local/job-take");
     let gaps: Vec<Duration> = throttled.windows(2).map(|p| p[1].0 - p[0].0).collect();
     eprintln!("{} job-take attempts answered 429 in 6.5 s, gaps {gaps:?}", throttled.len());
     // The platform asks for a slower pace: seconds between tries (5 s at least), not a busy loop.

@@ -37,6 +37,16 @@ pub(crate) struct Entry {
 }
 
 impl Entry {
+    /// When the sweep must end this job: a running job at its execution timeout, a queued
+    /// one at its ttl; `None` for any other state (or a sum past what `Instant` holds).
+    pub(super) fn deadline(&self) -> Option<Instant> {
+        match self.status {
+            JobStatus::InProgress => self.started_at?.checked_add(self.execution_timeout),
+            JobStatus::InQueue => self.queued_at.checked_add(self.ttl),
+            _ => None,
+        }
+    }
+
     pub(super) fn low_priority(&self) -> bool {
         self.policy.as_ref().is_some_and(Policy::is_low_priority)
     }

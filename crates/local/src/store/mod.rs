@@ -82,7 +82,7 @@ struct Index {
 }
 
 impl Index {
-    /// Notes that some active job may be due at `at` (`None`: never, the sum overflowed).
+    /// Notes that some active job may be due at `at` (an [`Entry::deadline`]; `None`: never).
     fn due_at(&mut self, at: Option<Instant>) {
         if let (Some(next), Some(at)) = (self.next_due, at) {
             self.next_due = Some(next.min(at));
@@ -197,9 +197,9 @@ impl Store {
             changed: Arc::default(),
         };
         let low = entry.low_priority();
+        self.index.due_at(entry.deadline());
         self.jobs.insert(id.clone(), entry);
         self.index.active.insert(id.clone());
-        self.index.due_at(now.checked_add(ttl));
         self.enqueue_back(id.clone(), low);
         Ok(id)
     }
@@ -314,7 +314,7 @@ impl Store {
         let e = self.get_mut(id)?;
         reset_for_queue(e, now);
         let low = e.low_priority();
-        let due = now.checked_add(e.ttl);
+        let due = e.deadline();
         e.changed.notify_waiters();
         self.index.active.insert(id.to_string());
         self.index.due_at(due);
@@ -409,7 +409,7 @@ impl Store {
             e.worker_id = Some(w.to_string());
             e.changed.notify_waiters();
             jobs.push(e.job());
-            let due = now.checked_add(e.execution_timeout);
+            let due = e.deadline();
             self.index.due_at(due);
         }
         jobs

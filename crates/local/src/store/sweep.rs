@@ -23,15 +23,10 @@ impl Store {
         // looking at each of them every 100 ms took 8 % of the endpoint's CPU with 60 k jobs
         // queued (`perf`, runpod-bench with --jobs 1000000).
         let todo: Vec<String> = if self.index.next_due.is_none_or(|d| now >= d) {
-            let due_at = |e: &super::entry::Entry| match e.status {
-                JobStatus::InProgress => e.started_at.and_then(|s| s.checked_add(e.execution_timeout)),
-                JobStatus::InQueue => e.queued_at.checked_add(e.ttl),
-                _ => None,
-            };
             let mut todo = Vec::new();
             let mut next = now + RESCAN_WHEN_IDLE;
             for id in &self.index.active {
-                match self.jobs.get(id.as_str()).map(due_at) {
+                match self.jobs.get(id.as_str()).map(|e| e.deadline()) {
                     Some(Some(at)) if at > now => next = next.min(at),
                     Some(None) => {}
                     _ => todo.push(id.clone()),
@@ -133,7 +128,7 @@ impl Store {
             reset_for_queue(e, now);
             e.changed.notify_waiters();
             let low = e.low_priority();
-            self.index.due_at(now.checked_add(e.ttl));
+            self.index.due_at(e.deadline());
             self.counters.retried += 1;
             if low {
                 self.low_queue.push_front(id.clone())

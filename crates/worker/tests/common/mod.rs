@@ -184,14 +184,14 @@ impl Proxy {
     }
 
     /// From now on, new connections whose first request line contains `needle` get `429 Too
-    /// Many Requests` (noted as `THROTTLED <line>`) and are closed, and other new connections
+    /// Many Requests` (noted as `ANSWERED 429 <line>`) and are closed, and other new connections
     /// carry one request only; `None` stops that.
     pub fn set_throttled(&self, needle: Option<&str>) {
         self.set_answer(needle, 429);
     }
 
     /// Like [`Proxy::set_throttled`] with another status: matching requests get `status`
-    /// (noted as `ANSWERED <status> <line>`; `THROTTLED <line>` for 429).
+    /// (noted as `ANSWERED <status> <line>`).
     pub fn set_answer(&self, needle: Option<&str>, status: u16) {
         *self.throttle.lock().unwrap() = needle.map(|n| (n.to_owned(), status));
     }
@@ -236,8 +236,7 @@ async fn throttle_or_pass(
     let Ok(n) = inbound.read(&mut buf).await else { return };
     let line = String::from_utf8_lossy(&buf[..n]).lines().next().unwrap_or_default().to_owned();
     if line.contains(&needle) {
-        let label = if status == 429 { "THROTTLED".to_owned() } else { format!("ANSWERED {status}") };
-        rec.lock().unwrap().push((Instant::now(), format!("{label} {line}")));
+        rec.lock().unwrap().push((Instant::now(), format!("ANSWERED {status} {line}")));
         let answer = format!("HTTP/1.1 {status} Refused\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
         let _ = inbound.write_all(answer.as_bytes()).await;
         return;
