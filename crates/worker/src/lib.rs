@@ -79,3 +79,8 @@ pub use worker::Worker;
 pub use runpod_s3;
 /// Re-exported so handlers can name the cancellation token's type.
 pub use tokio_util::sync::CancellationToken;
+
+/// The README's examples, compiled and run by `cargo test --doc`.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
