@@ -49,8 +49,15 @@ const KEY: &str = "readme-key";
 async fn wait_final(http: &reqwest::Client, api: &str, id: &str) -> Value {
     let until = Instant::now() + Duration::from_secs(60);
     loop {
-        let status: Value =
-            http.get(format!("{api}/status/{id}")).bearer_auth(KEY).send().await.unwrap().json().await.unwrap();
+        let status: Value = http
+            .get(format!("{api}/status/{id}"))
+            .bearer_auth(KEY)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         if !matches!(status["status"].as_str(), Some("IN_QUEUE" | "IN_PROGRESS")) {
             return status;
         }
@@ -81,8 +88,16 @@ async fn readme_s3_snippet_reads_s3_inputs_and_returns_presigned_urls() {
         "input": {"files": [format!("s3://{bucket}/inputs/a.txt"), format!("s3://{bucket}/inputs/b.txt")]},
         "s3Config": {"accessId": s3.access_key, "accessSecret": s3.secret_key, "bucketName": bucket, "endpointUrl": s3.endpoint},
     });
-    let run: Value =
-        http.post(format!("{api}/run")).bearer_auth(KEY).json(&request).send().await.unwrap().json().await.unwrap();
+    let run: Value = http
+        .post(format!("{api}/run"))
+        .bearer_auth(KEY)
+        .json(&request)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let id = run["id"].as_str().unwrap().to_owned();
     let status = wait_final(&http, &api, &id).await;
     assert_eq!(status["status"], "COMPLETED", "{status}");
