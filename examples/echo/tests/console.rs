@@ -331,3 +331,58 @@ async fn the_console_runs_streams_fails_and_cancels_jobs_in_a_browser() {
     assert!(p["error"].as_str().unwrap().contains("repeat must be between"), "{p:#}");
     ep.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_api_prints_the_console_which_starts_from_test_input_json_and_shows_job_logs() {
+    let Some(browser) = Browser::start().await else { return };
+    let page = Page(browser);
+    let dir = std::env::temp_dir().join(format!("echo-console-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let request = "{\"input\": {\"message\": \"from the file\", \"repeat\": 2}}\n";
+    std::fs::write(dir.join("test_input.json"), request).unwrap();
+    let mut c = Command::new(env!("CARGO_BIN_EXE_echo"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("RUNPOD_") || k == "RUST_LOG" {
+            c.env_remove(k);
+        }
+    }
+    let mut child = c
+        .args(["--serve-api", "--port", "0"])
+        .current_dir(&dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let worker = EchoWorker(child);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(url) = line.trim().strip_prefix("console: ") {
+                let _ = tx.send(url.split(' ').next().unwrap_or_default().to_owned());
+            }
+        }
+    });
+    let console =
+        rx.recv_timeout(std::time::Duration::from_secs(60)).expect("--serve-api printed the console's URL");
+    assert!(console.starts_with("http://127.0.0.1:") && console.ends_with('/'), "{console}");
+
+    page.0.goto(&console).await;
+    let p = page.wait("the request from test_input.json", |p| p["editor"] == request).await;
+    assert_eq!(p["source"], "from test_input.json");
+    assert_eq!(p["keyForm"], false, "--serve-api has no key");
+    page.wait("the check", |p| p["checkOk"] == true).await;
+    page.0.click("#run").await;
+    let p = page
+        .wait("the job's log line", |p| {
+            p["status"] == "COMPLETED" && p["logs"].as_str().unwrap_or("").contains("job completed")
+        })
+        .await;
+    let output: Value = serde_json::from_str(p["output"].as_str().unwrap()).unwrap();
+    assert_eq!(output, json!({"echo": "from the file from the file", "repeat": 2}));
+    assert_eq!(p["worker"], "local-worker");
+    page.0.screenshot(&screenshots().join("serve-api-logs.png")).await;
+    drop(worker);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
