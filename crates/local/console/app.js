@@ -152,6 +152,7 @@ function showCheck(ok, message) {
   const check = $('check');
   check.className = 'check ' + (ok ? 'ok' : 'error');
   check.textContent = message;
+  check.setAttribute('aria-busy', 'false');
 }
 
 // Checks the request: its JSON here, then everything else with the endpoint's own checks
@@ -165,7 +166,10 @@ async function checkRequest() {
     showCheck(false, e.message);
     return null;
   }
-  if (!state.connected) return null;
+  if (!state.connected) {
+    showCheck(false, 'Enter the API key to check and send requests.');
+    return null;
+  }
   try {
     await post('/console/api/check', body);
     if (seq === state.checks) showCheck(true, 'Valid request');
@@ -178,6 +182,7 @@ async function checkRequest() {
 
 let checkTimer = 0;
 function checkSoon(delay = 300) {
+  $('check').setAttribute('aria-busy', 'true');
   clearTimeout(checkTimer);
   checkTimer = setTimeout(checkRequest, delay);
 }
@@ -242,6 +247,7 @@ function openJob(id, first, t0 = performance.now()) {
   $('job-empty').hidden = true;
   $('job').hidden = false;
   $('job-id').textContent = id || '';
+  setBadge('');
   for (const list of ['timeline', 'chunks', 'logs']) $(list).replaceChildren();
   for (const box of ['stream-box', 'output-box', 'error-box']) $(box).hidden = true;
   $('logs-box').hidden = !state.logs;
@@ -437,32 +443,39 @@ function renderHealth(health, error) {
   }));
 }
 
+// Updates the rows in place (a row keeps its element while its job is listed), so that a
+// click is never lost to a refresh.
 function renderJobs(jobs, total) {
   $('jobs-empty').hidden = jobs.length > 0;
   $('jobs-total').textContent = total > jobs.length ? `newest ${jobs.length} of ${total}` : '';
-  $('jobs').replaceChildren(...jobs.map((job) => {
-    const tr = document.createElement('tr');
-    tr.dataset.id = job.id;
-    tr.tabIndex = 0;
+  const tbody = $('jobs');
+  const old = new Map([...tbody.children].map((tr) => [tr.dataset.id, tr]));
+  const rows = jobs.map((job) => {
+    const tr = old.get(job.id) || newRow(job.id);
     const cells = [job.id, job.status, ago(job.ageMs), duration(job.delayTime),
       duration(job.executionTime), job.workerId || '–'];
-    for (const [i, text] of cells.entries()) {
-      const td = document.createElement('td');
-      if (i === 1) {
-        const badge = document.createElement('span');
-        badge.className = 'badge';
-        badge.dataset.status = text;
-        badge.textContent = text;
-        td.append(badge);
-      } else {
-        td.textContent = text;
-      }
-      if (i === 0) td.title = text;
-      tr.append(td);
-    }
+    cells.forEach((text, i) => {
+      const el = i === 1 ? tr.children[1].firstChild : tr.children[i];
+      if (el.textContent !== text) el.textContent = text;
+      if (i === 1) el.dataset.status = text;
+    });
     return tr;
-  }));
+  });
+  const same = rows.length === tbody.children.length && rows.every((tr, i) => tbody.children[i] === tr);
+  if (!same) tbody.replaceChildren(...rows);
   markOpenRow();
+}
+
+function newRow(id) {
+  const tr = document.createElement('tr');
+  tr.dataset.id = id;
+  tr.tabIndex = 0;
+  for (let i = 0; i < 6; i++) tr.append(document.createElement('td'));
+  tr.children[0].title = id;
+  const badge = document.createElement('span');
+  badge.className = 'badge';
+  tr.children[1].append(badge);
+  return tr;
 }
 
 function markOpenRow() {

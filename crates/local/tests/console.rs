@@ -115,6 +115,28 @@ async fn the_jobs_list_shows_newest_first_without_secrets() {
     assert_eq!(list["jobs"][0]["status"], "IN_QUEUE");
     assert_eq!(list["total"], 2);
     assert_eq!(list["health"]["jobs"]["inQueue"], 2);
+
+    // The newest 50 only.
+    let mut newest = String::new();
+    for n in 0..60 {
+        newest = api.run(json!({"n": n})).await;
+    }
+    let list: Value = api
+        .http
+        .get(format!("{}/console/api/jobs", ep.base_url()))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!((list["jobs"].as_array().unwrap().len(), list["total"].as_u64()), (50, Some(62)));
+    assert_eq!(list["jobs"][0]["id"], newest.as_str());
+    assert!(
+        list["jobs"].as_array().unwrap().iter().all(|j| j["id"] != first.as_str()),
+        "the oldest is left out"
+    );
 }
 
 /// Reads server-sent events from `resp` until one satisfies `done`; returns all read.

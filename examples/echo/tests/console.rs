@@ -24,6 +24,7 @@ return {
   source: $('source').textContent,
   check: $('check').textContent,
   checkOk: $('check').classList.contains('ok'),
+  checking: $('check').getAttribute('aria-busy') === 'true',
   jobId: $('job-id').textContent,
   status: shown('job-status') ? $('job-status').textContent : null,
   timeline: texts('#timeline .step'),
@@ -69,11 +70,7 @@ impl Page {
     /// Types `request` into the editor and waits for the endpoint's verdict on it.
     async fn edit(&self, request: &str) -> Value {
         self.0.type_into("#editor", request).await;
-        let page = self.wait("the request check", |p| p["editor"] == request && p["check"] != "").await;
-        // A check may still be in flight for an earlier keystroke: wait until it settles.
-        tokio::time::sleep(std::time::Duration::from_millis(400)).await;
-        let _ = page;
-        self.read().await
+        self.wait("the request check", |p| p["editor"] == request && p["checking"] == false).await
     }
 
     async fn run_and_wait(&self, button: &str, final_status: &str) -> Value {
@@ -141,7 +138,10 @@ async fn the_console_runs_streams_fails_and_cancels_jobs_in_a_browser() {
         .await;
     let start: Value = serde_json::from_str(p["editor"].as_str().unwrap()).unwrap();
     assert_eq!(start, json!({"input": {}}), "no test_input.json here: the empty request");
-    assert_eq!(page.wait("the check", |p| p["checkOk"] == true).await["check"], "Valid request");
+    assert_eq!(
+        page.wait("the check", |p| p["checking"] == false && p["checkOk"] == true).await["check"],
+        "Valid request"
+    );
     page.0.screenshot(&screenshots().join("idle.png")).await;
 
     // Invalid requests are caught before anything is sent: bad JSON here, bounds by the API's
@@ -173,7 +173,11 @@ async fn the_console_runs_streams_fails_and_cancels_jobs_in_a_browser() {
         page.wait("the policy check", |p| p["check"].as_str().unwrap().contains("executionTimeout")).await;
     assert!(p["check"].as_str().unwrap().contains("must be greater than"), "{p:#}");
     page.0.type_into("#execution-timeout", "").await;
-    assert_eq!(page.wait("a valid request again", |p| p["checkOk"] == true).await["checkOk"], true);
+    assert_eq!(
+        page.wait("a valid request again", |p| p["checking"] == false && p["checkOk"] == true).await
+            ["checkOk"],
+        true
+    );
     page.0.click("#options summary").await;
     assert_eq!(page.read().await["jobs"].as_array().unwrap().len(), jobs_before, "nothing invalid was sent");
 
@@ -295,7 +299,7 @@ async fn the_console_runs_streams_fails_and_cancels_jobs_in_a_browser() {
     ] {
         page.0.type_into(field, value).await;
     }
-    page.wait("the s3Config check", |p| p["checkOk"] == true).await;
+    page.wait("the s3Config check", |p| p["checking"] == false && p["checkOk"] == true).await;
     let p = page.run_and_wait("#run", "COMPLETED").await;
     assert!(!p["text"].as_str().unwrap().contains("s3cr3t"), "{p:#}");
     let listed = http
@@ -372,8 +376,8 @@ async fn serve_api_prints_the_console_which_starts_from_test_input_json_and_show
     let p = page.wait("the request from test_input.json", |p| p["editor"] == request).await;
     assert_eq!(p["source"], "from test_input.json");
     assert_eq!(p["keyForm"], false, "--serve-api has no key");
-    page.wait("the check", |p| p["checkOk"] == true).await;
-    page.0.click("#run").await;
+    page.wait("the check", |p| p["checking"] == false && p["checkOk"] == true).await;
+    page.0.press("#editor", "\u{E009}\u{E007}").await; // Ctrl+Enter runs
     let p = page
         .wait("the job's log line", |p| {
             p["status"] == "COMPLETED" && p["logs"].as_str().unwrap_or("").contains("job completed")

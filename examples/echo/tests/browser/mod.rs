@@ -185,6 +185,13 @@ impl Browser {
         self.post(&format!("/element/{el}/value"), json!({"text": text})).await;
     }
 
+    /// Presses `keys` in the element `css` (WebDriver key codes: `\u{E009}` is Control,
+    /// `\u{E007}` Enter; a modifier stays down until the end).
+    pub async fn press(&self, css: &str, keys: &str) {
+        let el = self.element(css).await;
+        self.post(&format!("/element/{el}/value"), json!({"text": keys})).await;
+    }
+
     /// Runs `script` (a function body; `arguments` holds `args`) in the page; returns its value.
     pub async fn eval(&self, script: &str, args: Value) -> Value {
         self.post("/execute/sync", json!({"script": script, "args": args})).await
