@@ -47,7 +47,8 @@ fn binaries() -> Option<(PathBuf, PathBuf)> {
             if std::env::var_os("CI").is_some() {
                 panic!("{why}");
             }
-            eprintln!("\n*** SKIPPED: the console's browser test: {why} ***\n");
+            // Straight to stderr, past the test harness's capture, so that the skip is seen.
+            let _ = writeln!(std::io::stderr(), "\n*** SKIPPED: the console's browser test: {why} ***\n");
             None
         }
     }
