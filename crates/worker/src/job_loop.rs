@@ -8,7 +8,7 @@ use crate::sender::{deliver, Post, Sink};
 use crate::stop::RunningHandlers;
 use crate::worker::Options;
 use crate::worker_api::{Api, Take};
-use crate::Handler;
+use crate::{Failure, Handler};
 use runpod_protocol::Job as WireJob;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -66,7 +66,7 @@ impl<H: Handler> Shared<H> {
         tracing::error!(job_id = %id, "{why}");
         self.held.insert(&id);
         let (tx, rx) = mpsc::unbounded_channel();
-        let body = self.exec.reporter.failure("MalformedJob", &why, "");
+        let body = self.exec.reporter.failure(Failure::new("MalformedJob", why));
         let _ = tx.send(Post::Done { body, is_stream: false });
         let span = tracing::info_span!("job", job_id = %id);
         self.senders.spawn(deliver(

@@ -116,9 +116,10 @@ async fn errors_and_panics_fail_the_job_only() {
     let s = wait_final(&ep, &err, 20).await;
     assert_eq!(s["status"], "FAILED");
     let r = report(&s);
-    assert_eq!(r["error_type"], "anyhow::Error");
+    assert_eq!(r["error_type"], "Error");
     assert_eq!(r["error_message"], "loading the model");
-    assert_eq!(r["error_traceback"], "loading the model: disk on fire");
+    let tb = r["error_traceback"].as_str().unwrap();
+    assert!(tb.starts_with("loading the model\n\nCaused by:\n") && tb.contains("disk on fire"), "{tb}");
     assert!(r["runpod_version"].as_str().unwrap().starts_with("runpod-rs/"));
 
     let s = wait_final(&ep, &panic, 20).await;

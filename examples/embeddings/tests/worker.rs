@@ -59,15 +59,18 @@ async fn jobs_through_a_local_endpoint() {
     assert!((norm - 1.0).abs() > 0.05, "normalize=false gives the raw vector, norm {norm}");
 
     // Bad inputs fail the job with a clear error, and the worker keeps serving.
-    for (input, says) in [
-        (json!({"input": 7}), "a string or an array of strings"),
-        (json!({"input": ["a"], "normalise": true}), "normalise"),
-        (json!({"input": []}), "no input text"),
-        (json!({"input": ["a", "b", "c", "d"]}), "at most 3"),
+    // Each reports its kind as the error report's `error_type`.
+    for (input, error_type, says) in [
+        (json!({"input": 7}), "InputError", "a string or an array of strings"),
+        (json!({"input": ["a"], "normalise": true}), "InputError", "normalise"),
+        (json!({"input": []}), "BadInput", "no input text"),
+        (json!({"input": ["a", "b", "c", "d"]}), "BadInput", "at most 3"),
     ] {
         let done: JobState<Value> = run(&client, input.clone()).await;
         assert_eq!(done.status, JobStatus::Failed, "{input}: {done:?}");
-        assert!(done.error.as_deref().unwrap_or_default().contains(says), "{input}: {done:?}");
+        let report: Value = serde_json::from_str(done.error.as_deref().unwrap_or_default()).unwrap();
+        assert_eq!(report["error_type"], error_type, "{input}: {report}");
+        assert!(report["error_message"].as_str().unwrap_or_default().contains(says), "{input}: {report}");
     }
     let done: JobState<Value> = run(&client, json!({"input": "still here"})).await;
     assert_eq!(done.status, JobStatus::Completed);
