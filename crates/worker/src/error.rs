@@ -14,6 +14,10 @@ pub enum WorkerError {
     /// The `--test-input` job could not be read.
     #[error("bad test input: {0}")]
     TestInput(String),
+    /// The output of a [`Worker::run_test_job`](crate::Worker::run_test_job) job does not
+    /// decode into the type asked for.
+    #[error("bad test output: {0}")]
+    TestOutput(String),
     /// The `--test-input` job failed (its result was printed).
     #[error("job {id} failed: {error}")]
     JobFailed {

@@ -2,7 +2,7 @@
 //! the job loop), and turns what happened (output, error, panic, cancel, timeout) into the
 //! job's final post.
 
-use crate::context::CancelReason;
+use crate::context::{CancelReason, Outbox};
 use crate::outcome::{enforce_size, map_output, result_limit, Reporter};
 use crate::sender::Post;
 use crate::{Failure, Handler, Job, JobContext};
@@ -12,7 +12,6 @@ use serde_json::Value;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
@@ -32,24 +31,18 @@ pub(crate) struct Executor<H> {
 }
 
 impl<H: Handler> Executor<H> {
-    /// The context of a new job, and the receiving end of its posts (for its sender).
-    pub(crate) fn prepare(
-        &self,
-        wire: &WireJob,
-        parent: &CancellationToken,
-    ) -> (JobContext, mpsc::UnboundedReceiver<Post>) {
-        let (tx, rx) = mpsc::unbounded_channel();
-        let span = tracing::info_span!("job", job_id = %wire.id);
-        let ctx = JobContext::new(
+    /// The context of a new job whose progress and chunks go to `outbox`; it is cancelled
+    /// with `parent`.
+    pub(crate) fn context(&self, wire: &WireJob, parent: &CancellationToken, outbox: Outbox) -> JobContext {
+        JobContext::new(
             wire.id.clone(),
             self.reporter.worker_id.clone(),
-            tx,
+            outbox,
             parent.child_token(),
             self.max_chunk_bytes,
             wire.s3_config.clone(),
-            span,
-        );
-        (ctx, rx)
+            tracing::info_span!("job", job_id = %wire.id),
+        )
     }
 
     /// Runs the job to its end and returns its final post (`Done`, or `End` when stopped).

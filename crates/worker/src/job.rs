@@ -29,6 +29,12 @@ pub struct InputError {
 }
 
 impl<T> Job<T> {
+    /// A job with this id and input and nothing else (no webhook, policy or bucket), for
+    /// calling a handler in a test.
+    pub fn new(id: impl Into<String>, input: T) -> Job<T> {
+        Job { id: id.into(), input, webhook: None, policy: None, s3_config: None }
+    }
+
     /// The same job with another input (e.g. after a conversion).
     pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Job<U> {
         Job {

@@ -2,6 +2,7 @@
 //! one (its handler task and its ordered sender); malformed jobs are failed, not lost.
 
 use crate::backoff::Backoff;
+use crate::context::Outbox;
 use crate::executor::Executor;
 use crate::held_jobs::HeldJobs;
 use crate::sender::{deliver, Post, Sink};
@@ -41,7 +42,8 @@ impl<H: Handler> Shared<H> {
         let id = wire.id.clone();
         self.held.insert(&id);
         self.in_flight.fetch_add(1, Ordering::SeqCst);
-        let (ctx, rx) = self.exec.prepare(&wire, &self.hard_stop);
+        let (tx, rx) = mpsc::unbounded_channel();
+        let ctx = self.exec.context(&wire, &self.hard_stop, Outbox::Sender(tx));
         self.running.insert(&ctx);
         self.senders.spawn(deliver(
             self.sink.clone(),

@@ -491,7 +491,7 @@ async fn refresh_after_job_runs_one_job_then_exits() {
         Worker::new(handler_fn(|job: Job<u32>, _ctx: JobContext| async move { Ok::<_, String>(job.input) }))
             .refresh_after_job(true),
     );
-    tokio::time::timeout(Duration::from_secs(20), w.handle).await.expect("exits by itself").unwrap().unwrap();
+    tokio::time::timeout(Duration::from_secs(20), w.join()).await.expect("exits by itself").unwrap();
     assert_eq!(status(&ep, &first).await["status"], "COMPLETED");
     assert_eq!(status(&ep, &second).await["status"], "IN_QUEUE");
 }

@@ -5,9 +5,10 @@ use std::time::Duration;
 
 use candle_core::Device;
 use embeddings::{EmbedHandler, Embedder};
-use example_support::local_worker::LocalWorker;
+use example_support::local_worker::{self, LocalWorker};
 use example_support::test_models::minilm_dir;
 use runpod_client::{Endpoint, JobState, JobStatus, Request};
+use runpod_worker::Worker;
 use serde_json::{json, Value};
 
 /// Queues `input` and polls `/status` until the job ends, as an application would.
@@ -22,8 +23,8 @@ async fn jobs_through_a_local_endpoint() {
     let reference = Embedder::load(&dir, &Device::Cpu).unwrap();
     let handler = EmbedHandler::new(Embedder::load(&dir, &Device::Cpu).unwrap(), "all-MiniLM-L6-v2", 3);
 
-    let local = LocalWorker::start(handler).await;
-    let client = local.client.clone();
+    let local = LocalWorker::start(Worker::new(handler)).await.unwrap();
+    let client = local_worker::client(&local);
 
     // A batch: same vectors as the model gives directly, token counts, truncation reported.
     let long = "lorem ipsum ".repeat(400);
@@ -75,5 +76,5 @@ async fn jobs_through_a_local_endpoint() {
     let done: JobState<Value> = run(&client, json!({"input": "still here"})).await;
     assert_eq!(done.status, JobStatus::Completed);
 
-    local.stop().await;
+    local.stop().await.unwrap();
 }

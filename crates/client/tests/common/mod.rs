@@ -1,5 +1,5 @@
-//! Shared by the integration tests: a local endpoint, a tiny worker that speaks the worker API
-//! over HTTP, scripted HTTP servers, and a webhook receiver.
+//! Shared by the integration tests: a local endpoint, a worker taking scripted jobs from it over
+//! HTTP (runpod-worker's test bed), scripted HTTP servers, and a webhook receiver.
 #![allow(dead_code)]
 
 use axum::extract::State;
@@ -9,8 +9,9 @@ use axum::routing::{any, post};
 use axum::{Json, Router};
 use runpod_client::Endpoint;
 use runpod_local::LocalEndpoint;
+use runpod_worker::testing::RunningWorker;
+use runpod_worker::{handler_fn, Job, JobContext, StreamError, Worker};
 use serde_json::{json, Value};
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -43,88 +44,44 @@ pub fn client(ep: &LocalEndpoint) -> Endpoint {
         .with_poll_interval(Duration::from_millis(20), Duration::from_millis(200))
 }
 
-/// Starts a worker that takes jobs from `ep` over the worker API and runs each in its own task.
+/// Starts a worker (runpod-worker's test bed, worker id `w1`) that takes jobs from `ep` over
+/// the worker API, up to 16 at once. Dropping it stops the worker.
 ///
 /// What it does is driven by the input:
 /// - `{"sleep_ms": n, "progress": [..]?}`: posts each progress value, sleeps n ms, returns `{"slept": n}`
-/// - `{"stream": n, "fail"?: msg}`: posts chunks `0..n` to job-stream, then a final result (or the error)
+/// - `{"stream": n, "fail"?: msg}`: streams chunks `0..n`, then returns `[]` (or fails with `msg`)
 /// - `{"fail": msg}`: fails with `msg`
 /// - anything else: returns `{"echo": input}`
-pub fn spawn_worker(ep: &LocalEndpoint, worker_id: &str) -> tokio::task::JoinHandle<()> {
-    let env: HashMap<String, String> = ep.worker_env(worker_id).into_iter().collect();
-    let w = Arc::new(Worker {
-        http: reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap(),
-        take: env["RUNPOD_WEBHOOK_GET_JOB"].replace("$ID", worker_id),
-        done: env["RUNPOD_WEBHOOK_POST_OUTPUT"].replace("$RUNPOD_POD_ID", worker_id),
-        stream: env["RUNPOD_WEBHOOK_POST_STREAM"].replace("$RUNPOD_POD_ID", worker_id),
-        key: env["RUNPOD_AI_API_KEY"].clone(),
-    });
-    tokio::spawn(async move {
-        loop {
-            let r = match w
-                .http
-                .get(format!("{}&job_in_progress=0", w.take))
-                .header("Authorization", &w.key)
-                .send()
-                .await
-            {
-                Ok(r) => r,
-                Err(_) => {
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            };
-            if r.status() != 200 {
-                continue;
-            }
-            let job: Value = r.json().await.expect("job JSON");
-            let w = w.clone();
-            tokio::spawn(async move { w.handle(job).await });
+///
+/// A failure is returned as `{"error": msg}`, so the job's `error` is `msg` itself (the Python
+/// SDK's rule), not a JSON error report.
+pub fn spawn_worker(ep: &LocalEndpoint) -> RunningWorker {
+    let worker = Worker::new(handler_fn(scripted_job)).concurrency(16);
+    RunningWorker::spawn(ep, worker).expect("worker_env is a valid configuration")
+}
+
+async fn scripted_job(job: Job<Value>, ctx: JobContext) -> Result<Value, StreamError> {
+    let input = job.input;
+    if let Some(n) = input.get("stream").and_then(Value::as_u64) {
+        for i in 0..n {
+            ctx.stream(i).await?;
         }
+        return Ok(match input.get("fail") {
+            Some(msg) => json!({"error": msg}),
+            None => json!([]),
+        });
+    }
+    if let Some(ms) = input.get("sleep_ms").and_then(Value::as_u64) {
+        for p in input.get("progress").and_then(Value::as_array).cloned().unwrap_or_default() {
+            ctx.progress(p);
+        }
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+        return Ok(json!({"slept": ms}));
+    }
+    Ok(match input.get("fail") {
+        Some(msg) => json!({"error": msg}),
+        None => json!({"echo": input}),
     })
-}
-
-struct Worker {
-    http: reqwest::Client,
-    take: String,
-    done: String,
-    stream: String,
-    key: String,
-}
-
-impl Worker {
-    async fn post(&self, template: &str, id: &str, is_stream: bool, body: Value) {
-        let url = format!("{}&isStream={is_stream}", template.replace("$ID", id));
-        let r =
-            self.http.post(url).header("Authorization", &self.key).json(&body).send().await.expect("post");
-        // 409: the job was cancelled meanwhile; anything else is a test bug.
-        assert!(r.status().is_success() || r.status() == 409, "worker post refused: {}", r.status());
-    }
-
-    async fn handle(&self, job: Value) {
-        let id = job["id"].as_str().expect("job id").to_owned();
-        let input = &job["input"];
-        if let Some(n) = input.get("stream").and_then(Value::as_u64) {
-            for i in 0..n {
-                self.post(&self.stream, &id, false, json!({"output": i})).await;
-            }
-            let fin = match input.get("fail") {
-                Some(msg) => json!({"error": msg}),
-                None => json!({"output": []}),
-            };
-            self.post(&self.done, &id, true, fin).await;
-        } else if let Some(ms) = input.get("sleep_ms").and_then(Value::as_u64) {
-            for p in input.get("progress").and_then(Value::as_array).cloned().unwrap_or_default() {
-                self.post(&self.done, &id, false, json!({"status": "IN_PROGRESS", "output": p})).await;
-            }
-            tokio::time::sleep(Duration::from_millis(ms)).await;
-            self.post(&self.done, &id, false, json!({"output": {"slept": ms}})).await;
-        } else if let Some(msg) = input.get("fail") {
-            self.post(&self.done, &id, false, json!({"error": msg})).await;
-        } else {
-            self.post(&self.done, &id, false, json!({"output": {"echo": input}})).await;
-        }
-    }
 }
 
 /// Method, path with query, and arrival time of each request a [`ScriptServer`] got.

@@ -1,49 +1,22 @@
-//! Helpers for the end-to-end tests: a real `runpod-local` endpoint over HTTP on 127.0.0.1.
+//! Helpers for the end-to-end tests: a real `runpod-local` endpoint over HTTP on 127.0.0.1 (the
+//! worker runs through `runpod_worker::testing`), calls to its client API, and a TCP proxy.
 #![allow(dead_code)]
 
-use runpod_local::{LocalEndpoint, LocalEndpointBuilder};
-use runpod_worker::{Config, Handler, Worker, WorkerError};
+pub use runpod_worker::testing::API_KEY as KEY;
+use runpod_worker::testing::{LocalEndpoint, LocalEndpointBuilder, RunningWorker};
+use runpod_worker::{Config, Handler, Worker};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 
-pub const KEY: &str = "test-key";
-
-/// An endpoint with a key, a fast ping interval and the given tweaks.
+/// An endpoint with the test key, a fast ping interval and the given tweaks.
 pub async fn endpoint(tweak: impl FnOnce(LocalEndpointBuilder) -> LocalEndpointBuilder) -> LocalEndpoint {
     let b = LocalEndpoint::builder().api_key(KEY).ping_interval_ms(200).take_wait(Duration::from_secs(5));
     tweak(b).bind("127.0.0.1:0").await.expect("bind the local endpoint")
 }
 
-pub fn config(ep: &LocalEndpoint, worker: &str) -> Config {
-    Config::from_vars(ep.worker_env(worker)).expect("worker_env is a valid configuration")
-}
-
-/// A worker running in the background; `stop()` shuts it down gracefully.
-pub struct Running {
-    stop: Option<oneshot::Sender<()>>,
-    pub handle: JoinHandle<Result<(), WorkerError>>,
-}
-
-impl Running {
-    pub async fn stop(mut self) -> Result<(), WorkerError> {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        tokio::time::timeout(Duration::from_secs(60), self.handle)
-            .await
-            .expect("worker stops")
-            .expect("no panic")
-    }
-}
-
-pub fn spawn<H: Handler>(ep: &LocalEndpoint, worker: Worker<H>) -> Running {
-    let (tx, rx) = oneshot::channel::<()>();
-    let worker = worker.config(config(ep, "w1")).shutdown_on(async move {
-        let _ = rx.await;
-    });
-    Running { stop: Some(tx), handle: tokio::spawn(worker.run()) }
+/// `worker` taking jobs from `ep` as worker `w1`, in the background.
+pub fn spawn<H: Handler>(ep: &LocalEndpoint, worker: Worker<H>) -> RunningWorker {
+    RunningWorker::spawn(ep, worker).expect("worker_env is a valid configuration")
 }
 
 /// One client for all test calls (fresh connections per call would dominate timings).
@@ -212,15 +185,6 @@ impl Proxy {
     pub fn requests(&self, needle: &str) -> Vec<(Instant, String)> {
         self.lines.lock().unwrap().iter().filter(|(_, l)| l.contains(needle)).cloned().collect()
     }
-}
-
-/// Like [`spawn`], with an explicit configuration.
-pub fn spawn_with<H: Handler>(config: Config, worker: Worker<H>) -> Running {
-    let (tx, rx) = oneshot::channel::<()>();
-    let worker = worker.config(config).shutdown_on(async move {
-        let _ = rx.await;
-    });
-    Running { stop: Some(tx), handle: tokio::spawn(worker.run()) }
 }
 
 /// One connection in throttle mode: `status` for a request matching `needle`, else passed on.
