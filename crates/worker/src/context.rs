@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 /// Why a job's cancellation token fired.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum CancelReason {
     /// The platform asked to stop it (client `/cancel`, or its own timeout) on `job-stop`.
     Stopped,
@@ -22,6 +23,7 @@ pub enum CancelReason {
 
 /// A partial output could not be streamed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum StreamError {
     /// The chunk is larger than the platform accepts.
     #[error("stream chunk is {size} bytes, over the {limit}-byte limit per chunk")]
@@ -77,7 +79,7 @@ impl std::fmt::Debug for JobContext {
 }
 
 impl JobContext {
-    #[allow(clippy::too_many_arguments)]
+    #[allow(clippy::too_many_arguments, reason = "one constructor, called from two places")]
     pub(crate) fn new(
         id: String,
         worker_id: String,

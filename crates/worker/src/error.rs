@@ -4,6 +4,7 @@ use crate::ConfigError;
 
 /// Why [`Worker::run`](crate::Worker::run) or a local mode ended with an error.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum WorkerError {
     /// The `RUNPOD_*` environment is missing or malformed.
     #[error(transparent)]

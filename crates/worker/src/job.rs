@@ -20,6 +20,7 @@ pub struct Job<T> {
 
 /// `input` did not match the handler's `Input` type.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 #[error("invalid input at `{path}`: {message}")]
 pub struct InputError {
     /// Where in the input the mismatch is, e.g. `input.messages[2].role`.
@@ -77,13 +78,13 @@ mod tests {
     use serde_json::json;
 
     #[derive(Debug, Deserialize)]
-    #[allow(dead_code)]
+    #[allow(dead_code, reason = "the fields are only decoded")]
     struct Msg {
         role: String,
         n: u32,
     }
     #[derive(Debug, Deserialize)]
-    #[allow(dead_code)]
+    #[allow(dead_code, reason = "the fields are only decoded")]
     struct Input {
         prompt: String,
         messages: Vec<Msg>,

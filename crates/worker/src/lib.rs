@@ -57,6 +57,8 @@
 //! (default: `JobContext::s3`, uploads, downloads, the `runpod_s3` re-export), `anyhow`
 //! (`From<anyhow::Error> for Failure`), `testing` (the `testing` module).
 
+#![forbid(unsafe_code)]
+
 mod backoff;
 mod cli;
 mod config;
@@ -88,6 +90,7 @@ mod worker;
 mod worker_api;
 
 pub use async_trait::async_trait;
+pub use cli::RUNTIME_FLAGS;
 pub use config::{Config, ConfigError};
 pub use context::{CancelReason, JobContext, StreamError};
 pub use error::WorkerError;

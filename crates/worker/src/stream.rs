@@ -54,6 +54,7 @@ impl<F, I, C, E> StreamFn<F, I, C, E> {
 
 /// Why a streaming handler failed: its own error, or a chunk that could not be streamed.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum StreamFnError<E> {
     /// The stream yielded an error.
     Handler(E),

@@ -200,11 +200,9 @@ impl<H: Handler> Worker<H> {
 /// clean shutdown or a successful `--test-input` job, 1 on a start-up error or a failed test
 /// job. Return it from `main`.
 ///
-/// Flags (the Python SDK's spellings are accepted too; other arguments are left to the
-/// program): `--test-input <json|@file>` (`--test_input`), `--serve-api` (`--rp_serve_api`),
-/// `--host` (`--rp_api_host`), `--port` (`--rp_api_port`), `--concurrency`
-/// (`--rp_api_concurrency`), `--log-level` (`--rp_log_level`). Without one, the worker reads
-/// the platform's `RUNPOD_*` environment.
+/// The flags it reads are [`RUNTIME_FLAGS`](crate::RUNTIME_FLAGS) (`--test-input`,
+/// `--serve-api`, ...; other arguments are left to the program). Without a local flag, the
+/// worker reads the platform's `RUNPOD_*` environment.
 ///
 /// ```no_run
 /// use runpod_worker::{handler_fn, Job, JobContext};

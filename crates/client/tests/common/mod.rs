@@ -1,6 +1,6 @@
 //! Shared by the integration tests: a local endpoint, a worker taking scripted jobs from it over
 //! HTTP (runpod-worker's test bed), scripted HTTP servers, and a webhook receiver.
-#![allow(dead_code)]
+#![allow(dead_code, reason = "each test file uses a part of the helpers")]
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -16,15 +16,15 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::net::TcpListener;
 
-pub const KEY: &str = "test-key-0123456789";
+pub(crate) const KEY: &str = "test-key-0123456789";
 
 /// A local endpoint with key [`KEY`] and short long-polls.
-pub async fn local() -> LocalEndpoint {
+pub(crate) async fn local() -> LocalEndpoint {
     local_with(|b| b).await
 }
 
 /// A local endpoint with key [`KEY`], short long-polls, and more settings from `f`.
-pub async fn local_with(
+pub(crate) async fn local_with(
     f: impl FnOnce(runpod_local::LocalEndpointBuilder) -> runpod_local::LocalEndpointBuilder,
 ) -> LocalEndpoint {
     let b = LocalEndpoint::builder()
@@ -36,7 +36,7 @@ pub async fn local_with(
 }
 
 /// A client for `ep`, polling fast.
-pub fn client(ep: &LocalEndpoint) -> Endpoint {
+pub(crate) fn client(ep: &LocalEndpoint) -> Endpoint {
     Endpoint::new(ep.endpoint_id(), Some(KEY))
         .unwrap()
         .with_base_url(ep.base_url())
@@ -55,7 +55,7 @@ pub fn client(ep: &LocalEndpoint) -> Endpoint {
 ///
 /// A failure is returned as `{"error": msg}`, so the job's `error` is `msg` itself (the Python
 /// SDK's rule), not a JSON error report.
-pub fn spawn_worker(ep: &LocalEndpoint) -> RunningWorker {
+pub(crate) fn spawn_worker(ep: &LocalEndpoint) -> RunningWorker {
     let worker = Worker::new(handler_fn(scripted_job)).concurrency(16);
     RunningWorker::spawn(ep, worker).expect("worker_env is a valid configuration")
 }
@@ -85,28 +85,28 @@ async fn scripted_job(job: Job<Value>, ctx: JobContext) -> Result<Value, StreamE
 }
 
 /// Method, path with query, and arrival time of each request a [`ScriptServer`] got.
-pub type RequestLog = Arc<Mutex<Vec<(String, String, tokio::time::Instant)>>>;
+pub(crate) type RequestLog = Arc<Mutex<Vec<(String, String, tokio::time::Instant)>>>;
 
 /// One scripted answer: status, extra headers, JSON body.
 #[derive(Clone)]
-pub struct Scripted {
-    pub status: u16,
-    pub headers: Vec<(&'static str, String)>,
-    pub body: Value,
-    pub delay: Duration,
+pub(crate) struct Scripted {
+    pub(crate) status: u16,
+    pub(crate) headers: Vec<(&'static str, String)>,
+    pub(crate) body: Value,
+    pub(crate) delay: Duration,
 }
 
 impl Scripted {
-    pub fn new(status: u16, body: Value) -> Self {
+    pub(crate) fn new(status: u16, body: Value) -> Self {
         Scripted { status, headers: vec![], body, delay: Duration::ZERO }
     }
 
-    pub fn header(mut self, k: &'static str, v: impl Into<String>) -> Self {
+    pub(crate) fn header(mut self, k: &'static str, v: impl Into<String>) -> Self {
         self.headers.push((k, v.into()));
         self
     }
 
-    pub fn delay(mut self, d: Duration) -> Self {
+    pub(crate) fn delay(mut self, d: Duration) -> Self {
         self.delay = d;
         self
     }
@@ -114,9 +114,9 @@ impl Scripted {
 
 /// A real HTTP server that answers each request with the next scripted answer (the last one
 /// repeats), recording the method, path and time of every request.
-pub struct ScriptServer {
-    pub url: String,
-    pub log: RequestLog,
+pub(crate) struct ScriptServer {
+    pub(crate) url: String,
+    pub(crate) log: RequestLog,
 }
 
 #[derive(Clone)]
@@ -126,7 +126,7 @@ struct ScriptState {
 }
 
 impl ScriptServer {
-    pub async fn start(answers: Vec<Scripted>) -> ScriptServer {
+    pub(crate) async fn start(answers: Vec<Scripted>) -> ScriptServer {
         assert!(!answers.is_empty());
         let st = ScriptState { answers: Arc::new(Mutex::new(answers)), log: Arc::new(Mutex::new(vec![])) };
         let log = st.log.clone();
@@ -137,7 +137,7 @@ impl ScriptServer {
         ScriptServer { url, log }
     }
 
-    pub fn requests(&self) -> Vec<(String, String, tokio::time::Instant)> {
+    pub(crate) fn requests(&self) -> Vec<(String, String, tokio::time::Instant)> {
         self.log.lock().unwrap().clone()
     }
 }
@@ -167,13 +167,13 @@ async fn scripted(State(st): State<ScriptState>, req: axum::extract::Request) ->
 type ReceiverState = (Arc<Mutex<Vec<Value>>>, Arc<Mutex<Vec<u16>>>);
 
 /// A webhook receiver: records each POSTed JSON body; answers with `statuses` in turn (then 200).
-pub struct Receiver {
-    pub url: String,
-    pub got: Arc<Mutex<Vec<Value>>>,
+pub(crate) struct Receiver {
+    pub(crate) url: String,
+    pub(crate) got: Arc<Mutex<Vec<Value>>>,
 }
 
 impl Receiver {
-    pub async fn start(statuses: Vec<u16>) -> Receiver {
+    pub(crate) async fn start(statuses: Vec<u16>) -> Receiver {
         let got = Arc::new(Mutex::new(vec![]));
         let st = (got.clone(), Arc::new(Mutex::new(statuses)));
         let app = Router::new()
@@ -194,7 +194,7 @@ impl Receiver {
     }
 
     /// Waits (up to 20 s) until `n` bodies arrived and returns them.
-    pub async fn wait_for(&self, n: usize) -> Vec<Value> {
+    pub(crate) async fn wait_for(&self, n: usize) -> Vec<Value> {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
         loop {
             let got = self.got.lock().unwrap().clone();
@@ -208,7 +208,7 @@ impl Receiver {
 }
 
 /// A port on 127.0.0.1 with nothing listening (bound, then released).
-pub async fn closed_port() -> u16 {
+pub(crate) async fn closed_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
     l.local_addr().unwrap().port()
 }
