@@ -39,6 +39,8 @@
 //! # Ok(()) }
 //! ```
 
+#![forbid(unsafe_code)]
+
 mod auth;
 mod client_api;
 mod config;

@@ -31,7 +31,7 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub fn new(cfg: Config) -> std::io::Result<Self> {
+    pub(crate) fn new(cfg: Config) -> std::io::Result<Self> {
         let http = std::sync::OnceLock::new();
         let limiter = ratelimit::Limiter::new(cfg.rate_limits.clone());
         Ok(Shared {
@@ -46,7 +46,7 @@ impl Shared {
     }
 
     /// The webhook HTTP client (`None`, logged once, if it cannot be built).
-    pub fn http(&self) -> Option<reqwest::Client> {
+    pub(crate) fn http(&self) -> Option<reqwest::Client> {
         self.http
             .get_or_init(|| {
                 match reqwest::Client::builder().timeout(std::time::Duration::from_secs(10)).build() {
@@ -61,14 +61,14 @@ impl Shared {
     }
 
     /// The store, locked. Never hold the guard across an `.await`.
-    pub fn lock(&self) -> MutexGuard<'_, Store> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Store> {
         // A panic while locked cannot leave the store half-updated in a way that matters more
         // than losing the endpoint, so keep serving.
         self.store.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Sends the webhooks of jobs that just ended.
-    pub fn ended(&self, ended: impl IntoIterator<Item = Ended>) {
+    pub(crate) fn ended(&self, ended: impl IntoIterator<Item = Ended>) {
         for e in ended {
             webhook::dispatch(self, e);
         }
@@ -76,7 +76,7 @@ impl Shared {
 
     /// Waits until `ready` holds for job `id`, `deadline` passes or the server shuts down.
     /// Woken by the job's own notify, so no polling.
-    pub async fn wait_job(
+    pub(crate) async fn wait_job(
         &self,
         id: &str,
         deadline: Instant,

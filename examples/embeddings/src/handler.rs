@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use runpod_worker::{Job, JobContext};
+use runpod_worker::{Failure, Job, JobContext};
 use serde::{Deserialize, Serialize};
 
 use crate::model::{EmbedError, Embedder};
@@ -122,6 +122,22 @@ impl EmbedHandler {
             max_tokens,
             warnings,
         })
+    }
+}
+
+/// Each kind of failure is the job's `error_type`: `BadInput`, `Cancelled`, `ModelLoad`,
+/// `Tokenizer`, `Model` or `Internal`.
+impl From<EmbedError> for Failure {
+    fn from(e: EmbedError) -> Failure {
+        let error_type = match e {
+            EmbedError::Load(_) => "ModelLoad",
+            EmbedError::Tokenizer(_) => "Tokenizer",
+            EmbedError::Model(_) => "Model",
+            EmbedError::BadInput(_) => "BadInput",
+            EmbedError::Cancelled => "Cancelled",
+            EmbedError::Internal(_) => "Internal",
+        };
+        Failure::from_error(error_type, &e)
     }
 }
 

@@ -1,5 +1,7 @@
 //! The embeddings worker binary: loads the model once, then serves jobs (see the README).
 
+#![forbid(unsafe_code)]
+
 use anyhow::Context;
 use embeddings::{pick_device, EmbedHandler, Embedder};
 use std::process::ExitCode;

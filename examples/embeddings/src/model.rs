@@ -90,6 +90,7 @@ impl Embedder {
             .map_err(|e| EmbedError::Tokenizer(e.to_string()))?;
 
         // SAFETY: the file is memory-mapped read-only and not modified while the model lives.
+        #[allow(unsafe_code, reason = "memory-mapped weights load without a copy")]
         let vb = unsafe { load::mmap_weights(&[dir.join("model.safetensors")], DType::F32, device)? };
         let model = BertModel::load(vb, &config)?;
         Ok(Self { model, tokenizer, device: device.clone(), max_tokens, dimensions: config.hidden_size })

@@ -7,8 +7,9 @@
 //!   every failure an error naming the file;
 //! - [`cli`]: the workers' `--help`;
 //! - [`test_models`]: where the examples' tests find real model weights;
-//! - `local_worker` (feature `test-support`): a handler served through a real local endpoint,
-//!   for the examples' end-to-end tests.
+//! - `local_worker` (feature `test-support`): runpod-worker's test bed (a handler served
+//!   through a real local endpoint) and a runpod-client for it, for the examples' end-to-end
+//!   tests.
 //!
 //! ```
 //! use example_support::{load, DeviceChoice, DeviceError};

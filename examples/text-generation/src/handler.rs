@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use runpod_worker::{Job, JobContext};
+use runpod_worker::{Failure, Job, JobContext};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
@@ -210,6 +210,22 @@ impl GenerateHandler {
             seed,
             tokens_per_second: if secs > 0.0 { out.generated_tokens as f64 / secs } else { 0.0 },
         })
+    }
+}
+
+/// Each kind of failure is the job's `error_type`: `BadInput`, `ModelLoad`, `Weights`,
+/// `Tokenizer`, `Model` or `Internal`.
+impl From<GenerateError> for Failure {
+    fn from(e: GenerateError) -> Failure {
+        let error_type = match e {
+            GenerateError::Load(_) => "ModelLoad",
+            GenerateError::Weights(_) => "Weights",
+            GenerateError::Tokenizer(_) => "Tokenizer",
+            GenerateError::Model(_) => "Model",
+            GenerateError::BadInput(_) => "BadInput",
+            GenerateError::Internal(_) => "Internal",
+        };
+        Failure::from_error(error_type, &e)
     }
 }
 

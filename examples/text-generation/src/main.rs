@@ -1,5 +1,7 @@
 //! The text-generation worker binary: loads the model once from `MODEL_DIR`, then serves jobs.
 
+#![forbid(unsafe_code)]
+
 use anyhow::Context;
 use std::process::ExitCode;
 use text_generation::{pick_device, GenerateHandler, Generator};

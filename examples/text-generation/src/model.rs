@@ -149,6 +149,7 @@ impl Generator {
         let weights = load::weight_files(dir)?;
         let dtype = if device.is_cuda() { DType::F16 } else { DType::F32 };
         // SAFETY: the files are memory-mapped read-only and not modified while the model lives.
+        #[allow(unsafe_code, reason = "memory-mapped weights load without a copy")]
         let vb = unsafe { load::mmap_weights(&weights, dtype, device)? };
         Self::from_parts(vb, config.into_config(false), tokenizer, eos)
     }
