@@ -90,8 +90,8 @@ FROM ${RUNTIME_IMAGE} AS runtime
 RUN apt-get update \
     && apt-get install -y --no-install-recommends ca-certificates \
     && rm -rf /var/lib/apt/lists/* \
-    && groupadd --system --gid 10001 worker \
-    && useradd --system --uid 10001 --gid worker --home-dir /home/worker --create-home worker
+    && groupadd --gid 10001 worker \
+    && useradd --uid 10001 --gid worker --home-dir /home/worker --create-home worker
 COPY --from=build /out/worker /usr/local/bin/worker
 # Baked weights are root's and read-only to the worker.
 COPY --from=model / /model/

@@ -8,7 +8,8 @@
 //! - [`cli`]: the workers' `--help`;
 //! - [`test_models`]: where the examples' tests find real model weights;
 //! - `local_worker` (feature `test-support`): a handler served through a real local endpoint,
-//!   for the examples' end-to-end tests.
+//!   for the examples' end-to-end tests;
+//! - [`container`]: the repository's Dockerfiles built and run with podman, for the image tests.
 //!
 //! ```
 //! use example_support::{load, DeviceChoice, DeviceError};
@@ -26,6 +27,7 @@
 //! ```
 
 pub mod cli;
+pub mod container;
 pub mod device;
 pub mod load;
 #[cfg(feature = "test-support")]
