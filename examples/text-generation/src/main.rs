@@ -1,6 +1,7 @@
 //! The text-generation worker binary: loads the model once from `MODEL_DIR`, then serves jobs.
 
 use anyhow::Context;
+use std::process::ExitCode;
 use text_generation::{pick_device, GenerateHandler, Generator};
 
 /// `--help`: this worker's settings (`help_requested` adds the runtime's flags).
@@ -11,9 +12,9 @@ environment:
   DEVICE      cpu, cuda or cuda:N (default: cuda:0 in a `--features cuda` build, else cpu)";
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> anyhow::Result<ExitCode> {
     if example_support::help_requested(HELP) {
-        return Ok(());
+        return Ok(ExitCode::SUCCESS);
     }
     runpod_worker::init_logging(None);
     let dir = std::env::var_os("MODEL_DIR").context(
@@ -28,6 +29,5 @@ async fn main() -> anyhow::Result<()> {
         model = %dir.display(), device = ?device, context = generator.context_length(),
         ms = started.elapsed().as_millis() as u64, "model loaded"
     );
-    runpod_worker::start(GenerateHandler::new(generator)).await;
-    Ok(())
+    Ok(runpod_worker::start(GenerateHandler::new(generator)).await)
 }
