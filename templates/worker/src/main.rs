@@ -7,6 +7,7 @@
 //! ```
 
 use std::collections::HashMap;
+use std::process::ExitCode;
 
 use runpod_worker::{async_trait, Handler, Job, JobContext};
 use serde::{Deserialize, Serialize};
@@ -79,15 +80,15 @@ impl Handler for WordCount {
 }
 
 #[tokio::main]
-async fn main() {
+async fn main() -> ExitCode {
     let handler = match WordCount::load() {
         Ok(h) => h,
         Err(e) => {
             eprintln!("error: {e}");
-            std::process::exit(1);
+            return ExitCode::FAILURE;
         }
     };
     // Reads the platform's RUNPOD_* environment (or --test-input, --serve-api), runs jobs until
-    // SIGTERM, finishes the running ones, exits 0.
+    // SIGTERM, finishes the running ones; 0 after a clean shutdown.
     runpod_worker::start(handler).await
 }
