@@ -144,6 +144,7 @@ if _ct_apt_install; then
   if _ct_debian && _ct_rust; then
     export RUNPOD_TEST_PODMAN RUNPOD_TEST_BUILD_IMAGE
     RUNPOD_TEST_PODMAN="$(command -v podman)"
+    echo "50-containers.sh: NOT TESTED: CUDA images (no nvidia/cuda base images and no GPU here); the CPU images are built and run" >&2
   else
     echo "50-containers.sh: WARNING: could not make the base images; the image tests will skip (fail under CI)" >&2
   fi
