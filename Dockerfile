@@ -86,9 +86,12 @@ COPY --from=model-fetch /out/ /
 # ---- runtime: the worker as PID 1, a non-root user, the model in /model ---------------------
 FROM ${RUNTIME_IMAGE} AS runtime
 # CA certificates: the worker reaches the platform's API over HTTPS with the system's roots.
+# (`apt-get clean`: a base without the official images' docker-clean setting keeps ~80 MB of
+# package caches otherwise. DL3008: the base image is the pinned part, as in the build stage.)
 # hadolint ignore=DL3008
 RUN apt-get update \
     && apt-get install -y --no-install-recommends ca-certificates \
+    && apt-get clean \
     && rm -rf /var/lib/apt/lists/* \
     && groupadd --gid 10001 worker \
     && useradd --uid 10001 --gid worker --home-dir /home/worker --create-home worker
