@@ -65,7 +65,7 @@ _ct_configure() {
   local run
   # Run state (sockets, locks) goes to a short path: socket paths are limited to 108 bytes.
   run="/tmp/runpod-rs-podman-$(printf '%s' "$_ct_dir" | sha256sum | cut -c1-12)"
-  mkdir -p "$_ct_dir/storage" "$run"
+  mkdir -p "$_ct_dir/storage" "$_ct_dir/tmp" "$run"
   cat >"$_ct_dir/containers.conf" <<EOF
 [containers]
 # The shell's hard limits: podman cannot raise them ("setrlimit RLIMIT_NOFILE").
@@ -77,6 +77,9 @@ cgroup_manager = "cgroupfs"
 events_logger = "file"
 events_logfile_path = "$run/events.log"
 tmp_dir = "$run/libpod"
+# Build temp files and the Dockerfiles' cache mounts (cargo registry, target): kept with the
+# rest of the cache (default /var/tmp).
+image_copy_tmp_dir = "$_ct_dir/tmp"
 EOF
   cat >"$_ct_dir/storage.conf" <<EOF
 [storage]
