@@ -9,7 +9,8 @@
 //! - [`test_models`]: where the examples' tests find real model weights;
 //! - `local_worker` (feature `test-support`): runpod-worker's test bed (a handler served
 //!   through a real local endpoint) and a runpod-client for it, for the examples' end-to-end
-//!   tests.
+//!   tests;
+//! - [`container`]: the repository's Dockerfiles built and run with podman, for the image tests.
 //!
 //! ```
 //! use example_support::{load, DeviceChoice, DeviceError};
@@ -27,6 +28,7 @@
 //! ```
 
 pub mod cli;
+pub mod container;
 pub mod device;
 pub mod load;
 #[cfg(feature = "test-support")]
