@@ -52,6 +52,7 @@ mod http;
 mod job;
 mod local;
 mod logging;
+pub mod openai;
 mod outcome;
 mod running;
 mod sender;
