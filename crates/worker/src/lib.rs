@@ -12,6 +12,9 @@
 //! - `--serve-api --port 8000` starts the local endpoint in-process, so
 //!   `curl localhost:8000/v2/local/runsync -d '{"input": ...}'` just works.
 //!
+//! The [`openai`] module serves the platform's OpenAI-compatible route
+//! (`/v2/{endpoint}/openai/v1/...`) from the same handler as your own input.
+//!
 //! ```
 //! use runpod_worker::{handler_fn, Job, JobContext};
 //! use serde::{Deserialize, Serialize};

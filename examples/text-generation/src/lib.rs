@@ -31,10 +31,13 @@
 //! assert_eq!(m.text(), "Answer: 4 ");
 //! ```
 
+pub mod chat;
 pub mod detok;
+pub mod gguf;
 pub mod handler;
 pub mod model;
 pub mod stop;
+pub mod text_model;
 
 /// The device choice (`DEVICE`, the `cuda` feature), shared with the other model examples.
 pub use example_support::device;
@@ -42,3 +45,4 @@ pub use example_support::device::{pick_device, DeviceChoice, DeviceError, DEVICE
 pub use example_support::LoadError;
 pub use handler::{GenerateHandler, GenerateInput, GenerateOutput, GenerateProgress, Stats, TextChunk};
 pub use model::{FinishReason, GenerateError, Generation, Generator, Observer, Params};
+pub use text_model::TextModel;
