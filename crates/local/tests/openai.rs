@@ -34,7 +34,7 @@ fn call(api: &Api, path: &str, body: Value, key: &str) -> tokio::task::JoinHandl
 
 /// The worker takes the next job.
 async fn take(api: &Api) -> Value {
-    let (status, job) = api.wget("/job-take/w1").await;
+    let (status, job) = api.wget("job-take/w1").await;
     assert_eq!(status, 200, "{job}");
     job
 }
@@ -71,7 +71,7 @@ async fn a_call_is_a_job_and_its_output_the_answer() {
     assert_eq!(job["input"], json!({"openai_route": "/v1/chat/completions", "openai_input": chat_body(false)}));
     let id = job["id"].as_str().unwrap();
     let answer = json!({"id": "chatcmpl-1", "object": "chat.completion", "choices": []});
-    api.wpost(&format!("/job-done/w1/{id}"), &json!({"output": answer})).await;
+    api.wpost(&format!("job-done/w1/{id}"), &json!({"output": answer})).await;
     let resp = pending.await.unwrap();
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["x-request-id"], id);
@@ -83,7 +83,7 @@ async fn a_call_is_a_job_and_its_output_the_answer() {
     let job = take(&api).await;
     assert_eq!(job["input"], json!({"openai_route": "/v1/models", "openai_input": {}}));
     let list = json!({"object": "list", "data": [{"id": "m", "object": "model"}]});
-    api.wpost(&format!("/job-done/w1/{}", job["id"].as_str().unwrap()), &json!({"output": [list]})).await;
+    api.wpost(&format!("job-done/w1/{}", job["id"].as_str().unwrap()), &json!({"output": [list]})).await;
     assert_eq!(pending.await.unwrap().unwrap().json::<Value>().await.unwrap(), list);
 }
 
@@ -103,7 +103,7 @@ async fn worker_errors_keep_their_status() {
         for stream in [false, true] {
             let pending = call(&api, "chat/completions", chat_body(stream), "k");
             let id = take(&api).await["id"].as_str().unwrap().to_owned();
-            api.wpost(&format!("/job-done/w1/{id}"), &done).await;
+            api.wpost(&format!("job-done/w1/{id}"), &done).await;
             let resp = pending.await.unwrap();
             assert_eq!(resp.status().as_u16(), status, "{done}");
             let body: Value = resp.json().await.unwrap();
@@ -134,7 +134,7 @@ async fn streams_are_relayed_as_they_arrive_and_end_with_done() {
     let id = take(&api).await["id"].as_str().unwrap().to_owned();
     // A raw SSE string (as worker-vllm streams), relayed as is, while the job still runs.
     let first = "data: {\"choices\":[{\"delta\":{\"content\":\"Hel\"}}]}\n\n";
-    api.wpost(&format!("/job-stream/w1/{id}"), &json!({"output": first})).await;
+    api.wpost(&format!("job-stream/w1/{id}"), &json!({"output": first})).await;
     let resp = pending.await.unwrap();
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["content-type"], "text/event-stream");
@@ -145,9 +145,9 @@ async fn streams_are_relayed_as_they_arrive_and_end_with_done() {
     let (status, st) = api.status(&id).await;
     assert_eq!((status, st["status"].as_str()), (200, Some("IN_PROGRESS")), "the job still runs");
     // Any other value becomes one `data:` event.
-    api.wpost(&format!("/job-stream/w1/{id}"), &json!({"output": {"choices": [{"delta": {"content": "lo"}}]}})).await;
+    api.wpost(&format!("job-stream/w1/{id}"), &json!({"output": {"choices": [{"delta": {"content": "lo"}}]}})).await;
     read_until(&mut body, &mut seen, "lo").await;
-    api.wpost(&format!("/job-done/w1/{id}"), &json!({"output": []})).await;
+    api.wpost(&format!("job-done/w1/{id}"), &json!({"output": []})).await;
     read_until(&mut body, &mut seen, "data: [DONE]\n\n").await;
     assert!(body.next().await.is_none(), "the stream ends after [DONE]");
     assert!(seen.ends_with("data: {\"choices\":[{\"delta\":{\"content\":\"lo\"}}]}\n\ndata: [DONE]\n\n"), "{seen}");
@@ -159,13 +159,13 @@ async fn streams_are_relayed_as_they_arrive_and_end_with_done() {
     ] {
         let pending = call(&api, "completions", json!({"prompt": "p", "stream": true}), "k");
         let id = take(&api).await["id"].as_str().unwrap().to_owned();
-        let own_done = done["output"].is_null();
+        let own_done = done.get("error").is_none();
         let chunk = if own_done { "data: {\"x\":1}\n\ndata: [DONE]\n\n" } else { "data: {\"x\":1}\n\n" };
-        api.wpost(&format!("/job-stream/w1/{id}"), &json!({"output": chunk})).await;
+        api.wpost(&format!("job-stream/w1/{id}"), &json!({"output": chunk})).await;
         let mut body = pending.await.unwrap().bytes_stream();
         let mut seen = String::new();
         read_until(&mut body, &mut seen, "x").await;
-        api.wpost(&format!("/job-done/w1/{id}"), &done).await;
+        api.wpost(&format!("job-done/w1/{id}"), &done).await;
         while let Some(c) = body.next().await {
             seen.push_str(&String::from_utf8_lossy(&c.unwrap()));
         }
@@ -181,7 +181,7 @@ async fn a_client_that_disconnects_cancels_the_job() {
         let pending = call(&api, "chat/completions", chat_body(stream), "k");
         let id = take(&api).await["id"].as_str().unwrap().to_owned();
         if stream {
-            api.wpost(&format!("/job-stream/w1/{id}"), &json!({"output": "data: {}\n\n"})).await;
+            api.wpost(&format!("job-stream/w1/{id}"), &json!({"output": "data: {}\n\n"})).await;
             let resp = pending.await.unwrap();
             let mut body = resp.bytes_stream();
             let mut seen = String::new();
@@ -195,7 +195,7 @@ async fn a_client_that_disconnects_cancels_the_job() {
         let st = api.wait_status(&id, "CANCELLED").await;
         assert_eq!(st["status"], "CANCELLED");
         // The worker is told to stop it.
-        let (status, stop) = api.wget("/job-stop/w1").await;
+        let (status, stop) = api.wget("job-stop/w1").await;
         assert_eq!(status, 200);
         assert_eq!(stop["jobsToStop"], json!([id]));
     }
