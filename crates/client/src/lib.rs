@@ -55,3 +55,8 @@ pub use runpod_protocol::{
     Health, JobCounts, JobStatus, Policy, PurgeResponse, S3Config, Secret, StreamResponse, WorkerCounts,
 };
 pub use state::JobState;
+
+/// The README's examples, compiled and run by `cargo test --doc`.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -213,3 +213,8 @@ impl Drop for LocalEndpoint {
         self.shutdown.cancel();
     }
 }
+
+/// The README's examples, compiled and run by `cargo test --doc`.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

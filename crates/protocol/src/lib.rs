@@ -40,3 +40,8 @@ pub use response::{ErrorBody, PurgeResponse, RunResponse, StatusResponse, Stream
 pub use secret::Secret;
 pub use status::JobStatus;
 pub use worker::{ErrorReport, JobDone, JobsToStop, StreamPost};
+
+/// The README's examples, compiled and run by `cargo test --doc`.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

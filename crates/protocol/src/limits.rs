@@ -1,4 +1,4 @@
-//! Limits and defaults the platform documents (PROTOCOL.md §1).
+//! Limits and defaults the platform documents (docs/limits.md gives the source of each).
 
 /// Default `policy.executionTimeout`: 10 minutes, in ms.
 pub const DEFAULT_EXECUTION_TIMEOUT_MS: u64 = 600_000;

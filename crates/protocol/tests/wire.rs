@@ -1,4 +1,5 @@
-//! serde round trips against JSON literals from PROTOCOL.md.
+//! serde round trips against JSON literals of the platform docs and the Python SDK
+//! (docs/client-api.md, docs/worker-api.md).
 
 use runpod_protocol::*;
 use serde_json::{json, Value};

@@ -77,3 +77,8 @@ pub use error::{redact_url, DownloadError, StorageError};
 pub use sdk_logs::quiet_sdk;
 pub use storage::{Storage, TransferOptions, DEFAULT_PRESIGN_EXPIRY, MIN_PART_SIZE};
 pub use upload::{Uploaded, Uploader, DEFAULT_INLINE_LIMIT};
+
+/// The README's examples, compiled and run by `cargo test --doc`.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

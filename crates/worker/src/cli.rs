@@ -1,11 +1,13 @@
-//! The runtime's command line, shared by every worker binary, and [`start`].
+//! The runtime's command line, shared by every worker binary: its flags, and the mode they
+//! select.
 //!
 //! Flags (the Python SDK's spellings are accepted too; other arguments are left to the program):
 //! `--test-input <json|@file>` (`--test_input`), `--serve-api` (`--rp_serve_api`),
 //! `--host` (`--rp_api_host`), `--port` (`--rp_api_port`), `--concurrency`
 //! (`--rp_api_concurrency`), `--log-level` (`--rp_log_level`).
 
-use crate::{Handler, Worker, WorkerError};
+use crate::{test_input, Handler, Worker, WorkerError};
+use std::process::ExitCode;
 
 /// What the command line asked for.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -74,74 +76,57 @@ pub(crate) fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args,
     Ok(out)
 }
 
-/// Runs `handler` as this program's worker and exits the process: 0 after a clean shutdown
-/// or a successful `--test-input` job, 1 on a start-up error or a failed test job.
-///
-/// ```no_run
-/// use runpod_worker::{handler_fn, Job, JobContext};
-///
-/// async fn echo(job: Job<serde_json::Value>, _ctx: JobContext) -> Result<serde_json::Value, String> {
-///     Ok(job.input)
-/// }
-///
-/// #[tokio::main]
-/// async fn main() {
-///     runpod_worker::start(handler_fn(echo)).await
-/// }
-/// ```
-pub async fn start<H: Handler>(handler: H) {
-    Worker::new(handler).start().await
+/// Runs the mode `args` select: `--help`, `--test-input`, `--serve-api`, a `./test_input.json`
+/// when the platform's environment is absent, else the platform mode.
+pub(crate) async fn run_mode<H: Handler>(
+    mut worker: Worker<H>,
+    args: impl IntoIterator<Item = String>,
+) -> Result<(), WorkerError> {
+    let args = parse_args(args)?;
+    if args.help {
+        println!("{USAGE}");
+        return Ok(());
+    }
+    crate::init_logging(args.log_level.as_deref());
+    if !args.ignored.is_empty() {
+        tracing::debug!("arguments left to the program: {:?}", args.ignored);
+    }
+    if let Some(n) = args.concurrency {
+        worker = worker.concurrency(n);
+    }
+    if let Some(raw) = &args.test_input {
+        let job = test_input::read_test_input(raw)?;
+        return test_input::print_test_job(worker, job).await;
+    }
+    if args.serve_api {
+        let host = args.host.clone().unwrap_or_else(|| "127.0.0.1".into());
+        return crate::serve_api::serve_api(worker, &host, args.port.unwrap_or(8000)).await;
+    }
+    if worker.opts.config.is_none()
+        && std::env::var_os("RUNPOD_WEBHOOK_GET_JOB").is_none()
+        && std::path::Path::new("test_input.json").is_file()
+    {
+        tracing::info!("no platform environment: running ./test_input.json");
+        let job = test_input::read_test_input("@test_input.json")?;
+        return test_input::print_test_job(worker, job).await;
+    }
+    worker.run().await
 }
 
-impl<H: Handler> Worker<H> {
-    /// [`start`] with this worker's settings: reads the process's arguments, runs, and exits.
-    pub async fn start(self) {
-        let code = match self.run_cli(std::env::args().skip(1)).await {
-            Ok(()) => 0,
-            Err(WorkerError::JobFailed { .. }) => 1,
-            Err(e) => {
-                // On the platform the log viewer reads the JSON lines; locally stderr says it once.
-                if std::env::var_os("RUNPOD_ENDPOINT_ID").is_some() {
-                    tracing::error!("{e}");
-                }
-                eprintln!("error: {e}");
-                1
+/// The process's exit status for how a run ended: 0 after a clean shutdown or a successful
+/// test job, 1 on an error (said once on stderr, and logged on the platform) or a failed job.
+pub(crate) fn exit_code(result: Result<(), WorkerError>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(WorkerError::JobFailed { .. }) => ExitCode::FAILURE,
+        Err(e) => {
+            // On the platform the log viewer reads the JSON lines; locally stderr says it once.
+            if std::env::var_os("RUNPOD_ENDPOINT_ID").is_some() {
+                tracing::error!("{e}");
             }
-        };
-        std::process::exit(code)
-    }
-
-    /// Runs the mode `args` select (see the module's flags) and returns instead of exiting.
-    pub async fn run_cli(mut self, args: impl IntoIterator<Item = String>) -> Result<(), WorkerError> {
-        let args = parse_args(args)?;
-        if args.help {
-            println!("{USAGE}");
-            return Ok(());
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
         }
-        crate::init_logging(args.log_level.as_deref());
-        if !args.ignored.is_empty() {
-            tracing::debug!("arguments left to the program: {:?}", args.ignored);
-        }
-        if let Some(n) = args.concurrency {
-            self = self.concurrency(n);
-        }
-        if let Some(raw) = &args.test_input {
-            let job = crate::local::read_test_input(raw)?;
-            return crate::local::print_test_job(self, job).await;
-        }
-        if args.serve_api {
-            let host = args.host.clone().unwrap_or_else(|| "127.0.0.1".into());
-            return crate::local::serve_api(self, &host, args.port.unwrap_or(8000)).await;
-        }
-        if self.opts.config.is_none()
-            && std::env::var_os("RUNPOD_WEBHOOK_GET_JOB").is_none()
-            && std::path::Path::new("test_input.json").is_file()
-        {
-            tracing::info!("no platform environment: running ./test_input.json");
-            let job = crate::local::read_test_input("@test_input.json")?;
-            return crate::local::print_test_job(self, job).await;
-        }
-        self.run().await
     }
 }
 

@@ -4,7 +4,7 @@ use runpod_protocol::limits::DEFAULT_PING_INTERVAL_MS;
 use runpod_protocol::Secret;
 use std::time::Duration;
 
-/// Where the worker API lives and who this worker is (PROTOCOL.md §2).
+/// Where the worker API lives and who this worker is (docs/worker-api.md, "The environment").
 ///
 /// URLs are kept with the worker id already filled in; `$ID` in the job-done and job-stream
 /// URLs stays, to be replaced by each job's id. `Debug` never shows the API key.

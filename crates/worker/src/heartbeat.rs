@@ -5,8 +5,8 @@
 //! can delay it; the platform would otherwise think the worker dead and re-queue its jobs.
 
 use crate::config::{with_query, Config};
-use crate::running::RunningJobs;
-use crate::transport::VERSION;
+use crate::held_jobs::HeldJobs;
+use crate::worker_api::VERSION;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,11 +19,7 @@ pub(crate) struct Heartbeat {
 
 impl Heartbeat {
     /// Starts pinging at once, then every `interval`.
-    pub(crate) fn start(
-        cfg: Arc<Config>,
-        interval: Duration,
-        running: RunningJobs,
-    ) -> std::io::Result<Heartbeat> {
+    pub(crate) fn start(cfg: Arc<Config>, interval: Duration, held: HeldJobs) -> std::io::Result<Heartbeat> {
         let (stop, stopped) = mpsc::channel();
         let thread = std::thread::Builder::new().name("runpod-heartbeat".into()).spawn(move || {
             let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
@@ -39,7 +35,7 @@ impl Heartbeat {
             };
             let mut next = Instant::now();
             loop {
-                rt.block_on(ping(&client, &cfg, &running));
+                rt.block_on(ping(&client, &cfg, &held));
                 next += interval;
                 let now = Instant::now();
                 if next < now {
@@ -68,8 +64,8 @@ impl Drop for Heartbeat {
     }
 }
 
-async fn ping(client: &reqwest::Client, cfg: &Config, running: &RunningJobs) {
-    let ids = running.csv();
+async fn ping(client: &reqwest::Client, cfg: &Config, held: &HeldJobs) {
+    let ids = held.csv();
     let mut pairs: Vec<(&str, &str)> = Vec::new();
     if let Some(ids) = ids.as_deref() {
         pairs.push(("job_id", ids));

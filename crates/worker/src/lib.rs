@@ -34,7 +34,7 @@
 //!
 //! # let rt = tokio::runtime::Runtime::new().unwrap();
 //! # rt.block_on(async {
-//! // In `main`: `runpod_worker::start(handler_fn(greet)).await;`. Here, one local test job:
+//! // In `main() -> ExitCode`: `runpod_worker::start(handler_fn(greet)).await`. Here, one test job:
 //! let result = runpod_worker::Worker::new(handler_fn(greet))
 //!     .run_test_job(serde_json::json!({"input": {"name": "Ada"}}))
 //!     .await
@@ -51,24 +51,26 @@ mod error;
 mod executor;
 mod handler;
 mod heartbeat;
+mod held_jobs;
 mod http;
 mod job;
-mod local;
+mod job_loop;
+mod lifecycle;
 mod logging;
 pub mod openai;
 mod outcome;
-mod running;
 mod sender;
+mod serve_api;
 mod shutdown;
 mod stop;
 #[cfg(feature = "s3")]
 mod storage;
 mod stream;
-mod transport;
+mod test_input;
 mod worker;
+mod worker_api;
 
 pub use async_trait::async_trait;
-pub use cli::start;
 pub use config::{Config, ConfigError};
 pub use context::{CancelReason, JobContext, StreamError};
 pub use error::WorkerError;
@@ -76,10 +78,15 @@ pub use handler::{handler_fn, Handler, HandlerFn};
 pub use job::{decode_input, InputError, Job};
 pub use logging::init_logging;
 pub use stream::{stream_fn, StreamFn, StreamFnError};
-pub use worker::Worker;
+pub use worker::{start, Worker};
 
 /// S3-compatible storage (uploads, presigned URLs, downloads); see `JobContext::s3`.
 #[cfg(feature = "s3")]
 pub use runpod_s3;
 /// Re-exported so handlers can name the cancellation token's type.
 pub use tokio_util::sync::CancellationToken;
+
+/// The README's examples, compiled and run by `cargo test --doc`.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

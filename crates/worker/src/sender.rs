@@ -3,8 +3,8 @@
 
 use crate::backoff::Backoff;
 use crate::context::StreamError;
-use crate::running::RunningJobs;
-use crate::transport::{Api, ApiError};
+use crate::held_jobs::HeldJobs;
+use crate::worker_api::{Api, ApiError};
 use runpod_protocol::{JobDone, StreamPost};
 use serde_json::Value;
 use std::time::{Duration, Instant};
@@ -60,14 +60,14 @@ pub(crate) enum Sink {
     Console,
 }
 
-/// Delivers `rx` in order until the final result (or `End`); then the job leaves `running`.
+/// Delivers `rx` in order until the final result (or `End`); then the job leaves `held`.
 /// `cancelled` fires when the job is over early: queued progress and chunks are dropped.
 pub(crate) async fn deliver(
     sink: Sink,
     job_id: String,
     mut rx: mpsc::UnboundedReceiver<Post>,
     cancelled: CancellationToken,
-    running: RunningJobs,
+    held: HeldJobs,
     span: tracing::Span,
 ) {
     async move {
@@ -93,7 +93,7 @@ pub(crate) async fn deliver(
                 Post::End => break,
             }
         }
-        running.remove(&job_id);
+        held.remove(&job_id);
     }
     .instrument(span)
     .await

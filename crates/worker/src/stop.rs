@@ -3,18 +3,20 @@
 
 use crate::backoff::Backoff;
 use crate::context::CancelReason;
-use crate::transport::Api;
+use crate::worker_api::Api;
 use crate::JobContext;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
-/// Jobs running now, by id, so a stop signal can reach them.
+/// Jobs whose handler runs now, by id, so a stop signal can cancel them. A job enters when
+/// its handler starts and leaves when the handler ends (its result may still be on its way:
+/// see [`HeldJobs`](crate::held_jobs::HeldJobs) for that longer lifetime).
 #[derive(Clone, Default)]
-pub(crate) struct ActiveJobs(Arc<Mutex<HashMap<String, JobContext>>>);
+pub(crate) struct RunningHandlers(Arc<Mutex<HashMap<String, JobContext>>>);
 
-impl ActiveJobs {
+impl RunningHandlers {
     pub(crate) fn insert(&self, ctx: &JobContext) {
         self.0.lock().unwrap_or_else(PoisonError::into_inner).insert(ctx.job_id().to_owned(), ctx.clone());
     }
@@ -37,7 +39,7 @@ impl ActiveJobs {
 }
 
 /// Polls `url` until `end` fires.
-pub(crate) async fn stop_loop(api: Api, url: String, active: ActiveJobs, end: CancellationToken) {
+pub(crate) async fn stop_loop(api: Api, url: String, running: RunningHandlers, end: CancellationToken) {
     let mut backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(30));
     loop {
         let started = Instant::now();
@@ -48,7 +50,7 @@ pub(crate) async fn stop_loop(api: Api, url: String, active: ActiveJobs, end: Ca
         let delay = match res {
             Ok(Some(ids)) => {
                 for id in &ids {
-                    if active.stop(id, CancelReason::Stopped) {
+                    if running.stop(id, CancelReason::Stopped) {
                         tracing::info!(job_id = %id, "stop signal: cancelling the job");
                     } else {
                         tracing::debug!(job_id = %id, "stop signal for a job not running here");

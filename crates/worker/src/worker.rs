@@ -1,24 +1,18 @@
-//! [`Worker`]: the builder and the job loop.
+//! [`Worker`]: the builder, and its entry points ([`start`], [`Worker::run`],
+//! [`Worker::run_cli`], [`Worker::run_test_job`]); each mode has its own module.
 
 use crate::config::Config;
 use crate::executor::Executor;
-use crate::heartbeat::Heartbeat;
 use crate::outcome::Reporter;
-use crate::running::RunningJobs;
-use crate::sender::{deliver, Post, RetryPolicy, Sink};
-use crate::stop::{stop_loop, ActiveJobs};
-use crate::transport::{Api, Take};
+use crate::sender::RetryPolicy;
 use crate::{Handler, WorkerError};
 use futures::future::BoxFuture;
 use runpod_protocol::limits::MAX_STREAM_CHUNK_BYTES;
-use runpod_protocol::Job as WireJob;
+use serde_json::Value;
 use std::future::Future;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
-use tokio::sync::{mpsc, oneshot, Notify};
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
+use std::time::Duration;
 
 type ConcurrencyFn = Box<dyn FnMut(usize) -> usize + Send>;
 
@@ -48,11 +42,11 @@ pub struct Worker<H: Handler> {
 /// The builder's settings.
 pub(crate) struct Options {
     pub(crate) concurrency: usize,
-    concurrency_fn: Option<ConcurrencyFn>,
+    pub(crate) concurrency_fn: Option<ConcurrencyFn>,
     pub(crate) refresh_after_job: bool,
-    ping_interval: Option<Duration>,
-    shutdown_grace: Duration,
-    retry: RetryPolicy,
+    pub(crate) ping_interval: Option<Duration>,
+    pub(crate) shutdown_grace: Duration,
+    pub(crate) retry: RetryPolicy,
     handler_threads: Option<usize>,
     max_result_bytes: Option<usize>,
     pub(crate) config: Option<Config>,
@@ -154,8 +148,55 @@ impl<H: Handler> Worker<H> {
     async fn run_with(self, config: Config) -> Result<(), WorkerError> {
         let Worker { handler, opts, shutdown } = self;
         let signal = shutdown.unwrap_or_else(|| Box::pin(crate::shutdown::signal()));
-        run_platform(Arc::new(handler), opts, config, signal).await
+        crate::lifecycle::run_platform(Arc::new(handler), opts, config, signal).await
     }
+
+    /// [`start`] with this worker's settings: reads the process's arguments, runs the mode
+    /// they select, and returns the process's exit status (0 after a clean shutdown or a
+    /// successful `--test-input` job; 1 on a start-up error, said on stderr, or a failed job).
+    pub async fn start(self) -> ExitCode {
+        crate::cli::exit_code(self.run_cli(std::env::args().skip(1)).await)
+    }
+
+    /// Runs the mode `args` select (the runtime's flags, see [`start`]; the program name left
+    /// out) and returns how it ended instead of an exit status.
+    pub async fn run_cli(self, args: impl IntoIterator<Item = String>) -> Result<(), WorkerError> {
+        crate::cli::run_mode(self, args).await
+    }
+
+    /// Runs one job locally, without an endpoint, and returns its result as
+    /// `{"id", "status": "COMPLETED"|"FAILED", "output"?, "error"?}`. Progress and stream
+    /// chunks are logged. `Err` only when `job` is not a usable test job.
+    pub async fn run_test_job(self, job: Value) -> Result<Value, WorkerError> {
+        crate::test_input::run_test_job(self, job).await
+    }
+}
+
+/// Runs `handler` as this program's worker and returns the process's exit status: 0 after a
+/// clean shutdown or a successful `--test-input` job, 1 on a start-up error or a failed test
+/// job. Return it from `main`.
+///
+/// Flags (the Python SDK's spellings are accepted too; other arguments are left to the
+/// program): `--test-input <json|@file>` (`--test_input`), `--serve-api` (`--rp_serve_api`),
+/// `--host` (`--rp_api_host`), `--port` (`--rp_api_port`), `--concurrency`
+/// (`--rp_api_concurrency`), `--log-level` (`--rp_log_level`). Without one, the worker reads
+/// the platform's `RUNPOD_*` environment.
+///
+/// ```no_run
+/// use runpod_worker::{handler_fn, Job, JobContext};
+/// use std::process::ExitCode;
+///
+/// async fn echo(job: Job<serde_json::Value>, _ctx: JobContext) -> Result<serde_json::Value, String> {
+///     Ok(job.input)
+/// }
+///
+/// #[tokio::main]
+/// async fn main() -> ExitCode {
+///     runpod_worker::start(handler_fn(echo)).await
+/// }
+/// ```
+pub async fn start<H: Handler>(handler: H) -> ExitCode {
+    Worker::new(handler).start().await
 }
 
 impl Options {
@@ -187,276 +228,6 @@ impl Options {
             max_result_bytes: self.max_result_bytes,
             max_chunk_bytes: MAX_STREAM_CHUNK_BYTES,
             refresh_after_job: self.refresh_after_job,
-        }
-    }
-}
-
-/// The platform mode: job loop, stop channel and heartbeat against the worker API.
-///
-/// The job loop, the senders and their HTTP connections run on one thread of their own
-/// (`runpod-io`, a single-threaded runtime), handlers on the handler runtime, the heartbeat on
-/// its thread. One thread for all the worker's I/O means no hand-offs between threads inside a
-/// job's bookkeeping: against the caller's multi-threaded runtime it cut the worker's context
-/// switches per no-op job from 14.7 to 5.2 and its CPU time per job by a quarter (`perf stat`,
-/// runpod-bench, concurrency 1). `signal` is polled here, on the caller's runtime; dropping
-/// this future shuts the worker down as the signal would.
-pub(crate) async fn run_platform<H: Handler>(
-    handler: Arc<H>,
-    opts: Options,
-    config: Config,
-    signal: BoxFuture<'static, ()>,
-) -> Result<(), WorkerError> {
-    let shutdown = CancellationToken::new();
-    let _shutdown_on_drop = shutdown.clone().drop_guard();
-    let (done_tx, mut done_rx) = oneshot::channel();
-    let io_shutdown = shutdown.clone();
-    // A caller that logs through a scoped (thread-local) subscriber only keeps it on the I/O
-    // thread. With a global one, none is scoped: scoping would slow every log call down.
-    let scoped =
-        (!tracing::dispatcher::has_been_set()).then(|| tracing::dispatcher::get_default(|d| d.clone()));
-    std::thread::Builder::new()
-        .name("runpod-io".into())
-        .spawn(move || {
-            let run = || match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-                Ok(rt) => rt.block_on(platform(handler, opts, config, io_shutdown)),
-                Err(source) => Err(WorkerError::Io { what: "cannot start the I/O runtime", source }),
-            };
-            let result = match &scoped {
-                Some(dispatch) => tracing::dispatcher::with_default(dispatch, run),
-                None => run(),
-            };
-            let _ = done_tx.send(result);
-        })
-        .map_err(|source| WorkerError::Io { what: "cannot start the I/O thread", source })?;
-    let ended = |r: Result<Result<(), WorkerError>, oneshot::error::RecvError>| {
-        r.unwrap_or_else(|_| {
-            Err(WorkerError::Io {
-                what: "the worker's I/O thread ended abnormally",
-                source: std::io::Error::other("panicked"),
-            })
-        })
-    };
-    tokio::select! {
-        _ = signal => shutdown.cancel(),
-        r = &mut done_rx => return ended(r),
-    }
-    ended(done_rx.await)
-}
-
-/// The platform mode on the I/O thread, until `shutdown` (or one job, with refresh).
-async fn platform<H: Handler>(
-    handler: Arc<H>,
-    mut opts: Options,
-    config: Config,
-    shutdown: CancellationToken,
-) -> Result<(), WorkerError> {
-    let opts = &mut opts;
-    {
-        let config = Arc::new(config);
-        let rt = opts.handler_runtime()?;
-        let api = Api::new(config.clone());
-        let running = RunningJobs::default();
-        let interval = opts.ping_interval.unwrap_or(config.ping_interval);
-        let heartbeat = Heartbeat::start(config.clone(), interval, running.clone())
-            .map_err(|source| WorkerError::Io { what: "cannot start the heartbeat thread", source })?;
-
-        let shared = Arc::new(Shared {
-            exec: opts.executor(handler, rt.handle().clone(), &config),
-            sink: Sink::Http(api.clone(), opts.retry.clone()),
-            running: running.clone(),
-            active: ActiveJobs::default(),
-            in_flight: AtomicUsize::new(0),
-            slot_freed: Notify::new(),
-            handlers: TaskTracker::new(),
-            senders: TaskTracker::new(),
-            hard_stop: CancellationToken::new(),
-        });
-
-        let stop_end = CancellationToken::new();
-        let stop_task = config
-            .job_stop_url()
-            .map(|url| tokio::spawn(stop_loop(api.clone(), url, shared.active.clone(), stop_end.clone())));
-
-        tracing::info!(
-            worker_id = %config.worker_id,
-            concurrency = opts.concurrency,
-            "worker started: taking jobs"
-        );
-        take_loop(&shared, &api, opts, &shutdown).await;
-
-        // Drain: in-flight jobs get the grace period, then are cancelled and reported.
-        shared.handlers.close();
-        if !shared.handlers.is_empty() {
-            tracing::info!(jobs = shared.handlers.len(), "waiting for in-flight jobs");
-        }
-        let grace = if shutdown.is_cancelled() { Some(opts.shutdown_grace) } else { None };
-        let drained = match grace {
-            Some(g) => tokio::time::timeout(g, shared.handlers.wait()).await.is_ok(),
-            None => {
-                shared.handlers.wait().await;
-                true
-            }
-        };
-        if !drained {
-            tracing::warn!("grace period over: cancelling {} job(s)", shared.handlers.len());
-            shared.hard_stop.cancel();
-            shared.handlers.wait().await;
-        }
-        stop_end.cancel();
-        // Results: delivered (or given up by their own retry budget) before the heartbeat stops.
-        shared.senders.close();
-        // After a signal the platform's kill is near; otherwise (refresh) use the full budget.
-        let budget = match grace {
-            Some(g) => opts.retry.result_retry_for.min(g.max(Duration::from_secs(10))),
-            None => opts.retry.result_retry_for,
-        };
-        if tokio::time::timeout(budget, shared.senders.wait()).await.is_err() {
-            tracing::error!(
-                "results of job(s) {} not delivered before exit",
-                running.csv().unwrap_or_default()
-            );
-        }
-        if let Some(t) = stop_task {
-            let _ = t.await;
-        }
-        heartbeat.stop();
-        rt.shutdown_background();
-        tracing::info!("worker stopped");
-        Ok(())
-    }
-}
-
-/// State shared by the job loop and the job tasks.
-pub(crate) struct Shared<H> {
-    pub(crate) exec: Executor<H>,
-    pub(crate) sink: Sink,
-    pub(crate) running: RunningJobs,
-    pub(crate) active: ActiveJobs,
-    pub(crate) in_flight: AtomicUsize,
-    pub(crate) slot_freed: Notify,
-    pub(crate) handlers: TaskTracker,
-    pub(crate) senders: TaskTracker,
-    pub(crate) hard_stop: CancellationToken,
-}
-
-impl<H: Handler> Shared<H> {
-    /// Starts a job: its sender and its handler task. The slot frees when the handler ends;
-    /// the job leaves the heartbeat's list when its result is accepted.
-    pub(crate) fn spawn_job(self: &Arc<Self>, wire: WireJob) {
-        let id = wire.id.clone();
-        self.running.insert(&id);
-        self.in_flight.fetch_add(1, Ordering::SeqCst);
-        let (ctx, rx) = self.exec.prepare(&wire, &self.hard_stop);
-        self.active.insert(&ctx);
-        self.senders.spawn(deliver(
-            self.sink.clone(),
-            id.clone(),
-            rx,
-            ctx.cancellation_token(),
-            self.running.clone(),
-            ctx.span().clone(),
-        ));
-        let me = self.clone();
-        self.handlers.spawn(async move {
-            let post = me.exec.run(wire, ctx.clone()).await;
-            ctx.finish(post);
-            me.active.remove(&id);
-            me.in_flight.fetch_sub(1, Ordering::SeqCst);
-            me.slot_freed.notify_one();
-        });
-    }
-
-    /// Fails a job that arrived malformed (it has an id but no usable input).
-    pub(crate) fn fail_malformed(&self, id: String, why: String) {
-        tracing::error!(job_id = %id, "{why}");
-        self.running.insert(&id);
-        let (tx, rx) = mpsc::unbounded_channel();
-        let body = self.exec.reporter.failure("MalformedJob", &why, "");
-        let _ = tx.send(Post::Done { body, is_stream: false });
-        let span = tracing::info_span!("job", job_id = %id);
-        self.senders.spawn(deliver(
-            self.sink.clone(),
-            id,
-            rx,
-            CancellationToken::new(),
-            self.running.clone(),
-            span,
-        ));
-    }
-}
-
-/// Takes jobs while there is room, until shutdown (or one job, with `refresh_after_job`).
-async fn take_loop<H: Handler>(
-    shared: &Arc<Shared<H>>,
-    api: &Api,
-    w: &mut Options,
-    shutdown: &CancellationToken,
-) {
-    let mut errors = crate::backoff::Backoff::new(Duration::from_millis(100), Duration::from_secs(30));
-    let mut empties = crate::backoff::Backoff::new(Duration::from_millis(50), Duration::from_secs(2));
-    let mut limit = w.concurrency;
-    loop {
-        if shutdown.is_cancelled() {
-            return;
-        }
-        if let Some(f) = w.concurrency_fn.as_mut() {
-            limit = f(limit).max(1);
-        }
-        let busy = shared.in_flight.load(Ordering::SeqCst);
-        if busy >= limit {
-            tokio::select! {
-                _ = shared.slot_freed.notified() => {}
-                _ = shutdown.cancelled() => return,
-            }
-            continue;
-        }
-        let started = Instant::now();
-        let res = tokio::select! {
-            r = api.take(limit - busy, !shared.running.is_empty()) => r,
-            _ = shutdown.cancelled() => return,
-        };
-        let pause = match res {
-            Ok(Take::Jobs { jobs, bad }) => {
-                errors.reset();
-                empties.reset();
-                for (id, why) in bad {
-                    shared.fail_malformed(id, why);
-                }
-                let got = !jobs.is_empty();
-                for job in jobs {
-                    shared.spawn_job(job);
-                }
-                if got && w.refresh_after_job {
-                    tracing::info!("refresh_after_job: no more jobs for this worker");
-                    return;
-                }
-                None
-            }
-            // A long poll that returned at once must not turn into a busy loop.
-            Ok(Take::Empty) if started.elapsed() < Duration::from_secs(1) => Some(empties.next_delay()),
-            Ok(Take::Empty) => {
-                empties.reset();
-                None
-            }
-            Ok(Take::TooMany) => {
-                tracing::debug!("job-take: 429, backing off");
-                // At least 5 s, spread over 5 to 6.25 s so that throttled workers do not all
-                // come back at the same instant.
-                let spread =
-                    Duration::from_secs(5).mul_f64(rand::Rng::random_range(&mut rand::rng(), 1.0..1.25));
-                Some(spread.max(errors.next_delay()))
-            }
-            Err(e) => {
-                let d = errors.next_delay();
-                tracing::warn!("job-take failed: {e}; retrying in {} ms", d.as_millis());
-                Some(d)
-            }
-        };
-        if let Some(d) = pause {
-            tokio::select! {
-                _ = tokio::time::sleep(d) => {}
-                _ = shutdown.cancelled() => return,
-            }
         }
     }
 }

@@ -272,7 +272,7 @@ async fn drain(concurrency: usize, jobs: usize) -> Duration {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drains_no_op_jobs_fast() {
-    // The Python SDK: ~1 job/s at concurrency 1, ~8 jobs/s at 8 (PROTOCOL.md §4).
+    // The Python SDK: ~1 job/s at concurrency 1, ~8 jobs/s at 8 (docs/python-sdk.md).
     assert!(drain(1, 100).await < Duration::from_secs(10));
     assert!(drain(8, 200).await < Duration::from_secs(10));
 }

@@ -2,6 +2,7 @@
 
 use anyhow::Context;
 use bulk_embeddings::{BulkHandler, Embedder};
+use std::process::ExitCode;
 
 /// `--help`: this worker's settings (`help_requested` adds the runtime's flags).
 const HELP: &str = "\
@@ -13,9 +14,9 @@ environment:
   BUCKET_*    the endpoint's bucket, for jobs without an s3Config (see the README)";
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> anyhow::Result<ExitCode> {
     if example_support::help_requested(HELP) {
-        return Ok(());
+        return Ok(ExitCode::SUCCESS);
     }
     runpod_worker::init_logging(None);
     // The device first: a GPU build on a machine without one fails before any download.
@@ -31,6 +32,5 @@ async fn main() -> anyhow::Result<()> {
         None => tracing::warn!("no BUCKET_* settings: jobs without s3Config get their file inline"),
     }
     tracing::info!(model = %name, device = ?device, "model loaded");
-    runpod_worker::start(BulkHandler::new(embedder, name)).await;
-    Ok(())
+    Ok(runpod_worker::start(BulkHandler::new(embedder, name)).await)
 }

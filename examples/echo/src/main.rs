@@ -7,6 +7,7 @@
 
 use runpod_worker::{handler_fn, Job, JobContext};
 use serde::{Deserialize, Serialize};
+use std::process::ExitCode;
 use std::time::Duration;
 
 /// The job's `input`.
@@ -58,6 +59,6 @@ async fn echo(job: Job<EchoInput>, ctx: JobContext) -> Result<EchoOutput, String
 }
 
 #[tokio::main]
-async fn main() {
+async fn main() -> ExitCode {
     runpod_worker::start(handler_fn(echo)).await
 }

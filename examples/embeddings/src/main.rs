@@ -2,6 +2,7 @@
 
 use anyhow::Context;
 use embeddings::{pick_device, EmbedHandler, Embedder};
+use std::process::ExitCode;
 
 /// `--help`: this worker's settings (`help_requested` adds the runtime's flags).
 const HELP: &str = "\
@@ -13,9 +14,9 @@ environment:
   MAX_BATCH   most texts per job (default 128)";
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> anyhow::Result<ExitCode> {
     if example_support::help_requested(HELP) {
-        return Ok(());
+        return Ok(ExitCode::SUCCESS);
     }
     runpod_worker::init_logging(None);
     // The device first: a GPU build on a machine without one fails before any download.
@@ -32,6 +33,5 @@ async fn main() -> anyhow::Result<()> {
         model = %name, device = ?device, dimensions = embedder.dimensions(), max_tokens = embedder.max_tokens(),
         ms = started.elapsed().as_millis() as u64, "model loaded"
     );
-    runpod_worker::start(EmbedHandler::new(embedder, name, max_batch)).await;
-    Ok(())
+    Ok(runpod_worker::start(EmbedHandler::new(embedder, name, max_batch)).await)
 }

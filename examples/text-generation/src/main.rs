@@ -2,6 +2,7 @@
 //! file; `MODEL_DIR` also works), then serves jobs: its native input and the OpenAI route.
 
 use anyhow::Context;
+use std::process::ExitCode;
 use text_generation::{pick_device, GenerateHandler, TextModel};
 
 /// `--help`: this worker's settings (`help_requested` adds the runtime's flags).
@@ -14,9 +15,9 @@ environment:
   DEVICE      cpu, cuda or cuda:N (default: cuda:0 in a `--features cuda` build, else cpu)";
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> anyhow::Result<ExitCode> {
     if example_support::help_requested(HELP) {
-        return Ok(());
+        return Ok(ExitCode::SUCCESS);
     }
     runpod_worker::init_logging(None);
     let path = std::env::var_os("MODEL").or_else(|| std::env::var_os("MODEL_DIR")).context(
@@ -32,6 +33,5 @@ async fn main() -> anyhow::Result<()> {
         chat_template = model.chat_template().is_some(),
         ms = started.elapsed().as_millis() as u64, "model loaded"
     );
-    runpod_worker::start(GenerateHandler::new(model)).await;
-    Ok(())
+    Ok(runpod_worker::start(GenerateHandler::new(model)).await)
 }

@@ -11,6 +11,7 @@
 use runpod_worker::{handler_fn, Job, JobContext, Worker};
 use serde::Deserialize;
 use serde_json::{json, Value};
+use std::process::ExitCode;
 use std::time::Duration;
 
 #[derive(Deserialize)]
@@ -24,7 +25,7 @@ struct Input {
 }
 
 #[tokio::main]
-async fn main() {
+async fn main() -> ExitCode {
     let concurrency = std::env::var("BENCH_CONCURRENCY").ok().and_then(|v| v.parse().ok()).unwrap_or(1);
     let max_sleep_ms: u64 =
         std::env::var("BENCH_MAX_SLEEP_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(u64::MAX);
@@ -40,5 +41,5 @@ async fn main() {
             (None, None) => Ok(json!({ "ok": true })),
         }
     });
-    Worker::new(handler).concurrency(concurrency).start().await;
+    Worker::new(handler).concurrency(concurrency).start().await
 }

@@ -1,4 +1,5 @@
-//! The worker API over HTTP: job-take, job-stop, job-done, job-stream.
+//! The worker's side of the worker API over HTTP (runpod-local's `worker_api` is the
+//! endpoint's side): job-take, job-stop, job-done, job-stream.
 
 use crate::config::{with_query, Config};
 use crate::http::{self, Request, Response};

@@ -1,13 +1,16 @@
-//! The ids of jobs this worker holds: taken and not yet answered. The heartbeat reports them.
+//! The ids of jobs this worker holds: taken and not yet answered (the handler may have ended
+//! while the result is still being delivered). The heartbeat reports them, so the platform
+//! does not re-queue a job whose result is on its way.
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex, PoisonError};
 
-/// Shared set of job ids, read by the heartbeat thread.
+/// Shared set of held job ids, read by the heartbeat thread. A job enters when it is taken
+/// and leaves when its result is accepted (or given up).
 #[derive(Debug, Clone, Default)]
-pub(crate) struct RunningJobs(Arc<Mutex<BTreeSet<String>>>);
+pub(crate) struct HeldJobs(Arc<Mutex<BTreeSet<String>>>);
 
-impl RunningJobs {
+impl HeldJobs {
     pub(crate) fn insert(&self, id: &str) {
         self.0.lock().unwrap_or_else(PoisonError::into_inner).insert(id.to_owned());
     }

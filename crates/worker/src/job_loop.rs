@@ -1,0 +1,157 @@
+//! The job loop: takes jobs from the worker API while there is a free slot, and starts each
+//! one (its handler task and its ordered sender); malformed jobs are failed, not lost.
+
+use crate::backoff::Backoff;
+use crate::executor::Executor;
+use crate::held_jobs::HeldJobs;
+use crate::sender::{deliver, Post, Sink};
+use crate::stop::RunningHandlers;
+use crate::worker::Options;
+use crate::worker_api::{Api, Take};
+use crate::Handler;
+use runpod_protocol::Job as WireJob;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, Notify};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// State shared by the job loop and the job tasks.
+pub(crate) struct Shared<H> {
+    pub(crate) exec: Executor<H>,
+    pub(crate) sink: Sink,
+    /// Taken and not yet answered (the heartbeat lists them).
+    pub(crate) held: HeldJobs,
+    /// Jobs whose handler runs now (a stop signal can cancel them).
+    pub(crate) running: RunningHandlers,
+    /// How many handlers run now (the slots in use).
+    pub(crate) in_flight: AtomicUsize,
+    pub(crate) slot_freed: Notify,
+    pub(crate) handlers: TaskTracker,
+    pub(crate) senders: TaskTracker,
+    /// Fires when the grace period is over: every running handler is cancelled.
+    pub(crate) hard_stop: CancellationToken,
+}
+
+impl<H: Handler> Shared<H> {
+    /// Starts a job: its sender and its handler task. The slot frees when the handler ends;
+    /// the job leaves the heartbeat's list when its result is accepted.
+    pub(crate) fn spawn_job(self: &Arc<Self>, wire: WireJob) {
+        let id = wire.id.clone();
+        self.held.insert(&id);
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
+        let (ctx, rx) = self.exec.prepare(&wire, &self.hard_stop);
+        self.running.insert(&ctx);
+        self.senders.spawn(deliver(
+            self.sink.clone(),
+            id.clone(),
+            rx,
+            ctx.cancellation_token(),
+            self.held.clone(),
+            ctx.span().clone(),
+        ));
+        let me = self.clone();
+        self.handlers.spawn(async move {
+            let post = me.exec.run(wire, ctx.clone()).await;
+            ctx.finish(post);
+            me.running.remove(&id);
+            me.in_flight.fetch_sub(1, Ordering::SeqCst);
+            me.slot_freed.notify_one();
+        });
+    }
+
+    /// Fails a job that arrived malformed (it has an id but no usable input).
+    pub(crate) fn fail_malformed(&self, id: String, why: String) {
+        tracing::error!(job_id = %id, "{why}");
+        self.held.insert(&id);
+        let (tx, rx) = mpsc::unbounded_channel();
+        let body = self.exec.reporter.failure("MalformedJob", &why, "");
+        let _ = tx.send(Post::Done { body, is_stream: false });
+        let span = tracing::info_span!("job", job_id = %id);
+        self.senders.spawn(deliver(
+            self.sink.clone(),
+            id,
+            rx,
+            CancellationToken::new(),
+            self.held.clone(),
+            span,
+        ));
+    }
+}
+
+/// Takes jobs while there is room, until shutdown (or one job, with `refresh_after_job`).
+pub(crate) async fn take_loop<H: Handler>(
+    shared: &Arc<Shared<H>>,
+    api: &Api,
+    w: &mut Options,
+    shutdown: &CancellationToken,
+) {
+    let mut errors = Backoff::new(Duration::from_millis(100), Duration::from_secs(30));
+    let mut empties = Backoff::new(Duration::from_millis(50), Duration::from_secs(2));
+    let mut limit = w.concurrency;
+    loop {
+        if shutdown.is_cancelled() {
+            return;
+        }
+        if let Some(f) = w.concurrency_fn.as_mut() {
+            limit = f(limit).max(1);
+        }
+        let busy = shared.in_flight.load(Ordering::SeqCst);
+        if busy >= limit {
+            tokio::select! {
+                _ = shared.slot_freed.notified() => {}
+                _ = shutdown.cancelled() => return,
+            }
+            continue;
+        }
+        let started = Instant::now();
+        let res = tokio::select! {
+            r = api.take(limit - busy, !shared.held.is_empty()) => r,
+            _ = shutdown.cancelled() => return,
+        };
+        let pause = match res {
+            Ok(Take::Jobs { jobs, bad }) => {
+                errors.reset();
+                empties.reset();
+                for (id, why) in bad {
+                    shared.fail_malformed(id, why);
+                }
+                let got = !jobs.is_empty();
+                for job in jobs {
+                    shared.spawn_job(job);
+                }
+                if got && w.refresh_after_job {
+                    tracing::info!("refresh_after_job: no more jobs for this worker");
+                    return;
+                }
+                None
+            }
+            // A long poll that returned at once must not turn into a busy loop.
+            Ok(Take::Empty) if started.elapsed() < Duration::from_secs(1) => Some(empties.next_delay()),
+            Ok(Take::Empty) => {
+                empties.reset();
+                None
+            }
+            Ok(Take::TooMany) => {
+                tracing::debug!("job-take: 429, backing off");
+                // At least 5 s, spread over 5 to 6.25 s so that throttled workers do not all
+                // come back at the same instant.
+                let spread =
+                    Duration::from_secs(5).mul_f64(rand::Rng::random_range(&mut rand::rng(), 1.0..1.25));
+                Some(spread.max(errors.next_delay()))
+            }
+            Err(e) => {
+                let d = errors.next_delay();
+                tracing::warn!("job-take failed: {e}; retrying in {} ms", d.as_millis());
+                Some(d)
+            }
+        };
+        if let Some(d) = pause {
+            tokio::select! {
+                _ = tokio::time::sleep(d) => {}
+                _ = shutdown.cancelled() => return,
+            }
+        }
+    }
+}
