@@ -144,7 +144,8 @@ fn snapshot(sh: &Shared, id: &str, from: usize) -> Option<Snapshot> {
 async fn wait_for(sh: &Shared, id: &str, seen: usize) -> bool {
     let far = crate::server::deadline(Duration::from_secs(100 * 365 * 86_400));
     let ready = |s: &crate::store::Store| {
-        s.get(id).map_or(true, |e| e.status().is_final()) || s.stream_since(id, seen).is_ok_and(|c| !c.is_empty())
+        s.get(id).map_or(true, |e| e.status().is_final())
+            || s.stream_since(id, seen).is_ok_and(|c| !c.is_empty())
     };
     let _ = sh.wait_job(id, far, ready).await;
     !sh.shutdown.is_cancelled()

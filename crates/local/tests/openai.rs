@@ -68,7 +68,10 @@ async fn a_call_is_a_job_and_its_output_the_answer() {
     let (_ep, api) = endpoint().await;
     let pending = call(&api, "chat/completions", chat_body(false), "k");
     let job = take(&api).await;
-    assert_eq!(job["input"], json!({"openai_route": "/v1/chat/completions", "openai_input": chat_body(false)}));
+    assert_eq!(
+        job["input"],
+        json!({"openai_route": "/v1/chat/completions", "openai_input": chat_body(false)})
+    );
     let id = job["id"].as_str().unwrap();
     let answer = json!({"id": "chatcmpl-1", "object": "chat.completion", "choices": []});
     api.wpost(&format!("job-done/w1/{id}"), &json!({"output": answer})).await;
@@ -95,9 +98,17 @@ async fn worker_errors_keep_their_status() {
         // A handler's returned {"error": {...}}: the job fails with the object as its error.
         (json!({"error": e400.to_string()}), 400, "n must be 1"),
         // vLLM's error object as the output of a completed job.
-        (json!({"output": [{"object": "error", "message": "no such model", "type": "NotFoundError", "code": 404}]}), 404, "no such model"),
+        (
+            json!({"output": [{"object": "error", "message": "no such model", "type": "NotFoundError", "code": 404}]}),
+            404,
+            "no such model",
+        ),
         // The SDK's error report of a handler that raised.
-        (json!({"error": json!({"error_type": "ValueError", "error_message": "boom"}).to_string()}), 500, "boom"),
+        (
+            json!({"error": json!({"error_type": "ValueError", "error_message": "boom"}).to_string()}),
+            500,
+            "boom",
+        ),
         (json!({"error": "plain failure"}), 500, "plain failure"),
     ] {
         for stream in [false, true] {
@@ -124,7 +135,9 @@ where
             seen.push_str(&String::from_utf8_lossy(chunk.as_ref()));
         }
     };
-    tokio::time::timeout(Duration::from_secs(30), read).await.unwrap_or_else(|_| panic!("no {want:?} in {seen:?}"));
+    tokio::time::timeout(Duration::from_secs(30), read)
+        .await
+        .unwrap_or_else(|_| panic!("no {want:?} in {seen:?}"));
 }
 
 #[tokio::test]
@@ -145,12 +158,19 @@ async fn streams_are_relayed_as_they_arrive_and_end_with_done() {
     let (status, st) = api.status(&id).await;
     assert_eq!((status, st["status"].as_str()), (200, Some("IN_PROGRESS")), "the job still runs");
     // Any other value becomes one `data:` event.
-    api.wpost(&format!("job-stream/w1/{id}"), &json!({"output": {"choices": [{"delta": {"content": "lo"}}]}})).await;
+    api.wpost(
+        &format!("job-stream/w1/{id}"),
+        &json!({"output": {"choices": [{"delta": {"content": "lo"}}]}}),
+    )
+    .await;
     read_until(&mut body, &mut seen, "lo").await;
     api.wpost(&format!("job-done/w1/{id}"), &json!({"output": []})).await;
     read_until(&mut body, &mut seen, "data: [DONE]\n\n").await;
     assert!(body.next().await.is_none(), "the stream ends after [DONE]");
-    assert!(seen.ends_with("data: {\"choices\":[{\"delta\":{\"content\":\"lo\"}}]}\n\ndata: [DONE]\n\n"), "{seen}");
+    assert!(
+        seen.ends_with("data: {\"choices\":[{\"delta\":{\"content\":\"lo\"}}]}\n\ndata: [DONE]\n\n"),
+        "{seen}"
+    );
 
     // A worker that sends [DONE] itself gets no second one; a failure mid-stream is an error event.
     for (done, tail) in [

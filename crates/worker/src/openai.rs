@@ -107,7 +107,9 @@ impl Request {
         let route = match envelope.remove("openai_route") {
             None | Some(Value::Null) => CHAT_COMPLETIONS_ROUTE.to_owned(),
             Some(Value::String(s)) => s,
-            Some(other) => return Err(Error::invalid("openai_route", format!("must be a string, got {other}"))),
+            Some(other) => {
+                return Err(Error::invalid("openai_route", format!("must be a string, got {other}")))
+            }
         };
         let body = match envelope.remove("openai_input") {
             None | Some(Value::Null) => Value::Object(Map::new()),
@@ -251,12 +253,12 @@ impl ChatMessage {
                     match (p.kind.as_str(), &p.text) {
                         ("text", Some(t)) => texts.push(t.as_str()),
                         ("text", None) => return Err(Error::invalid("messages", "a text part needs 'text'")),
-                        (other, _) => {
-                            return Err(Error::invalid(
-                                "messages",
-                                format!("content parts of type '{other}' are not supported: this model takes text"),
-                            ))
-                        }
+                        (other, _) => return Err(Error::invalid(
+                            "messages",
+                            format!(
+                                "content parts of type '{other}' are not supported: this model takes text"
+                            ),
+                        )),
                     }
                 }
                 Ok(texts.join("\n"))
@@ -828,7 +830,8 @@ mod tests {
         let s = r.sampling();
         assert_eq!((s.stop, s.seed, s.temperature), (vec!["\n".to_string()], Some(u64::MAX), Some(0.0)));
 
-        let Request::Completion(c) = call("/v1/completions/", json!({"prompt": ["p"], "stop": ["a", "b"]})).unwrap()
+        let Request::Completion(c) =
+            call("/v1/completions/", json!({"prompt": ["p"], "stop": ["a", "b"]})).unwrap()
         else {
             panic!()
         };
@@ -849,7 +852,11 @@ mod tests {
             (json!({"messages": user, "top_p": 0}), "top_p", "(0, 1]"),
             (json!({"messages": user, "max_tokens": 0}), "max_tokens", "at least 1"),
             (json!({"messages": user, "stop": ["a", "b", "c", "d", "e"]}), "stop", "at most 4"),
-            (json!({"messages": [{"role": "wizard", "content": "x"}]}), "messages[0].role", "unknown variant"),
+            (
+                json!({"messages": [{"role": "wizard", "content": "x"}]}),
+                "messages[0].role",
+                "unknown variant",
+            ),
             (json!({"messages": "hello"}), "messages", "expected a sequence"),
             (
                 json!({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {}}]}]}),
@@ -898,7 +905,10 @@ mod tests {
         assert_eq!(events[1]["choices"][0]["delta"], json!({"content": "lo"}));
         assert_eq!(events[2]["choices"][0]["finish_reason"], "length");
         assert_eq!(events[3]["choices"], json!([]));
-        assert_eq!(events[3]["usage"], json!({"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7}));
+        assert_eq!(
+            events[3]["usage"],
+            json!({"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7})
+        );
         assert!(events.iter().all(|e| e["id"] == "chatcmpl-j1" && e["object"] == "chat.completion.chunk"));
     }
 

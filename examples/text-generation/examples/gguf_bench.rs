@@ -115,7 +115,8 @@ async fn openai_run(http: &reqwest::Client, base: &str, prompt: &str, tokens: us
     let started = Instant::now();
     let body = json!({"model": "m", "prompt": prompt, "max_tokens": tokens, "temperature": 0, "stream": true,
                       "stream_options": {"include_usage": true}});
-    let resp = http.post(format!("{base}/openai/v1/completions")).bearer_auth(API_KEY).json(&body).send().await?;
+    let resp =
+        http.post(format!("{base}/openai/v1/completions")).bearer_auth(API_KEY).json(&body).send().await?;
     anyhow::ensure!(resp.status().is_success(), "status {}", resp.status());
     let mut bytes = resp.bytes_stream();
     let (mut first, mut n, mut buf) = (None, 0.0, String::new());
@@ -172,9 +173,10 @@ fn main() -> anyhow::Result<()> {
     };
     // candle's CPU kernels size their thread pool from this, once, at first use.
     std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
-    let gguf = std::env::var("RUNPOD_TEST_SMOLLM2_GGUF").context("set RUNPOD_TEST_SMOLLM2_GGUF to a .gguf file")?;
-    let python =
-        std::env::var("RUNPOD_TEST_LLAMA_CPP_PYTHON").context("set RUNPOD_TEST_LLAMA_CPP_PYTHON (llama_cpp)")?;
+    let gguf =
+        std::env::var("RUNPOD_TEST_SMOLLM2_GGUF").context("set RUNPOD_TEST_SMOLLM2_GGUF to a .gguf file")?;
+    let python = std::env::var("RUNPOD_TEST_LLAMA_CPP_PYTHON")
+        .context("set RUNPOD_TEST_LLAMA_CPP_PYTHON (llama_cpp)")?;
 
     let model = GgufModel::load(gguf.as_ref(), &Device::Cpu)?;
     let mut peer = Peer::start(&python, &gguf, threads)?;
@@ -203,7 +205,8 @@ fn main() -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(async {
         let local = LocalWorker::start(GenerateHandler::new(model)).await;
-        let client = local.client.clone().with_poll_interval(Duration::from_millis(1), Duration::from_millis(5));
+        let client =
+            local.client.clone().with_poll_interval(Duration::from_millis(1), Duration::from_millis(5));
         let http = reqwest::Client::new();
         let base = local.endpoint.endpoint_url();
         openai_run(&http, &base, PROMPT, 4).await?;

@@ -93,8 +93,9 @@ impl ChatTemplate {
         env.set_syntax(syntax);
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
         env.add_function("raise_exception", raise_exception);
-        env.add_template_owned("chat", source.to_owned())
-            .map_err(|e| GenerateError::BadInput(format!("the model's chat template does not compile: {e}")))?;
+        env.add_template_owned("chat", source.to_owned()).map_err(|e| {
+            GenerateError::BadInput(format!("the model's chat template does not compile: {e}"))
+        })?;
         Ok(Self { env, bos_token: bos_token.to_owned(), eos_token: eos_token.to_owned() })
     }
 
@@ -107,7 +108,9 @@ impl ChatTemplate {
         let Some(config) = config else { return Ok(None) };
         let source = match config.chat_template {
             Some(TemplateField::One(s)) => Some(s),
-            Some(TemplateField::Named(list)) => list.into_iter().find(|t| t.name == "default").map(|t| t.template),
+            Some(TemplateField::Named(list)) => {
+                list.into_iter().find(|t| t.name == "default").map(|t| t.template)
+            }
             None => None,
         };
         let source = match source {
@@ -125,7 +128,11 @@ impl ChatTemplate {
     /// Renders the conversation; with `add_generation_prompt` the text ends where the
     /// assistant's answer starts. A template's `raise_exception` (roles out of order, ...) is a
     /// [`GenerateError::BadInput`] with its message.
-    pub fn render(&self, messages: &[TemplateMessage], add_generation_prompt: bool) -> Result<String, GenerateError> {
+    pub fn render(
+        &self,
+        messages: &[TemplateMessage],
+        add_generation_prompt: bool,
+    ) -> Result<String, GenerateError> {
         let template = self.env.get_template("chat").map_err(|e| GenerateError::Internal(e.to_string()))?;
         let ctx = minijinja::context! {
             messages => minijinja::value::Serde(messages),
@@ -149,7 +156,8 @@ mod tests {
 
     #[test]
     fn renders_python_style_templates() {
-        let source = "{{ bos_token }}{% for m in messages %}{% if m['role'] == 'system' %}{% continue %}{% endif %}\n\
+        let source =
+            "{{ bos_token }}{% for m in messages %}{% if m['role'] == 'system' %}{% continue %}{% endif %}\n\
             [{{ m.role.upper() }}] {{ m['content'].strip() }}\n{% endfor %}\n\
             {% if add_generation_prompt %}[ASSISTANT]{% endif %}";
         let t = ChatTemplate::new(source, "<s>", "</s>").unwrap();

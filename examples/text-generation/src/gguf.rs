@@ -23,7 +23,8 @@ const TOKEN_USER_DEFINED: i32 = 4;
 /// The pre-tokenizer of each supported `tokenizer.ggml.pre` (llama.cpp's names), as a
 /// `tokenizer.json` fragment.
 fn pre_tokenizer(pre: &str) -> Option<serde_json::Value> {
-    let byte_level = json!({"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": true});
+    let byte_level =
+        json!({"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": true});
     match pre {
         // GPT-2's regex, each digit its own token (SmolLM, SmolLM2).
         "smollm" => Some(json!({"type": "Sequence", "pretokenizers": [
@@ -49,9 +50,7 @@ fn bad_file(message: String) -> GenerateError {
 
 fn strings(v: &Value, key: &str) -> Result<Vec<String>, GenerateError> {
     let list = v.to_vec().map_err(|e| bad_file(format!("`{key}`: {e}")))?;
-    list.iter()
-        .map(|s| s.to_string().cloned().map_err(|e| bad_file(format!("`{key}`: {e}"))))
-        .collect()
+    list.iter().map(|s| s.to_string().cloned().map_err(|e| bad_file(format!("`{key}`: {e}")))).collect()
 }
 
 /// What the tokenizer part of a GGUF file says besides the tokenizer itself.
@@ -82,8 +81,9 @@ pub fn vocab_from_gguf(ct: &gguf_file::Content) -> Result<GgufVocab, GenerateErr
         Some(v) => v.to_string().map_err(|e| bad_file(e.to_string()))?.clone(),
         None => "default".to_owned(),
     };
-    let pre_tok = pre_tokenizer(&pre)
-        .ok_or_else(|| bad_file(format!("GGUF pre-tokenizer '{pre}' is not supported (smollm, gpt2, llama-bpe)")))?;
+    let pre_tok = pre_tokenizer(&pre).ok_or_else(|| {
+        bad_file(format!("GGUF pre-tokenizer '{pre}' is not supported (smollm, gpt2, llama-bpe)"))
+    })?;
     let tokens = strings(meta(ct, "tokenizer.ggml.tokens")?, "tokenizer.ggml.tokens")?;
     let merges = strings(meta(ct, "tokenizer.ggml.merges")?, "tokenizer.ggml.merges")?;
     let types: Vec<i32> = match ct.metadata.get("tokenizer.ggml.token_type") {
@@ -122,7 +122,8 @@ pub fn vocab_from_gguf(ct: &gguf_file::Content) -> Result<GgufVocab, GenerateErr
         .flatten()
         .collect();
     eos.dedup();
-    let add_bos = ct.metadata.get("tokenizer.ggml.add_bos_token").and_then(|v| v.to_bool().ok()).unwrap_or(false);
+    let add_bos =
+        ct.metadata.get("tokenizer.ggml.add_bos_token").and_then(|v| v.to_bool().ok()).unwrap_or(false);
     Ok(GgufVocab { tokenizer, bos, eos, add_bos, tokens })
 }
 
@@ -170,7 +171,11 @@ impl GgufModel {
         }
         let vocab = vocab_from_gguf(&ct)?;
         let chat = match ct.metadata.get("tokenizer.chat_template").and_then(|v| v.to_string().ok()) {
-            Some(src) => Some(ChatTemplate::new(src, &vocab.token_text(vocab.bos), &vocab.token_text(vocab.eos.first().copied()))?),
+            Some(src) => Some(ChatTemplate::new(
+                src,
+                &vocab.token_text(vocab.bos),
+                &vocab.token_text(vocab.eos.first().copied()),
+            )?),
             None => None,
         };
         let context = ct
@@ -296,7 +301,12 @@ fn decode_loop(
             }
         }
     }
-    Ok(Generation { text: stops.text().to_owned(), prompt_tokens, generated_tokens: generated, finish_reason: finish })
+    Ok(Generation {
+        text: stops.text().to_owned(),
+        prompt_tokens,
+        generated_tokens: generated,
+        finish_reason: finish,
+    })
 }
 
 fn emit(observer: &mut dyn Observer, piece: &str) {

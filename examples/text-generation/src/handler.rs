@@ -240,7 +240,12 @@ impl GenerateHandler {
 
     /// Serves one OpenAI call: the model list, or a chat completion (the model's chat template
     /// applied) or completion, streamed as SSE chunks when the client asked for a stream.
-    pub async fn openai(&self, request: Request, job_id: &str, ctx: &JobContext) -> Result<Value, openai::Error> {
+    pub async fn openai(
+        &self,
+        request: Request,
+        job_id: &str,
+        ctx: &JobContext,
+    ) -> Result<Value, openai::Error> {
         let (prompt, sampling) = match &request {
             Request::Models => return Ok(openai::model_list(&[self.model.name()])),
             Request::Chat(r) => {
@@ -318,7 +323,9 @@ impl runpod_worker::Handler for GenerateHandler {
             // An OpenAI error is returned as `{"error": {...}}`: the job fails with it and the
             // route answers with its status.
             openai::Input::OpenAi(call) => Ok(match call {
-                Ok(request) => self.openai(request, &job.id, &ctx).await.unwrap_or_else(openai::Error::into_output),
+                Ok(request) => {
+                    self.openai(request, &job.id, &ctx).await.unwrap_or_else(openai::Error::into_output)
+                }
                 Err(e) => e.into_output(),
             }),
         }

@@ -26,8 +26,8 @@ async fn main() -> anyhow::Result<ExitCode> {
     let path = std::path::PathBuf::from(path);
     let device = pick_device()?;
     let started = std::time::Instant::now();
-    let model =
-        TextModel::load(&path, &device).with_context(|| format!("loading the model from {}", path.display()))?;
+    let model = TextModel::load(&path, &device)
+        .with_context(|| format!("loading the model from {}", path.display()))?;
     tracing::info!(
         model = %path.display(), device = ?device, context = model.context_length(),
         chat_template = model.chat_template().is_some(),

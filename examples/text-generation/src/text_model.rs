@@ -12,9 +12,9 @@ use crate::model::{GenerateError, Generation, Generator, Observer, Params};
 /// Where the weights came from.
 enum Weights {
     /// A model folder on candle's Llama.
-    Folder(Generator),
+    Folder(Box<Generator>),
     /// A GGUF file on candle's quantized Llama.
-    Gguf(GgufModel),
+    Gguf(Box<GgufModel>),
 }
 
 /// A loaded model, its name and chat template.
@@ -33,13 +33,13 @@ impl TextModel {
             return Ok(Self::from(GgufModel::load(path, device)?));
         }
         let chat = ChatTemplate::from_model_dir(path)?;
-        Ok(Self { weights: Weights::Folder(Generator::load(path, device)?), chat, name })
+        Ok(Self { weights: Weights::Folder(Box::new(Generator::load(path, device)?)), chat, name })
     }
 
     /// A folder model with the given chat template (for tests and callers that load weights
     /// elsewhere).
     pub fn with_chat_template(generator: Generator, chat: Option<ChatTemplate>, name: &str) -> Self {
-        Self { weights: Weights::Folder(generator), chat, name: name.to_owned() }
+        Self { weights: Weights::Folder(Box::new(generator)), chat, name: name.to_owned() }
     }
 
     /// The name answered in `model` fields and `/v1/models`.
@@ -79,13 +79,13 @@ impl TextModel {
 
 impl From<Generator> for TextModel {
     fn from(g: Generator) -> Self {
-        Self { weights: Weights::Folder(g), chat: None, name: "model".to_owned() }
+        Self { weights: Weights::Folder(Box::new(g)), chat: None, name: "model".to_owned() }
     }
 }
 
 impl From<GgufModel> for TextModel {
     fn from(g: GgufModel) -> Self {
         // The chat template stays with the GGUF model (see `chat_template`).
-        Self { chat: None, name: g.name().to_owned(), weights: Weights::Gguf(g) }
+        Self { chat: None, name: g.name().to_owned(), weights: Weights::Gguf(Box::new(g)) }
     }
 }

@@ -26,7 +26,8 @@ fn reference(mode: &str, path: &Path) -> Option<Value> {
     let python = test_models::python("RUNPOD_TEST_LLM_PYTHON")?;
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/reference.py");
     let messages = serde_json::to_string(&conversation()).unwrap();
-    let out = std::process::Command::new(python).args([script, mode]).arg(path).arg(messages).output().unwrap();
+    let out =
+        std::process::Command::new(python).args([script, mode]).arg(path).arg(messages).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     Some(serde_json::from_slice(&out.stdout).unwrap())
 }

@@ -8,13 +8,57 @@ use example_support::test_models;
 use rand::{Rng, SeedableRng};
 
 const PIECES: &[&str] = &[
-    "The capital of France is Paris.", "What is the capital of France?", "hello", " world", "Hello,",
-    "  two spaces", "\ttab", "\n", "\n\n", "line1\nline2", "   ", "1234567", "3.14159", "x=42;", "2026-11-30",
-    "fn main() { println!(\"hi\"); }", "def f(x):\n    return x**2", "<div class=\"a\">", "$HOME/.cache",
-    "don't", "I'll", "we've", "they're", "O'Brien's", "café", "naïve", "Ærøskøbing", "straße", "日本語のテキスト",
-    "中文", "한국어", "Привет, мир!", "مرحبا", "🙂", "👩‍💻 emoji", "a—b", "“quoted”", "…", "<|im_start|>",
-    "<|im_end|>", "<|endoftext|>", "<|im_start|>user\nHi<|im_end|>\n", "UPPER lower MiXeD", "snake_case_name",
-    "camelCaseName", "http://example.com/a?b=c", "100%", "#hashtag", "@mention", "a  b   c", "end.",
+    "The capital of France is Paris.",
+    "What is the capital of France?",
+    "hello",
+    " world",
+    "Hello,",
+    "  two spaces",
+    "\ttab",
+    "\n",
+    "\n\n",
+    "line1\nline2",
+    "   ",
+    "1234567",
+    "3.14159",
+    "x=42;",
+    "2026-11-30",
+    "fn main() { println!(\"hi\"); }",
+    "def f(x):\n    return x**2",
+    "<div class=\"a\">",
+    "$HOME/.cache",
+    "don't",
+    "I'll",
+    "we've",
+    "they're",
+    "O'Brien's",
+    "café",
+    "naïve",
+    "Ærøskøbing",
+    "straße",
+    "日本語のテキスト",
+    "中文",
+    "한국어",
+    "Привет, мир!",
+    "مرحبا",
+    "🙂",
+    "👩‍💻 emoji",
+    "a—b",
+    "“quoted”",
+    "…",
+    "<|im_start|>",
+    "<|im_end|>",
+    "<|endoftext|>",
+    "<|im_start|>user\nHi<|im_end|>\n",
+    "UPPER lower MiXeD",
+    "snake_case_name",
+    "camelCaseName",
+    "http://example.com/a?b=c",
+    "100%",
+    "#hashtag",
+    "@mention",
+    "a  b   c",
+    "end.",
 ];
 
 fn strings() -> Vec<String> {
@@ -41,7 +85,8 @@ fn gguf_tokenizer_matches_llama_cpp_token_for_token() {
     let list = std::env::temp_dir().join(format!("gguf-tokenizer-strings-{}.json", std::process::id()));
     std::fs::write(&list, serde_json::to_string(&strings).unwrap()).unwrap();
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/reference.py");
-    let out = std::process::Command::new(python).args([script, "tokenize-gguf"]).arg(&file).arg(&list).output();
+    let out =
+        std::process::Command::new(python).args([script, "tokenize-gguf"]).arg(&file).arg(&list).output();
     let _ = std::fs::remove_file(&list);
     let out = out.unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));

@@ -7,6 +7,7 @@ Prints one JSON object with what each call gave; tests/openai.rs asserts on it.
 import json
 import sys
 import time
+import urllib.request
 
 import openai
 from openai import OpenAI
@@ -94,7 +95,18 @@ for chunk in long:
     if got == 3:
         break
 long.close()
-out["closed_early"] = {"job_id": long.response.headers.get("x-request-id"), "chunks_read": got}
+job_id = long.response.headers.get("x-request-id")
+# The job's status on the endpoint's own API (/v2/{endpoint}/status/{id}), until it has ended.
+status_url = base_url.removesuffix("/openai/v1") + f"/status/{job_id}"
+deadline = time.monotonic() + 120
+while True:
+    req = urllib.request.Request(status_url, headers={"Authorization": f"Bearer {api_key}"})
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        status = json.load(resp)["status"]
+    if status not in ("IN_QUEUE", "IN_PROGRESS") or time.monotonic() > deadline:
+        break
+    time.sleep(0.1)
+out["closed_early"] = {"job_id": job_id, "chunks_read": got, "status": status}
 
 # The worker takes the next job.
 after = client.chat.completions.create(model=model, messages=question, temperature=0, max_tokens=8)
