@@ -10,7 +10,7 @@
 //! one response object when the client did not ask for a stream.
 //!
 //! ```
-//! use runpod_worker::openai::{self, FinishReason, Input, Reply, Request, Responder, Usage};
+//! use runpod_worker::openai::{FinishReason, Input, Reply, Request, Responder, Usage};
 //! use serde_json::json;
 //!
 //! #[derive(serde::Deserialize)]

@@ -4,7 +4,10 @@
 //! [`Generator`] is the model (load once; generate with temperature, top-p, seed, max tokens
 //! and stop strings, reporting each piece of text to an [`Observer`] that can cancel between
 //! tokens); [`GenerateHandler`] wraps it as a `runpod-worker` handler that streams the pieces,
-//! reports progress and honours job cancellation. See the README for running the binary.
+//! reports progress and honours job cancellation. [`gguf::GgufModel`] runs a quantized GGUF file
+//! (tokenizer and chat template from its metadata), [`TextModel`] is either kind with its
+//! [`chat::ChatTemplate`], and the handler also serves the OpenAI-compatible route (chat
+//! completions, completions, models). See the README for running the binary.
 //!
 //! ```no_run
 //! use text_generation::{Generator, Observer, Params};

@@ -85,12 +85,12 @@ out["bad_role"] = refused(
     lambda: client.chat.completions.create(model=model, messages=[{"role": "wizard", "content": "hi"}]))
 
 # A client that stops reading and closes the stream early: the job must end CANCELLED.
-long = client.chat.completions.create(
-    model=model, messages=[{"role": "user", "content": "Count from one to one thousand in words."}],
-    temperature=0, max_tokens=2000, stream=True)
+# (A completion that counts on: the model does not end it by itself within 2000 tokens.)
+long = client.completions.create(
+    model=model, prompt="1, 2, 3, 4, 5, 6, 7, 8, 9, 10,", temperature=0, max_tokens=2000, stream=True)
 got = 0
 for chunk in long:
-    if chunk.choices and chunk.choices[0].delta.content:
+    if chunk.choices and chunk.choices[0].text:
         got += 1
     if got == 3:
         break
