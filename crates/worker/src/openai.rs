@@ -253,12 +253,10 @@ impl ChatMessage {
                     match (p.kind.as_str(), &p.text) {
                         ("text", Some(t)) => texts.push(t.as_str()),
                         ("text", None) => return Err(Error::invalid("messages", "a text part needs 'text'")),
-                        (other, _) => return Err(Error::invalid(
-                            "messages",
-                            format!(
-                                "content parts of type '{other}' are not supported: this model takes text"
-                            ),
-                        )),
+                        (other, _) => {
+                            let msg = format!("content parts of type '{other}' are not supported: text only");
+                            return Err(Error::invalid("messages", msg));
+                        }
                     }
                 }
                 Ok(texts.join("\n"))
