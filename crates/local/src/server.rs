@@ -3,7 +3,7 @@
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::store::{Ended, Store};
-use crate::{auth, client_api, console, ratelimit, webhook, worker_api};
+use crate::{auth, client_api, console, openai, ratelimit, webhook, worker_api};
 use axum::extract::{Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -123,6 +123,10 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/v2/{ep}/job-done/{worker}/{job}", post(worker_api::done))
         .route("/v2/{ep}/job-stream/{worker}/{job}", post(worker_api::stream))
         .route("/v2/{ep}/ping/{worker}", get(worker_api::ping))
+        .route("/v2/{ep}/openai/v1/chat/completions", post(openai::chat_completions))
+        .route("/v2/{ep}/openai/v1/completions", post(openai::completions))
+        .route("/v2/{ep}/openai/v1/models", get(openai::models))
+        .route("/v2/{ep}/openai/{*rest}", axum::routing::any(openai::unknown))
         .merge(console::api_routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed);
@@ -138,6 +142,7 @@ async fn gate(State(sh): State<Arc<Shared>>, req: Request, next: Next) -> Respon
         .and_then(|()| ratelimit::check(&sh, req.uri().path()));
     match checked {
         Ok(()) => next.run(req).await,
+        Err(e) if openai::is_openai_path(req.uri().path()) => openai::api_error(e),
         Err(e) => e.into_response(),
     }
 }

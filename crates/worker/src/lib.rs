@@ -15,6 +15,9 @@
 //! A failed job reports a [`Failure`] (`error_type`, `error_message`, traceback): the
 //! handler's `Error` converts into one, so an error type can name each of its kinds.
 //!
+//! The [`openai`] module serves the platform's OpenAI-compatible route
+//! (`/v2/{endpoint}/openai/v1/...`) from the same handler as your own input.
+//!
 //! ```
 //! use runpod_worker::{handler_fn, Failure, Job, JobContext, JobStatus, TestOutcome, Worker};
 //! use serde::{Deserialize, Serialize};
@@ -74,6 +77,7 @@ mod job;
 mod job_loop;
 mod lifecycle;
 mod logging;
+pub mod openai;
 mod outcome;
 mod record;
 mod sender;
