@@ -20,7 +20,7 @@ type Shd = State<Arc<Shared>>;
 
 /// The response header that carries the job id (OpenAI's request-id header: the official
 /// clients show it as `_request_id`).
-pub const REQUEST_ID_HEADER: &str = "x-request-id";
+pub(crate) const REQUEST_ID_HEADER: &str = "x-request-id";
 
 /// The end of every relayed stream.
 const DONE: &str = "data: [DONE]\n\n";

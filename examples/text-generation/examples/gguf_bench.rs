@@ -204,11 +204,11 @@ fn main() -> anyhow::Result<()> {
     // The OpenAI route against the native input, same in-process worker and endpoint.
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(async {
-        let local = LocalWorker::start(GenerateHandler::new(model)).await;
-        let client =
-            local.client.clone().with_poll_interval(Duration::from_millis(1), Duration::from_millis(5));
+        let local = LocalWorker::start(runpod_worker::Worker::new(GenerateHandler::new(model))).await?;
+        let client = example_support::local_worker::client(&local)
+            .with_poll_interval(Duration::from_millis(1), Duration::from_millis(5));
         let http = reqwest::Client::new();
-        let base = local.endpoint.endpoint_url();
+        let base = local.endpoint().endpoint_url();
         openai_run(&http, &base, PROMPT, 4).await?;
         native_run(&client, PROMPT, 4).await?;
         let (mut o, mut n) = (Vec::new(), Vec::new());
@@ -221,7 +221,7 @@ fn main() -> anyhow::Result<()> {
         line("native /run + /stream first token", n.iter().map(|r| r.ttft * 1000.0).collect(), "ms");
         line("OpenAI route tokens/s", o.iter().map(Run::rate).collect(), "tok/s");
         line("native input tokens/s", n.iter().map(Run::rate).collect(), "tok/s");
-        local.stop().await;
+        local.stop().await?;
         anyhow::Ok(())
     })?;
     Ok(())

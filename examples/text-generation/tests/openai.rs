@@ -32,8 +32,8 @@ async fn the_official_openai_client_talks_to_the_worker() {
     let name = model.name().to_owned();
     let handler = GenerateHandler::new(model);
     let stats = handler.stats();
-    let local = LocalWorker::start(handler).await;
-    let base_url = format!("{}/openai/v1", local.endpoint.endpoint_url());
+    let local = LocalWorker::start(runpod_worker::Worker::new(handler)).await.unwrap();
+    let base_url = format!("{}/openai/v1", local.endpoint().endpoint_url());
 
     let run = tokio::process::Command::new(&python)
         .arg(script())
@@ -107,10 +107,13 @@ async fn the_official_openai_client_talks_to_the_worker() {
     // The native input still works on the same worker.
     let input =
         json!({"prompt": "The capital of France is", "max_tokens": 6, "temperature": 0, "stream": false});
-    let job = local.client.run_sync::<_, Value>(&Request::new(input)).await.unwrap();
+    let job = example_support::local_worker::client(&local)
+        .run_sync::<_, Value>(&Request::new(input))
+        .await
+        .unwrap();
     assert_eq!(job.status, JobStatus::Completed, "{job:?}");
     let native: GenerateOutput = serde_json::from_value(job.output.unwrap()).unwrap();
     assert!(native.generated_tokens >= 1 && !native.text.is_empty(), "{native:?}");
 
-    local.stop().await;
+    local.stop().await.unwrap();
 }
