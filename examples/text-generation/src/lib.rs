@@ -31,6 +31,7 @@
 //! assert_eq!(m.text(), "Answer: 4 ");
 //! ```
 
+pub mod cpu_llama;
 pub mod detok;
 pub mod handler;
 pub mod model;
@@ -41,4 +42,4 @@ pub use example_support::device;
 pub use example_support::device::{pick_device, DeviceChoice, DeviceError, DEVICE_ENV};
 pub use example_support::LoadError;
 pub use handler::{GenerateHandler, GenerateInput, GenerateOutput, GenerateProgress, Stats, TextChunk};
-pub use model::{FinishReason, GenerateError, Generation, Generator, Observer, Params};
+pub use model::{Engine, FinishReason, GenerateError, Generation, Generator, Observer, Params};
