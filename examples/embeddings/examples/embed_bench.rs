@@ -100,7 +100,8 @@ fn main() -> anyhow::Result<()> {
         tokens = out.tokens.iter().sum::<usize>();
         if let Some(prefix) = &args.vectors {
             let path = format!("{prefix}-b{batch}.f32");
-            let mut file = std::io::BufWriter::new(std::fs::File::create(&path).with_context(|| path.clone())?);
+            let mut file =
+                std::io::BufWriter::new(std::fs::File::create(&path).with_context(|| path.clone())?);
             for v in out.vectors.iter().flatten() {
                 file.write_all(&v.to_le_bytes())?;
             }
@@ -109,7 +110,8 @@ fn main() -> anyhow::Result<()> {
         runs.push(serde_json::json!({"batch": batch, "seconds": seconds}));
     }
     let n = args.texts.len();
-    let best = runs.iter().map(|r| r["seconds"][0].as_f64().unwrap_or(f64::INFINITY)).fold(f64::INFINITY, f64::min);
+    let best =
+        runs.iter().map(|r| r["seconds"][0].as_f64().unwrap_or(f64::INFINITY)).fold(f64::INFINITY, f64::min);
     println!(
         "{}",
         serde_json::json!({

@@ -157,7 +157,9 @@ impl PackedBert {
     pub fn load(vb: VarBuilder, config: &Config) -> candle_core::Result<Self> {
         let vb = if !vb.contains_tensor("embeddings.word_embeddings.weight") {
             match &config.model_type {
-                Some(prefix) if vb.contains_tensor(&format!("{prefix}.embeddings.word_embeddings.weight")) => {
+                Some(prefix)
+                    if vb.contains_tensor(&format!("{prefix}.embeddings.word_embeddings.weight")) =>
+                {
                     vb.pp(prefix)
                 }
                 _ => vb,
@@ -210,7 +212,11 @@ impl PackedBert {
         offsets.push(0);
         for s in seqs {
             if s.ids.len() != s.types.len() {
-                candle_core::bail!("ids and type ids differ in length ({} vs {})", s.ids.len(), s.types.len());
+                candle_core::bail!(
+                    "ids and type ids differ in length ({} vs {})",
+                    s.ids.len(),
+                    s.types.len()
+                );
             }
             if s.ids.len() > self.positions {
                 candle_core::bail!("{} tokens exceed the model's {} positions", s.ids.len(), self.positions);
@@ -276,8 +282,9 @@ impl PackedBert {
             jobs.push((rows, &delta[start..start + len]));
             start += len;
         }
-        jobs.into_par_iter()
-            .for_each(|(rows, delta)| kernels::add_norm(rows, delta, bias, &norm.gamma, &norm.beta, self.eps));
+        jobs.into_par_iter().for_each(|(rows, delta)| {
+            kernels::add_norm(rows, delta, bias, &norm.gamma, &norm.beta, self.eps)
+        });
     }
 
     /// Scaled dot-product attention of every sequence, head by head, into `ctx` (tokens x hidden).
@@ -310,11 +317,25 @@ impl PackedBert {
                 unsafe {
                     // scores = scale * q k^T   (len x d) (d x len)
                     gemm(
-                        len, len, d,
-                        scores.as_mut_ptr(), 1, len as isize, false,
-                        q, 1, 3 * h as isize,
-                        k, 3 * h as isize, 1,
-                        0.0, scale, false, false, false, Parallelism::None,
+                        len,
+                        len,
+                        d,
+                        scores.as_mut_ptr(),
+                        1,
+                        len as isize,
+                        false,
+                        q,
+                        1,
+                        3 * h as isize,
+                        k,
+                        3 * h as isize,
+                        1,
+                        0.0,
+                        scale,
+                        false,
+                        false,
+                        false,
+                        Parallelism::None,
                     );
                 }
                 kernels::softmax_rows(scores, len);
@@ -322,11 +343,25 @@ impl PackedBert {
                 unsafe {
                     // out[:, head] = scores v   (len x len) (len x d)
                     gemm(
-                        len, d, len,
-                        out[head * d..].as_mut_ptr(), 1, h as isize, false,
-                        scores.as_ptr(), 1, len as isize,
-                        v, 1, 3 * h as isize,
-                        0.0, 1.0, false, false, false, Parallelism::None,
+                        len,
+                        d,
+                        len,
+                        out[head * d..].as_mut_ptr(),
+                        1,
+                        h as isize,
+                        false,
+                        scores.as_ptr(),
+                        1,
+                        len as isize,
+                        v,
+                        1,
+                        3 * h as isize,
+                        0.0,
+                        1.0,
+                        false,
+                        false,
+                        false,
+                        Parallelism::None,
                     );
                 }
             }

@@ -142,15 +142,20 @@ fn packed_and_candle_engines_agree_and_order_is_kept() {
     let Some(dir) = minilm_dir() else { return };
     let packed = Embedder::load(&dir, &Device::Cpu).unwrap();
     assert_eq!(packed.engine(), Engine::Packed, "the default on the CPU");
-    let candle =
-        Embedder::load_with(&dir, &Device::Cpu, LoadOptions { engine: Some(Engine::Candle), ..Default::default() })
-            .unwrap();
+    let candle = Embedder::load_with(
+        &dir,
+        &Device::Cpu,
+        LoadOptions { engine: Some(Engine::Candle), ..Default::default() },
+    )
+    .unwrap();
     // Mixed lengths (one truncated), more texts than one forward pass takes, out of length order.
     let long = "word ".repeat(400);
     let texts: Vec<String> = (0..41)
         .map(|i| match i % 4 {
             0 => format!("Short text {i}."),
-            1 => format!("A somewhat longer sentence about the river and the bridge, number {i}, with more words."),
+            1 => format!(
+                "A somewhat longer sentence about the river and the bridge, number {i}, with more words."
+            ),
             2 if i == 10 => long.clone(),
             _ => format!("{i} apples"),
         })

@@ -387,7 +387,11 @@ mod tests {
         for x in [-5.0f32, -1.0, -0.1, 0.0, 0.3, 1.0, 2.5, 8.0] {
             let want = 0.5 * x as f64 * (1.0 + libm_erf(x as f64 / 2f64.sqrt()));
             assert!((gelu_erf(x) as f64 - want).abs() < 1e-6, "gelu({x})");
-            let tanh_form = 0.5 * x as f64 * (1.0 + ((2.0 / std::f64::consts::PI).sqrt() * (x as f64 + 0.044715 * (x as f64).powi(3))).tanh());
+            let tanh_form = 0.5
+                * x as f64
+                * (1.0
+                    + ((2.0 / std::f64::consts::PI).sqrt() * (x as f64 + 0.044715 * (x as f64).powi(3)))
+                        .tanh());
             assert!((gelu_tanh(x) as f64 - tanh_form).abs() < 1e-6, "gelu_tanh({x})");
         }
     }

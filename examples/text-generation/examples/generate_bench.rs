@@ -77,7 +77,10 @@ fn main() -> anyhow::Result<()> {
             other => anyhow::bail!("unknown argument {other:?} (see the doc comment of generate_bench.rs)"),
         }
     }
-    anyhow::ensure!(new_tokens >= 2 && repeat >= 1, "--new-tokens must be at least 2 and --repeat at least 1");
+    anyhow::ensure!(
+        new_tokens >= 2 && repeat >= 1,
+        "--new-tokens must be at least 2 and --repeat at least 1"
+    );
     let device = pick_device()?;
     let engine = match std::env::var("ENGINE").as_deref() {
         Ok("candle") => Some(Engine::Candle),
@@ -92,10 +95,15 @@ fn main() -> anyhow::Result<()> {
     };
     let load_seconds = started.elapsed().as_secs_f64();
     let prompt = prompt.unwrap_or_else(|| {
-        if std::env::var("MODEL_DIR").is_ok() { "The history of the printing press" } else { "t1 t2 t3 t4" }.to_owned()
+        if std::env::var("MODEL_DIR").is_ok() { "The history of the printing press" } else { "t1 t2 t3 t4" }
+            .to_owned()
     });
     let params = Params { max_tokens: new_tokens, temperature: 0.0, top_p: None, seed: 1, stop: vec![] };
-    model.generate(&prompt, &Params { max_tokens: 4, ..params.clone() }, &mut Clock { first: None, ids: vec![] })?; // warm-up
+    model.generate(
+        &prompt,
+        &Params { max_tokens: 4, ..params.clone() },
+        &mut Clock { first: None, ids: vec![] },
+    )?; // warm-up
     let mut runs = Vec::new();
     let mut last = None;
     for _ in 0..repeat {
@@ -110,7 +118,8 @@ fn main() -> anyhow::Result<()> {
         last = Some((out, clock.ids));
     }
     let (out, ids) = last.expect("repeat >= 1");
-    let secs: f64 = runs[0]["prefill_seconds"].as_f64().unwrap_or(0.0) + runs[0]["decode_seconds"].as_f64().unwrap_or(0.0);
+    let secs: f64 = runs[0]["prefill_seconds"].as_f64().unwrap_or(0.0)
+        + runs[0]["decode_seconds"].as_f64().unwrap_or(0.0);
     println!(
         "{}",
         serde_json::json!({

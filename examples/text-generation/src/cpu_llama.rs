@@ -119,8 +119,10 @@ impl CpuLlama {
         } else {
             Some(get(&vb, &[config.vocab_size, h], "lm_head.weight")?)
         };
-        let inv_freq =
-            (0..head_dim).step_by(2).map(|j| 1f32 / config.rope_theta.powf(j as f32 / head_dim as f32)).collect();
+        let inv_freq = (0..head_dim)
+            .step_by(2)
+            .map(|j| 1f32 / config.rope_theta.powf(j as f32 / head_dim as f32))
+            .collect();
         Ok(Self {
             embed,
             layers,
@@ -190,7 +192,9 @@ impl CpuLlama {
         let mut proj = vec![0f32; n * h];
         let mut gate_up = vec![0f32; n * 2 * self.intermediate];
         let mut gated = vec![0f32; n * self.intermediate];
-        for (layer, (keys, values)) in self.layers.iter().zip(cache.keys.iter_mut().zip(cache.values.iter_mut())) {
+        for (layer, (keys, values)) in
+            self.layers.iter().zip(cache.keys.iter_mut().zip(cache.values.iter_mut()))
+        {
             kernels::rms_norm(&x, &layer.attn_norm, self.eps, &mut normed);
             kernels::linear(&normed, n, &layer.qkv, &mut qkv, false, threads);
             for (t, row) in qkv.chunks_exact_mut(qkv_width).enumerate() {
@@ -208,7 +212,9 @@ impl CpuLlama {
 
             kernels::rms_norm(&x, &layer.mlp_norm, self.eps, &mut normed);
             kernels::linear(&normed, n, &layer.gate_up, &mut gate_up, false, threads);
-            for (row, out) in gate_up.chunks_exact(2 * self.intermediate).zip(gated.chunks_exact_mut(self.intermediate)) {
+            for (row, out) in
+                gate_up.chunks_exact(2 * self.intermediate).zip(gated.chunks_exact_mut(self.intermediate))
+            {
                 kernels::silu_mul(row, out);
             }
             kernels::linear(&gated, n, &layer.down, &mut proj, false, threads);

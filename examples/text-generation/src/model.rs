@@ -202,11 +202,9 @@ impl Generator {
         let (device, dtype) = (vb.device().clone(), vb.dtype());
         let cpu_fits = device.is_cpu() && dtype == DType::F32 && CpuLlama::supports(&config);
         let decoder = match engine {
-            Some(Engine::Cpu) if !cpu_fits => {
-                return Err(GenerateError::BadInput(format!(
-                    "the CPU decoder runs F32 on the CPU without rope_scaling (asked: {dtype:?} on {device:?})"
-                )))
-            }
+            Some(Engine::Cpu) if !cpu_fits => return Err(GenerateError::BadInput(format!(
+                "the CPU decoder runs F32 on the CPU without rope_scaling (asked: {dtype:?} on {device:?})"
+            ))),
             Some(Engine::Cpu) | None if cpu_fits => {
                 Decoder::Cpu(CpuLlama::load(vb, &config).map_err(|e| GenerateError::Weights(e.to_string()))?)
             }
@@ -219,7 +217,12 @@ impl Generator {
         Ok(Self { decoder, config, tokenizer, eos, device })
     }
 
-    fn candle_decoder(vb: VarBuilder, config: &Config, dtype: DType, device: &Device) -> Result<Decoder, GenerateError> {
+    fn candle_decoder(
+        vb: VarBuilder,
+        config: &Config,
+        dtype: DType,
+        device: &Device,
+    ) -> Result<Decoder, GenerateError> {
         // `Llama::load` unwraps the per-layer results: turn a panic on bad weights into an error.
         let model = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| Llama::load(vb, config)))
             .map_err(|p| {
