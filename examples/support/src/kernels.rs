@@ -276,8 +276,8 @@ pub fn matvec(w: &[f32], x: &[f32], y: &mut [f32], threads: usize) {
 /// (an `nn.Linear` weight), `y` is `rows x outputs`, all row-major. One row goes through
 /// [`matvec`], more through `gemm` on `threads` threads.
 pub fn linear(x: &[f32], rows: usize, w: &[f32], y: &mut [f32], accumulate: bool, threads: usize) {
-    let inputs = if rows == 0 { 0 } else { x.len() / rows };
-    let outputs = if inputs == 0 { 0 } else { w.len() / inputs };
+    let inputs = x.len().checked_div(rows).unwrap_or(0);
+    let outputs = w.len().checked_div(inputs).unwrap_or(0);
     assert!(x.len() == rows * inputs && w.len() == outputs * inputs && y.len() == rows * outputs);
     if rows == 0 || outputs == 0 {
         return;
