@@ -149,7 +149,7 @@ impl Norm {
 impl PackedBert {
     /// Whether this encoder can run `config` (else use candle's `BertModel`).
     pub fn supports(config: &Config) -> bool {
-        config.num_attention_heads > 0 && config.hidden_size % config.num_attention_heads == 0
+        config.num_attention_heads > 0 && config.hidden_size.is_multiple_of(config.num_attention_heads)
     }
 
     /// Loads the weights (names as in candle's `BertModel`: `embeddings.*`, `encoder.layer.N.*`,

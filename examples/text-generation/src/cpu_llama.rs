@@ -87,9 +87,9 @@ impl CpuLlama {
         config.rope_scaling.is_none()
             && config.num_attention_heads > 0
             && config.num_key_value_heads > 0
-            && config.hidden_size % config.num_attention_heads == 0
-            && config.num_attention_heads % config.num_key_value_heads == 0
-            && (config.hidden_size / config.num_attention_heads) % 2 == 0
+            && config.hidden_size.is_multiple_of(config.num_attention_heads)
+            && config.num_attention_heads.is_multiple_of(config.num_key_value_heads)
+            && (config.hidden_size / config.num_attention_heads).is_multiple_of(2)
     }
 
     /// Loads the weights (the names of candle's `Llama`: `model.embed_tokens`, `model.layers.N.*`,

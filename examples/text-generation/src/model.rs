@@ -202,9 +202,11 @@ impl Generator {
         let (device, dtype) = (vb.device().clone(), vb.dtype());
         let cpu_fits = device.is_cpu() && dtype == DType::F32 && CpuLlama::supports(&config);
         let decoder = match engine {
-            Some(Engine::Cpu) if !cpu_fits => return Err(GenerateError::BadInput(format!(
+            Some(Engine::Cpu) if !cpu_fits => {
+                return Err(GenerateError::BadInput(format!(
                 "the CPU decoder runs F32 on the CPU without rope_scaling (asked: {dtype:?} on {device:?})"
-            ))),
+            )))
+            }
             Some(Engine::Cpu) | None if cpu_fits => {
                 Decoder::Cpu(CpuLlama::load(vb, &config).map_err(|e| GenerateError::Weights(e.to_string()))?)
             }
