@@ -93,7 +93,7 @@ pack() {
   else
     target="${CARGO_TARGET_DIR:-target}"
   fi
-  say "building ($flavor) into $target; the first CUDA build takes tens of minutes"
+  say "building ($flavor) into $target$([ "$flavor" = cuda ] && echo '; the first CUDA build takes tens of minutes')"
   CARGO_TARGET_DIR="$target" nice -n "${NICE:-19}" cargo build --release -q \
     -p embeddings --bin embeddings --example embed_bench -p text-generation --example generate_bench "${features[@]}"
   nice -n "${NICE:-19}" cargo build --release -q -p runpod-local
