@@ -35,6 +35,7 @@
 //! ```
 
 pub mod chat;
+pub mod cpu_llama;
 pub mod detok;
 pub mod gguf;
 pub mod handler;
@@ -47,5 +48,5 @@ pub use example_support::device;
 pub use example_support::device::{pick_device, DeviceChoice, DeviceError, DEVICE_ENV};
 pub use example_support::LoadError;
 pub use handler::{GenerateHandler, GenerateInput, GenerateOutput, GenerateProgress, Stats, TextChunk};
-pub use model::{FinishReason, GenerateError, Generation, Generator, Observer, Params};
+pub use model::{Engine, FinishReason, GenerateError, Generation, Generator, Observer, Params};
 pub use text_model::TextModel;
