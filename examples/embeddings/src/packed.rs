@@ -15,6 +15,7 @@
 //! Products use the `gemm` crate, the CPU kernel candle itself uses, on candle's thread count
 //! (`RAYON_NUM_THREADS`, else one per CPU). Mean pooling is over each sequence's own tokens,
 //! which is what masked mean pooling over a padded batch computes.
+#![allow(unsafe_code, reason = "the gemm crate's matrix product takes raw pointers and strides")]
 
 use candle_core::DType;
 use candle_nn::VarBuilder;

@@ -10,6 +10,10 @@
 //! `exp` by range reduction to `[-ln 2 / 2, ln 2 / 2]` and a degree-6 Taylor polynomial (about
 //! 1e-7 relative error), `erf` by Abramowitz & Stegun's formula 7.1.26 on top of it (at most
 //! 1.5e-7 absolute error in exact arithmetic, under 5e-7 in f32), both checked against the C library's `exp`/`erf` in the tests.
+#![allow(
+    unsafe_code,
+    reason = "the x86-64 copies of each kernel are `target_feature` functions called after a run-time CPU check, and `gemm` takes raw pointers"
+)]
 
 use gemm::Parallelism;
 use rayon::prelude::*;
