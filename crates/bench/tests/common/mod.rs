@@ -1,6 +1,7 @@
 //! Helpers shared by the fault tests: real processes, a tiny HTTP server, log capture, secrets.
 #![allow(dead_code)]
 
+pub mod endpoint_process;
 pub mod http;
 
 use runpod_local::{LocalEndpoint, LocalEndpointBuilder, RateLimits};
