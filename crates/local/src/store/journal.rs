@@ -159,7 +159,7 @@ pub(crate) struct Clock {
 
 impl Clock {
     pub(crate) fn now() -> Self {
-        let wall_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| ms(d));
+        let wall_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, ms);
         Clock { now: Instant::now(), wall_ms }
     }
 

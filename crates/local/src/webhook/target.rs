@@ -77,9 +77,11 @@ impl std::str::FromStr for WebhookTargets {
                 "private" => t.private = true,
                 "loopback" => t.loopback = true,
                 "link-local" => t.link_local = true,
-                other => return Err(format!(
+                other => {
+                    return Err(format!(
                     "unknown webhook target kind '{other}' (expected public, private, loopback, link-local)"
-                )),
+                ))
+                }
             }
         }
         Ok(t)
