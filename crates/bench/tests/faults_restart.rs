@@ -10,6 +10,7 @@ use common::http::{serve, Reply};
 use common::WorkerProcess;
 use serde_json::{json, Value};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -108,22 +109,17 @@ async fn sigterm_answers_waiters_flushes_webhooks_and_exits_zero() {
     assert!(after.is_err(), "a new request after the exit connects: {after:?}");
 }
 
-/// Submits jobs until `stop`, retrying each until an answer names its id; returns (value, id)
-/// of every job the endpoint accepted.
-async fn submit_until(
-    url: String,
-    hook: String,
-    stop: Arc<std::sync::atomic::AtomicBool>,
-) -> Vec<(u64, String)> {
+/// Submits jobs until `stop`, retrying each until an answer names its id; records (value, id)
+/// of every job the endpoint accepted in `accepted`.
+async fn submit_until(url: String, hook: String, stop: Arc<AtomicBool>, accepted: Arc<Mutex<Vec<(u64, String)>>>) {
     let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
-    let mut accepted = Vec::new();
     let mut i = 0u64;
-    while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+    while !stop.load(Ordering::SeqCst) {
         let body = json!({"input": {"value": i, "sleep_ms": i % 100}, "webhook": hook}).to_string();
         match http.post(format!("{url}/run")).bearer_auth(KEY).body(body).send().await {
             Ok(r) if r.status() == 200 => {
                 let v: Value = r.json().await.unwrap();
-                accepted.push((i, v["id"].as_str().unwrap().to_string()));
+                accepted.lock().unwrap().push((i, v["id"].as_str().unwrap().to_string()));
                 i += 1;
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
@@ -131,7 +127,15 @@ async fn submit_until(
             _ => tokio::time::sleep(Duration::from_millis(50)).await,
         }
     }
-    accepted
+}
+
+/// Waits until `accepted` holds `n` jobs (at most 60 s).
+async fn until_accepted(accepted: &Mutex<Vec<(u64, String)>>, n: usize) {
+    let end = Instant::now() + Duration::from_secs(60);
+    while accepted.lock().unwrap().len() < n {
+        assert!(Instant::now() < end, "only {} of {n} jobs accepted in 60 s", accepted.lock().unwrap().len());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// With `--data-dir`: two workers run a steady stream of jobs while the endpoint is SIGKILLed
@@ -156,11 +160,13 @@ async fn sigkill_under_load_with_a_data_dir_loses_nothing() {
     let (hook, hooks) = receiver().await;
     let workers: Vec<WorkerProcess> =
         ["w-a", "w-b"].iter().map(|w| WorkerProcess::spawn(ep.worker_env(w, KEY, 500), 4)).collect();
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let submitter = tokio::spawn(submit_until(url.clone(), hook, stop.clone()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let accepted: Arc<Mutex<Vec<(u64, String)>>> = Default::default();
+    let submitter = tokio::spawn(submit_until(url.clone(), hook, stop.clone(), accepted.clone()));
     let mut restored = Vec::new();
     for round in 0..2 {
-        tokio::time::sleep(Duration::from_millis(1500)).await;
+        // Kill it with jobs queued, running and finished, and webhooks pending.
+        until_accepted(&accepted, 80 * (round + 1)).await;
         ep.signal(libc::SIGKILL);
         let exit = tokio::task::block_in_place(|| ep.wait_exit(Duration::from_secs(10)));
         assert!(exit.is_some(), "round {round}: SIGKILLed endpoint still runs");
@@ -169,10 +175,10 @@ async fn sigkill_under_load_with_a_data_dir_loses_nothing() {
             ep.log().lines().find(|l| l.contains("restored from the data directory")).map(str::to_owned);
         restored.push(line.unwrap_or_else(|| panic!("round {round}: nothing restored:\n{}", ep.log())));
     }
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    stop.store(true, std::sync::atomic::Ordering::SeqCst);
-    let accepted = submitter.await.unwrap();
-    assert!(accepted.len() >= 100, "only {} jobs accepted", accepted.len());
+    until_accepted(&accepted, 240).await;
+    stop.store(true, Ordering::SeqCst);
+    submitter.await.unwrap();
+    let accepted = accepted.lock().unwrap().clone();
 
     let http = http();
     let deadline = Instant::now() + Duration::from_secs(120);

@@ -6,7 +6,10 @@
 //! (`job-take`, `job-take-batch`, `job-stop`, `job-done`, `job-stream`, `ping`). Tests embed it;
 //! the `runpod-local` binary runs it on its own. Time-based rules (execution timeout, queue
 //! expiry, lost workers, webhook retries, result retention) follow the platform's defaults and
-//! can be shortened through [`LocalEndpointBuilder`].
+//! can be shortened through [`LocalEndpointBuilder`]. Jobs live in memory unless
+//! [`LocalEndpointBuilder::data_dir`] names a directory to keep them (and pending webhooks)
+//! across restarts; [`shutdown_signal`] and [`LocalEndpoint::shutdown`] make a graceful stop on
+//! SIGINT or SIGTERM.
 //!
 //! ```
 //! use runpod_local::LocalEndpoint;
