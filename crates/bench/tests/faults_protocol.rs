@@ -157,7 +157,7 @@ async fn the_http_layers_own_errors_are_json() {
     let ep = endpoint(&secrets).bind("127.0.0.1:0").await.unwrap();
     let long_uri = format!("GET /v2/local/status/{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(70_000));
     let big_headers =
-        format!("GET /v2/local/health HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n", "b".repeat(500_000));
+        format!("GET /v2/local/health HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n", "b".repeat(2_000_000));
     let many_headers = format!(
         "GET /v2/local/health HTTP/1.1\r\nHost: x\r\n{}\r\n",
         (0..200).map(|i| format!("X-H{i}: v\r\n")).collect::<String>()
@@ -260,5 +260,8 @@ async fn a_big_queue_and_pings_with_job_lists_keep_the_endpoint_idle() {
         cpu * 10 < wall.as_millis() as u64,
         "{cpu} ms of CPU in {wall:?}: over 10 % of a core while idle"
     );
-    assert!(max < Duration::from_millis(50), "/health took up to {max:?}");
+    // Before the fix /health took 1.5-3.5 s here (debug build); the bounds leave room for a
+    // loaded machine.
+    assert!(p50 < Duration::from_millis(50), "/health took {p50:?} (median)");
+    assert!(max < Duration::from_millis(500), "/health took up to {max:?}");
 }

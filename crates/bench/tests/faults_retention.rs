@@ -169,7 +169,7 @@ async fn retained_results_are_bounded_in_bytes() {
 }
 
 /// 10,000 jobs with 4 KB inputs are queued, purged, and expire after a 1 s retention: the
-/// resident set goes back to within 20 MiB of where it started (it kept all of it before).
+/// resident set goes back to within 30 MiB of where it started (it kept all of it before).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn memory_of_expired_jobs_goes_back() {
     const JOBS: usize = 10_000;
@@ -203,7 +203,7 @@ async fn memory_of_expired_jobs_goes_back() {
     let mut after = 0;
     let back = until(20, async || {
         after = ep.rss_kib();
-        after < base + 20 * 1024
+        after < base + 30 * 1024
     })
     .await;
     eprintln!(
