@@ -112,7 +112,10 @@ fn slow_and_silent_connections_are_closed_and_others_are_served() {
         std::thread::sleep(Duration::from_millis(300));
     }
     let slowest = served.iter().map(|(_, t)| *t).max().unwrap_or_default();
-    eprintln!("350 slow or silent connections: {} /health answered meanwhile, slowest {slowest:?}", served.len());
+    eprintln!(
+        "350 slow or silent connections: {} /health answered meanwhile, slowest {slowest:?}",
+        served.len()
+    );
     for (r, took) in &served {
         assert_eq!(r.as_ref().ok(), Some(&200), "/health during the slow connections: {r:?}");
         assert!(*took < Duration::from_secs(5), "/health took {took:?}");

@@ -111,7 +111,12 @@ async fn sigterm_answers_waiters_flushes_webhooks_and_exits_zero() {
 
 /// Submits jobs until `stop`, retrying each until an answer names its id; records (value, id)
 /// of every job the endpoint accepted in `accepted`.
-async fn submit_until(url: String, hook: String, stop: Arc<AtomicBool>, accepted: Arc<Mutex<Vec<(u64, String)>>>) {
+async fn submit_until(
+    url: String,
+    hook: String,
+    stop: Arc<AtomicBool>,
+    accepted: Arc<Mutex<Vec<(u64, String)>>>,
+) {
     let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
     let mut i = 0u64;
     while !stop.load(Ordering::SeqCst) {
