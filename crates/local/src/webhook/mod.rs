@@ -157,23 +157,13 @@ fn causes(e: &reqwest::Error) -> String {
         next = s.source();
     }
     if parts.is_empty() {
-        parts.push(e.without_url_ref());
+        let text = e.to_string();
+        parts.push(match e.url() {
+            Some(u) => text.replace(u.as_str(), "<webhook>"),
+            None => text,
+        });
     }
     parts.join(": ")
-}
-
-trait WithoutUrl {
-    fn without_url_ref(&self) -> String;
-}
-
-impl WithoutUrl for reqwest::Error {
-    fn without_url_ref(&self) -> String {
-        let mut s = self.to_string();
-        if let Some(u) = self.url() {
-            s = s.replace(u.as_str(), "<webhook>");
-        }
-        s
-    }
 }
 
 /// The delivery is over (delivered or given up): no longer pending in the data directory.
