@@ -218,3 +218,44 @@ fn tail(s: &str) -> &str {
     }
     &s[start..]
 }
+
+/// A request in progress is never idle: with a 1 s header timeout, a 3 s `job-take` long poll
+/// and a 3 s `/runsync` wait are answered, not cut; an idle keep-alive connection is closed
+/// after the timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_polls_outlast_the_header_timeout() {
+    let secrets = common::Secrets::new();
+    let ep = common::endpoint(&secrets)
+        .header_timeout(Duration::from_secs(1))
+        .take_wait(Duration::from_secs(3))
+        .bind("127.0.0.1:0")
+        .await
+        .unwrap();
+    let http = reqwest::Client::new();
+    let url = ep.endpoint_url();
+    let t = Instant::now();
+    let take = http.get(format!("{url}/job-take/w1")).header("Authorization", &secrets.api_key).send();
+    let sync = http
+        .post(format!("{url}/runsync?wait=3000"))
+        .bearer_auth(&secrets.api_key)
+        .body(r#"{"input": 1}"#)
+        .send();
+    let (take, sync) = tokio::join!(take, sync);
+    let took = t.elapsed();
+    // The job-take may have got the /runsync job; either way both were answered.
+    let take = take.expect("job-take answered");
+    assert!(take.status() == 204 || take.status() == 200, "{take:?}");
+    let sync = sync.expect("/runsync answered");
+    assert_eq!(sync.status(), 200);
+    assert!(took >= Duration::from_millis(2900), "answered after {took:?}");
+
+    // An idle connection is closed once the header timeout passes.
+    let mut s = tokio::net::TcpStream::connect(ep.local_addr()).await.unwrap();
+    let t = Instant::now();
+    let mut buf = [0u8; 16];
+    let n =
+        tokio::time::timeout(Duration::from_secs(10), tokio::io::AsyncReadExt::read(&mut s, &mut buf)).await;
+    assert!(matches!(n, Ok(Ok(0)) | Ok(Err(_))), "{n:?}");
+    let closed_after = t.elapsed();
+    assert!((Duration::from_millis(900)..Duration::from_secs(5)).contains(&closed_after), "{closed_after:?}");
+}
