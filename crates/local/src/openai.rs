@@ -40,7 +40,7 @@ fn error_response(status: StatusCode, kind: &str, message: &str, code: Value) ->
 pub(crate) fn api_error(e: ApiError) -> Response {
     let (kind, code) = match &e {
         ApiError::Unauthorized(_) => ("invalid_request_error", json!("invalid_api_key")),
-        ApiError::TooManyRequests(_) => ("rate_limit_error", json!("rate_limit_exceeded")),
+        ApiError::TooManyRequests { .. } => ("rate_limit_error", json!("rate_limit_exceeded")),
         ApiError::NotFound(_) => ("invalid_request_error", json!("not_found")),
         _ => ("invalid_request_error", Value::Null),
     };
@@ -87,8 +87,8 @@ impl Drop for CancelOnDrop {
 }
 
 async fn call(sh: Arc<Shared>, route: &str, body: Option<Body>) -> Response {
-    let input = match body {
-        None => json!({}),
+    let (input, bytes) = match body {
+        None => (json!({}), 2),
         Some(body) => match read_body(&sh, body).await {
             Ok(v) => v,
             Err(e) => return api_error(e),
@@ -96,11 +96,20 @@ async fn call(sh: Arc<Shared>, route: &str, body: Option<Body>) -> Response {
     };
     let stream = input.get("stream") == Some(&Value::Bool(true));
     let request = JobRequest::new(json!({"openai_route": route, "openai_input": input}));
-    let id = match sh.lock().submit(&sh.cfg, request, Origin::RunSync, Instant::now()) {
-        Ok(id) => id,
+    let submitted = {
+        let mut store = sh.lock();
+        store
+            .submit(&sh.cfg, request, bytes, Origin::RunSync, Instant::now())
+            .map(|id| (id, store.journal.seq()))
+    };
+    let (id, seq) = match submitted {
+        Ok(v) => v,
         Err(e) => return api_error(e),
     };
     sh.queue_changed.notify_waiters();
+    if let Err(e) = sh.saved(seq).await {
+        return api_error(e);
+    }
     tracing::debug!(job = %id, route, stream, "OpenAI call queued");
     let guard = CancelOnDrop { sh: sh.clone(), id: id.clone() };
     let mut response = if stream { relay(guard).await } else { answer(guard).await };
@@ -110,18 +119,14 @@ async fn call(sh: Arc<Shared>, route: &str, body: Option<Body>) -> Response {
     response
 }
 
-/// The body as a JSON object (the size limit of `/runsync`).
-async fn read_body(sh: &Shared, body: Body) -> Result<Value, ApiError> {
-    let limit = sh.cfg.max_runsync_bytes;
-    let bytes = axum::body::to_bytes(body, limit).await.map_err(|_| {
-        ApiError::PayloadTooLarge(format!("request body is larger than the limit of {limit} bytes"))
-    })?;
-    let value: Value = serde_json::from_slice(&bytes)
-        .map_err(|e| ApiError::BadRequest(format!("request body is not valid JSON: {e}")))?;
+/// The body as a JSON object, and its size (the size limit and body timeout of `/runsync`).
+async fn read_body(sh: &Shared, body: Body) -> Result<(Value, usize), ApiError> {
+    let (value, bytes): (Value, usize) =
+        crate::request::read_json(body, sh.cfg.max_runsync_bytes, sh.cfg.body_timeout).await?;
     if !value.is_object() {
         return Err(ApiError::BadRequest("request body must be a JSON object".into()));
     }
-    Ok(value)
+    Ok((value, bytes))
 }
 
 /// What the job left: status, output, error and streamed chunks from `from` on.
@@ -130,22 +135,25 @@ struct Snapshot {
     output: Option<Value>,
     error: Option<String>,
     chunks: Vec<Value>,
+    /// The absolute index after the last chunk.
+    next: u64,
 }
 
-fn snapshot(sh: &Shared, id: &str, from: usize) -> Option<Snapshot> {
+fn snapshot(sh: &Shared, id: &str, from: u64) -> Option<Snapshot> {
     let store = sh.lock();
     let e = store.get(id).ok()?;
-    let chunks = store.stream_since(id, from).map(<[Value]>::to_vec).unwrap_or_default();
+    let (chunks, next) = e.stream_from(from);
+    let chunks = chunks.to_vec();
     let status = e.status_response();
-    Some(Snapshot { status: status.status, output: status.output, error: status.error, chunks })
+    Some(Snapshot { status: status.status, output: status.output, error: status.error, chunks, next })
 }
 
 /// Waits until job `id` ends or has more than `seen` chunks; false on shutdown.
-async fn wait_for(sh: &Shared, id: &str, seen: usize) -> bool {
+async fn wait_for(sh: &Shared, id: &str, seen: u64) -> bool {
     let far = crate::server::deadline(Duration::from_secs(100 * 365 * 86_400));
     let ready = |s: &crate::store::Store| {
         s.get(id).map_or(true, |e| e.status().is_final())
-            || s.stream_since(id, seen).is_ok_and(|c| !c.is_empty())
+            || s.stream_since(id, seen).is_ok_and(|(c, _)| !c.is_empty())
     };
     let _ = sh.wait_job(id, far, ready).await;
     !sh.shutdown.is_cancelled()
@@ -164,7 +172,7 @@ fn shutting_down() -> Response {
 async fn answer(guard: CancelOnDrop) -> Response {
     let (sh, id) = (guard.sh.clone(), guard.id.clone());
     loop {
-        if !wait_for(&sh, &id, usize::MAX).await {
+        if !wait_for(&sh, &id, u64::MAX).await {
             return shutting_down();
         }
         match snapshot(&sh, &id, 0) {
@@ -342,7 +350,7 @@ fn sse_response(body: Body) -> Response {
 /// (the client disconnected).
 struct Relay {
     guard: CancelOnDrop,
-    seen: usize,
+    seen: u64,
     finished: bool,
     done_sent: bool,
 }
@@ -365,7 +373,7 @@ impl Relay {
             self.done_sent = text.trim_end().ends_with("data: [DONE]");
             out.push_str(&text);
         }
-        self.seen += s.chunks.len();
+        self.seen = s.next;
         if s.status.is_final() {
             self.finished = true;
             if !self.done_sent {

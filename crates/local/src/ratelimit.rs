@@ -49,11 +49,14 @@ impl Limiter {
             *count = 0;
         }
         if *count >= limit.requests {
-            return Err(ApiError::TooManyRequests(format!(
-                "rate limit reached: {} requests per {} ms on this route; retry later",
-                limit.requests,
-                limit.per.as_millis()
-            )));
+            return Err(ApiError::TooManyRequests {
+                message: format!(
+                    "rate limit reached: {} requests per {} ms on this route; retry later",
+                    limit.requests,
+                    limit.per.as_millis()
+                ),
+                retry_after: (*start + limit.per).saturating_duration_since(now),
+            });
         }
         *count += 1;
         Ok(())

@@ -29,6 +29,7 @@
 mod health;
 mod job;
 pub mod limits;
+mod object;
 mod request;
 mod response;
 mod secret;

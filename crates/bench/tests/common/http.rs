@@ -29,6 +29,8 @@ pub(crate) struct Req {
 pub(crate) enum Reply {
     /// Answer with this status, content type and body.
     Answer(u16, &'static str, Bytes),
+    /// Answer with this 3xx status and `Location`, no body.
+    Redirect(u16, &'static str),
     /// Close the connection without an answer.
     Drop,
 }
@@ -64,6 +66,11 @@ where
                                 .status(status)
                                 .header("content-type", ctype)
                                 .body(Full::new(body))
+                                .unwrap()),
+                            Reply::Redirect(status, location) => Ok(Response::builder()
+                                .status(status)
+                                .header("location", location)
+                                .body(Full::new(Bytes::new()))
                                 .unwrap()),
                             Reply::Drop => Err(std::io::Error::other("dropped on purpose")),
                         }

@@ -1,6 +1,7 @@
 //! Helpers shared by the fault tests: real processes, a tiny HTTP server, log capture, secrets.
 #![allow(dead_code, reason = "each test file uses a part of the helpers")]
 
+pub(crate) mod endpoint_process;
 pub(crate) mod http;
 
 use runpod_local::{LocalEndpoint, LocalEndpointBuilder, RateLimits};

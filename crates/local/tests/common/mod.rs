@@ -14,6 +14,35 @@ pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_runpod-local");
 /// A running `runpod-local` process, killed on drop so a failed assertion leaves no server behind.
 pub(crate) struct LocalProcess(std::process::Child);
 
+impl LocalProcess {
+    /// Sends `sig` to the process.
+    #[allow(unsafe_code, reason = "libc::kill has no safe wrapper in std")]
+    pub(crate) fn signal(&self, sig: i32) {
+        // SAFETY: kill(2) has no memory-safety preconditions.
+        unsafe {
+            libc::kill(self.0.id() as i32, sig);
+        }
+    }
+
+    /// SIGKILL, and waits for the exit.
+    pub(crate) fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+
+    /// Waits up to `timeout` for the process to exit; its status, or `None` if it still runs.
+    pub(crate) fn wait(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let end = std::time::Instant::now() + timeout;
+        while std::time::Instant::now() < end {
+            if let Ok(Some(st)) = self.0.try_wait() {
+                return Some(st);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
 impl Drop for LocalProcess {
     fn drop(&mut self) {
         let _ = self.0.kill();
