@@ -79,7 +79,7 @@ async fn sigterm_exits_zero_and_the_data_dir_survives_sigkill() {
     let dir = std::env::temp_dir().join(format!("runpod-local-cli-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let dir_arg = dir.to_str().unwrap();
-    let (mut server, lines) = spawn_local(&["--port", "0", "--api-key", "k", "--data-dir", dir_arg], 2).await;
+    let (mut server, lines) = spawn_local(&["--port", "0", "--api-key", "k", "--data-dir", dir_arg], 3).await;
     let base = lines[0].strip_prefix("runpod-local listening on ").expect(&lines[0]).to_owned();
     let port = base.rsplit(':').next().unwrap().to_owned();
     let http = reqwest::Client::builder().timeout(Duration::from_secs(20)).build().unwrap();
@@ -95,7 +95,7 @@ async fn sigterm_exits_zero_and_the_data_dir_survives_sigkill() {
         .unwrap();
     let id = run["id"].as_str().unwrap().to_owned();
     server.kill(); // SIGKILL
-    let (mut server, _) = spawn_local(&["--port", &port, "--api-key", "k", "--data-dir", dir_arg], 2).await;
+    let (mut server, _) = spawn_local(&["--port", &port, "--api-key", "k", "--data-dir", dir_arg], 3).await;
     assert_eq!(status_of(&base, &id).await.1["status"], "IN_QUEUE", "kept across SIGKILL");
 
     // SIGTERM: a graceful stop, exit 0.
@@ -104,7 +104,7 @@ async fn sigterm_exits_zero_and_the_data_dir_survives_sigkill() {
     assert_eq!(status.and_then(|s| s.code()), Some(0), "{status:?}");
 
     // Without a data directory, a restart forgets the job.
-    let (_server, _) = spawn_local(&["--port", &port, "--api-key", "k"], 2).await;
+    let (_server, _) = spawn_local(&["--port", &port, "--api-key", "k"], 3).await;
     assert_eq!(status_of(&base, &id).await.0, 404);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -51,18 +51,22 @@ impl Drop for LocalProcess {
 }
 
 /// Starts `runpod-local` with `args` and reads the first `lines` lines it prints (the address
-/// it serves, ...); stderr is discarded. The process runs until the returned value is dropped.
+/// it serves, ...); the rest of stdout is read and dropped on a thread of its own (a closed pipe
+/// would fail the process's next print), stderr is discarded. The process runs until the
+/// returned value is dropped.
 pub(crate) async fn spawn_local(args: &[&str], lines: usize) -> (LocalProcess, Vec<String>) {
     let mut child = LocalProcess(
         Command::new(BIN).args(args).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap(),
     );
     let stdout = child.0.stdout.take().unwrap();
-    let lines = tokio::task::spawn_blocking(move || {
-        BufReader::new(stdout).lines().take(lines).map(Result::unwrap).collect()
-    })
-    .await
-    .unwrap();
-    (child, lines)
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let mut out = BufReader::new(stdout).lines();
+        let first: Vec<String> = out.by_ref().take(lines).map(Result::unwrap).collect();
+        let _ = tx.send(first);
+        out.for_each(drop);
+    });
+    (child, rx.await.unwrap())
 }
 
 /// Talks to one endpoint: client routes with `Bearer KEY`, worker routes with the raw key and
