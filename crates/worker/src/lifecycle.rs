@@ -138,7 +138,7 @@ async fn platform<H: Handler>(
         None => opts.retry.result_retry_for,
     };
     if tokio::time::timeout(budget, shared.senders.wait()).await.is_err() {
-        tracing::error!("results of job(s) {} not delivered before exit", held.csv().unwrap_or_default());
+        tracing::error!("results of {} not delivered before exit", held.summary());
     }
     if let Some(t) = stop_task {
         let _ = t.await;
