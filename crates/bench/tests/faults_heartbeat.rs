@@ -69,26 +69,42 @@ async fn thousands_of_running_jobs_stay_alive_in_pings() {
         .collect();
     let mut worker = WorkerProcess::spawn(env, JOBS);
 
-    // Submit from 8 tasks, so that the jobs all run at once.
+    // First a few jobs, until a ping has listed them (the endpoint then holds the worker to
+    // its lists, as for any worker that has run for a while); then the rest, from 8 tasks, so
+    // that they all run at once.
+    const FIRST: usize = 20;
     let started = Instant::now();
-    let mut tasks = Vec::new();
-    for t in 0..8 {
-        let (client, s3) = (client.clone(), secrets.s3_config());
-        tasks.push(tokio::spawn(async move {
+    let submit = |range: std::ops::Range<usize>, tasks: usize| {
+        let handles: Vec<_> = (0..tasks)
+            .map(|t| {
+                let (client, s3) = (client.clone(), secrets.s3_config());
+                let range = range.clone();
+                tokio::spawn(async move {
+                    let mut ids = Vec::new();
+                    for i in range.skip(t).step_by(tasks) {
+                        let body = json!({"input": {"sleep_ms": SLEEP_MS, "value": i}, "s3Config": s3});
+                        ids.push((i, client.run(body).await));
+                    }
+                    ids
+                })
+            })
+            .collect();
+        async move {
             let mut ids = Vec::new();
-            for i in (t..JOBS).step_by(8) {
-                ids.push((
-                    i,
-                    client.run(json!({"input": {"sleep_ms": SLEEP_MS, "value": i}, "s3Config": s3})).await,
-                ));
+            for h in handles {
+                ids.extend(h.await.unwrap());
             }
             ids
-        }));
-    }
-    let mut ids = Vec::with_capacity(JOBS);
-    for t in tasks {
-        ids.extend(t.await.unwrap());
-    }
+        }
+    };
+    let mut ids = submit(0..FIRST, 1).await;
+    let first_listed = eventually(Duration::from_secs(20), || {
+        let listed = listed.clone();
+        async move { !listed.lock().unwrap().is_empty() }
+    })
+    .await;
+    assert!(first_listed, "no ping listed a job: {}", tail(&worker.log()));
+    ids.extend(submit(FIRST..JOBS, 8).await);
     let submitted = started.elapsed();
 
     let health = || {
