@@ -27,7 +27,13 @@ impl LocalWorker {
     /// Binds an endpoint on 127.0.0.1 (port 0) and starts a worker serving `handler` against it.
     /// Panics on failure: it is for tests.
     pub async fn start<H: Handler>(handler: H) -> LocalWorker {
-        let endpoint = LocalEndpoint::builder().api_key(API_KEY).bind("127.0.0.1:0").await.unwrap();
+        // A short long poll: a stopping worker waits for its open job-take to be answered.
+        let endpoint = LocalEndpoint::builder()
+            .api_key(API_KEY)
+            .take_wait(Duration::from_secs(2))
+            .bind("127.0.0.1:0")
+            .await
+            .unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
         let config = Config::from_vars(endpoint.worker_env("w1")).unwrap();
         let worker = Worker::new(handler).config(config).shutdown_on(async move {
