@@ -37,6 +37,7 @@ pub fn tree_memory(pid: u32) -> io::Result<Memory> {
 /// CPU time (user + system) used so far by `pid` and its live descendants.
 pub fn tree_cpu(pid: u32) -> io::Result<std::time::Duration> {
     // SAFETY: sysconf has no preconditions.
+    #[allow(unsafe_code, reason = "libc::sysconf has no safe wrapper in std")]
     let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
     let mut total = 0u64;
     for p in tree(pid)? {

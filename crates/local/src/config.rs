@@ -5,6 +5,7 @@ use std::time::Duration;
 
 /// Requests allowed per window for one group of routes (`0` requests = no limit).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RateLimit {
     /// Requests allowed in one window.
     pub requests: u32,
@@ -21,6 +22,7 @@ impl RateLimit {
 
 /// Rate limits of the client API, by route. Defaults: the platform's documented limits.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RateLimits {
     /// `POST /run`: 1000 per 10 s.
     pub run: Option<RateLimit>,
@@ -51,6 +53,36 @@ impl RateLimits {
     /// No rate limit on any route.
     pub fn none() -> Self {
         RateLimits { run: None, runsync: None, status: None, cancel: None, purge: None }
+    }
+
+    /// Sets the limit of `POST /run` (`None`: no limit).
+    pub fn with_run(mut self, limit: impl Into<Option<RateLimit>>) -> Self {
+        self.run = limit.into();
+        self
+    }
+
+    /// Sets the limit of `POST /runsync` (`None`: no limit).
+    pub fn with_runsync(mut self, limit: impl Into<Option<RateLimit>>) -> Self {
+        self.runsync = limit.into();
+        self
+    }
+
+    /// Sets the limit of `GET /status` and `GET /stream` (`None`: no limit).
+    pub fn with_status(mut self, limit: impl Into<Option<RateLimit>>) -> Self {
+        self.status = limit.into();
+        self
+    }
+
+    /// Sets the limit of `POST /cancel` (`None`: no limit).
+    pub fn with_cancel(mut self, limit: impl Into<Option<RateLimit>>) -> Self {
+        self.cancel = limit.into();
+        self
+    }
+
+    /// Sets the limit of `POST /purge-queue` (`None`: no limit).
+    pub fn with_purge(mut self, limit: impl Into<Option<RateLimit>>) -> Self {
+        self.purge = limit.into();
+        self
     }
 }
 

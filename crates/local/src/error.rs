@@ -8,6 +8,7 @@ use runpod_protocol::ErrorBody;
 /// Why a request was refused. Each variant becomes one HTTP status with a JSON body that says
 /// what is wrong (never a secret).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ApiError {
     /// `400`: the request is malformed (bad JSON, missing `input`, out-of-range values).
     #[error("{0}")]

@@ -3,7 +3,9 @@
 //! [`LocalEndpoint`] serves, on one machine and with no account, both APIs of a Runpod
 //! Serverless endpoint: the client API (`/run`, `/runsync`, `/status`, `/stream`, `/cancel`,
 //! `/retry`, `/purge-queue`, `/health`) and the worker API that workers pull jobs from
-//! (`job-take`, `job-take-batch`, `job-stop`, `job-done`, `job-stream`, `ping`). Tests embed it;
+//! (`job-take`, `job-take-batch`, `job-stop`, `job-done`, `job-stream`, `ping`), and the
+//! OpenAI-compatible route (`/openai/v1/chat/completions`, `/completions`, `/models`: each call
+//! a job for the worker, streamed answers relayed as Server-Sent Events). Tests embed it;
 //! the `runpod-local` binary runs it on its own. Time-based rules (execution timeout, queue
 //! expiry, lost workers, webhook retries, result retention) follow the platform's defaults and
 //! can be shortened through [`LocalEndpointBuilder`]. At `/` it serves a console: a web page
@@ -39,12 +41,15 @@
 //! # Ok(()) }
 //! ```
 
+#![forbid(unsafe_code)]
+
 mod auth;
 mod client_api;
 mod config;
 mod console;
 mod env;
 mod error;
+mod openai;
 mod ratelimit;
 mod request;
 mod server;

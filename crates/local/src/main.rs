@@ -1,5 +1,7 @@
 //! `runpod-local`: a local Runpod Serverless endpoint, and the `worker-env` helper.
 
+#![forbid(unsafe_code)]
+
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use runpod_local::{worker_env_vars, LocalEndpoint, RateLimits};

@@ -25,7 +25,7 @@ pub(crate) struct Limiter {
 }
 
 impl Limiter {
-    pub fn new(limits: RateLimits) -> Self {
+    pub(crate) fn new(limits: RateLimits) -> Self {
         Limiter { limits, windows: Mutex::new([(Instant::now(), 0); GROUPS]) }
     }
 

@@ -3,7 +3,7 @@
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::store::{Ended, Store};
-use crate::{auth, client_api, console, ratelimit, webhook, worker_api};
+use crate::{auth, client_api, console, openai, ratelimit, webhook, worker_api};
 use axum::extract::{Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -31,7 +31,7 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub fn new(cfg: Config) -> std::io::Result<Self> {
+    pub(crate) fn new(cfg: Config) -> std::io::Result<Self> {
         let http = std::sync::OnceLock::new();
         let limiter = ratelimit::Limiter::new(cfg.rate_limits.clone());
         Ok(Shared {
@@ -46,7 +46,7 @@ impl Shared {
     }
 
     /// The webhook HTTP client (`None`, logged once, if it cannot be built).
-    pub fn http(&self) -> Option<reqwest::Client> {
+    pub(crate) fn http(&self) -> Option<reqwest::Client> {
         self.http
             .get_or_init(|| {
                 match reqwest::Client::builder().timeout(std::time::Duration::from_secs(10)).build() {
@@ -61,14 +61,14 @@ impl Shared {
     }
 
     /// The store, locked. Never hold the guard across an `.await`.
-    pub fn lock(&self) -> MutexGuard<'_, Store> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Store> {
         // A panic while locked cannot leave the store half-updated in a way that matters more
         // than losing the endpoint, so keep serving.
         self.store.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Sends the webhooks of jobs that just ended.
-    pub fn ended(&self, ended: impl IntoIterator<Item = Ended>) {
+    pub(crate) fn ended(&self, ended: impl IntoIterator<Item = Ended>) {
         for e in ended {
             webhook::dispatch(self, e);
         }
@@ -76,7 +76,7 @@ impl Shared {
 
     /// Waits until `ready` holds for job `id`, `deadline` passes or the server shuts down.
     /// Woken by the job's own notify, so no polling.
-    pub async fn wait_job(
+    pub(crate) async fn wait_job(
         &self,
         id: &str,
         deadline: Instant,
@@ -123,6 +123,10 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/v2/{ep}/job-done/{worker}/{job}", post(worker_api::done))
         .route("/v2/{ep}/job-stream/{worker}/{job}", post(worker_api::stream))
         .route("/v2/{ep}/ping/{worker}", get(worker_api::ping))
+        .route("/v2/{ep}/openai/v1/chat/completions", post(openai::chat_completions))
+        .route("/v2/{ep}/openai/v1/completions", post(openai::completions))
+        .route("/v2/{ep}/openai/v1/models", get(openai::models))
+        .route("/v2/{ep}/openai/{*rest}", axum::routing::any(openai::unknown))
         .merge(console::api_routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed);
@@ -138,6 +142,7 @@ async fn gate(State(sh): State<Arc<Shared>>, req: Request, next: Next) -> Respon
         .and_then(|()| ratelimit::check(&sh, req.uri().path()));
     match checked {
         Ok(()) => next.run(req).await,
+        Err(e) if openai::is_openai_path(req.uri().path()) => openai::api_error(e),
         Err(e) => e.into_response(),
     }
 }

@@ -24,6 +24,8 @@
 //! assert_eq!(status.status, JobStatus::Completed);
 //! ```
 
+#![forbid(unsafe_code)]
+
 mod health;
 mod job;
 pub mod limits;

@@ -86,6 +86,7 @@ impl Policy {
 
 /// A policy value outside the documented bounds.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum PolicyError {
     /// `executionTimeout` must be greater than 5000 ms.
     #[error("policy.executionTimeout must be greater than {MIN_EXECUTION_TIMEOUT_MS} ms, got {0}")]

@@ -1,5 +1,7 @@
 //! The embeddings worker binary: loads the model once, then serves jobs (see the README).
 
+#![forbid(unsafe_code)]
+
 use anyhow::Context;
 use embeddings::{pick_device, EmbedHandler, Embedder};
 use std::process::ExitCode;
@@ -11,7 +13,8 @@ environment:
   MODEL_DIR   model folder (config.json, tokenizer.json, model.safetensors)
   MODEL_ID    hub model id fetched when MODEL_DIR is unset (default sentence-transformers/all-MiniLM-L6-v2)
   DEVICE      cpu, cuda or cuda:N (default: cuda:0 in a `--features cuda` build, else cpu)
-  MAX_BATCH   most texts per job (default 128)";
+  MAX_BATCH   most texts per job (default 128)
+  BATCH_SIZE  most texts per forward pass (default 32; a job's texts are sorted by length first)";
 
 #[tokio::main]
 async fn main() -> anyhow::Result<ExitCode> {
@@ -26,11 +29,17 @@ async fn main() -> anyhow::Result<ExitCode> {
         Ok(v) => v.parse().with_context(|| format!("MAX_BATCH={v:?} is not a number"))?,
         Err(_) => 128,
     };
+    let batch_size = match std::env::var("BATCH_SIZE") {
+        Ok(v) => v.parse().with_context(|| format!("BATCH_SIZE={v:?} is not a number"))?,
+        Err(_) => embeddings::DEFAULT_BATCH_SIZE,
+    };
     let started = std::time::Instant::now();
-    let embedder =
-        Embedder::load(&dir, &device).with_context(|| format!("loading the model from {}", dir.display()))?;
+    let embedder = Embedder::load(&dir, &device)
+        .with_context(|| format!("loading the model from {}", dir.display()))?
+        .with_batch_size(batch_size);
     tracing::info!(
-        model = %name, device = ?device, dimensions = embedder.dimensions(), max_tokens = embedder.max_tokens(),
+        model = %name, device = ?device, engine = ?embedder.engine(), dimensions = embedder.dimensions(),
+        max_tokens = embedder.max_tokens(), batch_size = embedder.batch_size(),
         ms = started.elapsed().as_millis() as u64, "model loaded"
     );
     Ok(runpod_worker::start(EmbedHandler::new(embedder, name, max_batch)).await)

@@ -239,6 +239,13 @@ impl Store {
         Ok((e.status, new, e.error.clone()))
     }
 
+    /// The chunks `id` streamed from index `from` on, leaving `/stream`'s reading place alone
+    /// (the OpenAI route relays them).
+    pub(crate) fn stream_since(&self, id: &str, from: usize) -> Result<&[Value], ApiError> {
+        let e = self.get(id)?;
+        Ok(e.stream.get(from..).unwrap_or_default())
+    }
+
     /// True when `id` has chunks not yet returned by `/stream`.
     pub(crate) fn has_unread_stream(&self, id: &str) -> bool {
         self.jobs.get(id).is_some_and(|e| e.stream_read < e.stream.len())
