@@ -135,8 +135,8 @@ pub(crate) async fn take_loop<H: Handler>(
             _ = shutdown.cancelled() => {
                 let stopped = Instant::now();
                 tracing::info!(
-                    "waiting for the answer of the job-take in flight (at most {} s): a job it hands over is run, not lost",
-                    w.shutdown_grace.as_secs()
+                    "waiting for the answer of the job-take in flight (at most {:?}): a job it hands over is run, not lost",
+                    w.shutdown_grace
                 );
                 match tokio::time::timeout(w.shutdown_grace, take).await {
                     Ok(Ok(Take::Jobs { jobs, bad })) => {
