@@ -266,8 +266,11 @@ async fn startup(
 async fn start_endpoint(rt: &tokio::runtime::Handle) -> Result<LocalEndpoint> {
     let ep = rt
         .spawn(async {
+            // A job-take with no job to hand out is answered after 2 s: a worker stopped with
+            // SIGTERM waits for its open job-take's answer (both do), within workers::stop's 3 s.
             LocalEndpoint::builder()
                 .api_key(API_KEY)
+                .take_wait(Duration::from_secs(2))
                 .max_queue(1_000_000)
                 .rate_limits(RateLimits::none())
                 .bind("127.0.0.1:0")

@@ -181,7 +181,7 @@ fn proxy_configured() -> bool {
 
 /// An error and its sources, joined with `: ` (hyper's and reqwest's top-level messages alone
 /// say little, e.g. "client error (Connect)").
-fn error_chain(e: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut message = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {

@@ -63,6 +63,19 @@ impl<H: Handler> Shared<H> {
         });
     }
 
+    /// Starts the jobs of a job-take answer and fails its malformed ones; true when it
+    /// brought a job to run.
+    fn start(self: &Arc<Self>, jobs: Vec<WireJob>, bad: Vec<(String, String)>) -> bool {
+        for (id, why) in bad {
+            self.fail_malformed(id, why);
+        }
+        let got = !jobs.is_empty();
+        for job in jobs {
+            self.spawn_job(job);
+        }
+        got
+    }
+
     /// Fails a job that arrived malformed (it has an id but no usable input).
     pub(crate) fn fail_malformed(&self, id: String, why: String) {
         tracing::error!(job_id = %id, "{why}");
@@ -83,18 +96,25 @@ impl<H: Handler> Shared<H> {
 }
 
 /// Takes jobs while there is room, until shutdown (or one job, with `refresh_after_job`).
+/// Returns when shutdown was seen (`None` after the refresh job).
+///
+/// A job-take in flight when shutdown comes is not dropped: the endpoint may already have
+/// handed it jobs, and the worker API has no call to give them back (a dropped answer left
+/// them IN_PROGRESS on a worker gone until the ping grace re-queued them). Its answer is
+/// awaited, for at most the grace period, and the jobs it brings are run and delivered like
+/// any other; the Python SDK also lets its job-take finish.
 pub(crate) async fn take_loop<H: Handler>(
     shared: &Arc<Shared<H>>,
     api: &Api,
     w: &mut Options,
     shutdown: &CancellationToken,
-) {
+) -> Option<Instant> {
     let mut errors = Backoff::new(Duration::from_millis(100), Duration::from_secs(30));
     let mut empties = Backoff::new(Duration::from_millis(50), Duration::from_secs(2));
     let mut limit = w.concurrency;
     loop {
         if shutdown.is_cancelled() {
-            return;
+            return Some(Instant::now());
         }
         if let Some(f) = w.concurrency_fn.as_mut() {
             limit = f(limit).max(1);
@@ -103,29 +123,39 @@ pub(crate) async fn take_loop<H: Handler>(
         if busy >= limit {
             tokio::select! {
                 _ = shared.slot_freed.notified() => {}
-                _ = shutdown.cancelled() => return,
+                _ = shutdown.cancelled() => return Some(Instant::now()),
             }
             continue;
         }
         let started = Instant::now();
+        let take = api.take(limit - busy, !shared.held.is_empty());
+        tokio::pin!(take);
         let res = tokio::select! {
-            r = api.take(limit - busy, !shared.held.is_empty()) => r,
-            _ = shutdown.cancelled() => return,
+            r = &mut take => r,
+            _ = shutdown.cancelled() => {
+                let stopped = Instant::now();
+                tracing::info!(
+                    "waiting for the answer of the job-take in flight (at most {:?}): a job it hands over is run, not lost",
+                    w.shutdown_grace
+                );
+                match tokio::time::timeout(w.shutdown_grace, take).await {
+                    Ok(Ok(Take::Jobs { jobs, bad })) => {
+                        tracing::info!(jobs = jobs.len() + bad.len(), "job-take answered after the shutdown signal: running its jobs");
+                        shared.start(jobs, bad);
+                    }
+                    Ok(_) => {}
+                    Err(_) => tracing::warn!("the job-take in flight got no answer within the grace period; abandoned"),
+                }
+                return Some(stopped);
+            }
         };
         let pause = match res {
             Ok(Take::Jobs { jobs, bad }) => {
                 errors.reset();
                 empties.reset();
-                for (id, why) in bad {
-                    shared.fail_malformed(id, why);
-                }
-                let got = !jobs.is_empty();
-                for job in jobs {
-                    shared.spawn_job(job);
-                }
-                if got && w.refresh_after_job {
+                if shared.start(jobs, bad) && w.refresh_after_job {
                     tracing::info!("refresh_after_job: no more jobs for this worker");
-                    return;
+                    return None;
                 }
                 None
             }
@@ -152,7 +182,7 @@ pub(crate) async fn take_loop<H: Handler>(
         if let Some(d) = pause {
             tokio::select! {
                 _ = tokio::time::sleep(d) => {}
-                _ = shutdown.cancelled() => return,
+                _ = shutdown.cancelled() => return Some(Instant::now()),
             }
         }
     }

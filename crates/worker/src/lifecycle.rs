@@ -14,7 +14,7 @@ use crate::{Handler, WorkerError};
 use futures::future::BoxFuture;
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::{oneshot, Notify};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -109,16 +109,22 @@ async fn platform<H: Handler>(
         concurrency = opts.concurrency,
         "worker started: taking jobs"
     );
-    take_loop(&shared, &api, opts, &shutdown).await;
+    let stopped = take_loop(&shared, &api, opts, &shutdown).await;
 
     // Drain: in-flight jobs get the grace period, then are cancelled and reported.
     shared.handlers.close();
     if !shared.handlers.is_empty() {
         tracing::info!(jobs = shared.handlers.len(), "waiting for in-flight jobs");
     }
-    let grace = if shutdown.is_cancelled() { Some(opts.shutdown_grace) } else { None };
-    let drained = match grace {
-        Some(g) => tokio::time::timeout(g, shared.handlers.wait()).await.is_ok(),
+    // The grace period counts from the signal (an answer to a job-take in flight was awaited
+    // since), or from now when the signal came during a refresh job.
+    let stopped = stopped.or_else(|| shutdown.is_cancelled().then(Instant::now));
+    let grace = stopped.map(|_| opts.shutdown_grace);
+    let drained = match stopped {
+        Some(at) => {
+            let end = tokio::time::Instant::from_std(at + opts.shutdown_grace);
+            tokio::time::timeout_at(end, shared.handlers.wait()).await.is_ok()
+        }
         None => {
             shared.handlers.wait().await;
             true
@@ -138,7 +144,7 @@ async fn platform<H: Handler>(
         None => opts.retry.result_retry_for,
     };
     if tokio::time::timeout(budget, shared.senders.wait()).await.is_err() {
-        tracing::error!("results of job(s) {} not delivered before exit", held.csv().unwrap_or_default());
+        tracing::error!("results of {} not delivered before exit", held.summary());
     }
     if let Some(t) = stop_task {
         let _ = t.await;

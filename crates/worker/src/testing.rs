@@ -192,9 +192,12 @@ pub struct LocalWorker {
 }
 
 impl LocalWorker {
-    /// Binds an endpoint with key [`API_KEY`] and starts `worker` against it.
+    /// Binds an endpoint with key [`API_KEY`] and starts `worker` against it. The endpoint
+    /// answers a job-take with no job after 2 s (30 s by default): a stopping worker waits for
+    /// its open job-take's answer, so [`LocalWorker::stop`] of an idle worker takes up to that.
     pub async fn start<H: Handler>(worker: Worker<H>) -> Result<LocalWorker, WorkerError> {
-        LocalWorker::start_with(LocalEndpoint::builder().api_key(API_KEY), worker).await
+        let builder = LocalEndpoint::builder().api_key(API_KEY).take_wait(Duration::from_secs(2));
+        LocalWorker::start_with(builder, worker).await
     }
 
     /// Binds the endpoint `builder` describes on 127.0.0.1 (a free port) and starts `worker`
