@@ -29,8 +29,14 @@ pub struct TransferOptions {
     pub multipart_threshold: u64,
     /// Size of each part (default 8 MiB, at least 5 MiB).
     pub part_size: u64,
-    /// Parts uploaded in parallel (default 4). Memory held by a stream upload is at most
-    /// `(concurrency + 1) * part_size`; file uploads read each part from disk as it is sent.
+    /// Parts uploaded in parallel (default 4).
+    ///
+    /// Memory: a stream upload holds `concurrency` parts being sent and one being filled, so
+    /// `(concurrency + 1) * part_size` of part buffers (40 MiB with the defaults; a 256 MiB
+    /// stream measured 40.4 MiB of heap and 41.7 MiB of RSS growth, `tests/multipart_memory.rs`).
+    /// File uploads read each part from disk as it is sent (under 4 MiB for 64 MiB). On top,
+    /// once per process, the first S3 client costs about 10 MiB of RSS (SDK code paged in, TLS
+    /// setup, connection pool), shared by every later upload.
     pub concurrency: usize,
 }
 
@@ -198,7 +204,7 @@ impl Storage {
 
     /// Uploads everything `stream` yields as `name` and returns its presigned GET URL. Short
     /// streams become one PUT; longer ones a multipart upload holding at most
-    /// `(concurrency + 1) * part_size` bytes at a time.
+    /// `(concurrency + 1) * part_size` bytes of parts at a time (see [`TransferOptions`]).
     pub async fn upload_stream<S>(
         &self,
         name: &str,
