@@ -45,6 +45,8 @@ async fn runpod(base_url: &str, key: Option<&str>, args: &[&str], limit: Duratio
     let args_shown = format!("{args:?}");
     tokio::task::spawn_blocking(move || {
         let started = Instant::now();
+        // Reaped by the wait4 below, which also gives its peak RSS (std's wait does not).
+        #[allow(clippy::zombie_processes)]
         let mut child = cmd.spawn().expect("spawn runpod");
         let pid = child.id() as libc::pid_t;
         let mut out = child.stdout.take().unwrap();
