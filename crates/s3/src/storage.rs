@@ -3,6 +3,7 @@
 use crate::client::client_for;
 use crate::config::StorageConfig;
 use crate::content_type::content_type_for;
+use crate::endpoint_policy::BlockedEndpoint;
 use crate::error::{describe_sdk_error, redact_url, scrub, StorageError};
 use crate::sdk_logs::Quiet;
 use crate::upload::Uploaded;
@@ -353,6 +354,13 @@ impl Storage {
         E: ProvideErrorMetadata + std::error::Error + 'static,
         R: std::fmt::Debug + 'static,
     {
+        if let Some(blocked) = find_in_chain::<BlockedEndpoint>(err) {
+            return StorageError::BlockedEndpoint {
+                endpoint: self.endpoint.clone(),
+                reason: blocked.reason.clone(),
+                remedy: blocked.remedy,
+            };
+        }
         StorageError::Request {
             operation,
             bucket: bucket.to_owned(),
@@ -365,6 +373,20 @@ impl Storage {
     pub(crate) fn scrubbed(&self, text: String) -> String {
         scrub(text, &[&self.secrets[0], &self.secrets[1]])
     }
+}
+
+/// The first error of type `T` in `err`'s source chain.
+fn find_in_chain<'a, T: std::error::Error + 'static>(
+    err: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a T> {
+    let mut cause = Some(err);
+    while let Some(e) = cause {
+        if let Some(found) = e.downcast_ref::<T>() {
+            return Some(found);
+        }
+        cause = e.source();
+    }
+    None
 }
 
 /// Rejects names that are empty, absolute, contain `..` or `.` segments, backslashes or
