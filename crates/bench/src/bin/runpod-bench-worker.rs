@@ -2,7 +2,7 @@
 //!
 //! Input `{"sleep_ms"?: n, "value"?: any, "fail"?: "message", "upload"?: "name"}`: sleeps
 //! `sleep_ms` (default 0), then fails with `fail` if given, else uploads `upload` (a few bytes)
-//! to the job's bucket and returns `{"url": ...}` (the fault tests' S3 path), else returns
+//! to the job's bucket and returns `{"url": ...}` (the fault tests' S3 path; feature `s3`), else returns
 //! `{"value": value}` (or `{"ok": true}`).
 //! `BENCH_CONCURRENCY` (default 1) sets how many jobs run at once, `BENCH_MAX_SLEEP_MS` (default
 //! none) caps `sleep_ms` (random inputs can ask for years: serde reads `[n]` as `{"sleep_ms": n}`);
@@ -39,8 +39,7 @@ async fn main() {
             tokio::time::sleep(Duration::from_millis(sleep_ms)).await;
         }
         if let (None, Some(name)) = (&input.fail, &input.upload) {
-            let up = ctx.upload_bytes(name, &b"uploaded by runpod-bench-worker"[..], "text/plain").await;
-            return up.map(|u| json!({ "url": u.url })).map_err(|e| e.to_string());
+            return upload(&ctx, name).await;
         }
         match (input.fail, input.value) {
             (Some(message), _) => Err(message),
@@ -49,4 +48,16 @@ async fn main() {
         }
     });
     Worker::new(handler).concurrency(concurrency).start().await;
+}
+
+/// Uploads a few bytes as `name` to the job's bucket; the output is where to fetch them.
+#[cfg(feature = "s3")]
+async fn upload(ctx: &JobContext, name: &str) -> Result<Value, String> {
+    let up = ctx.upload_bytes(name, &b"uploaded by runpod-bench-worker"[..], "text/plain").await;
+    up.map(|u| json!({ "url": u.url })).map_err(|e| e.to_string())
+}
+
+#[cfg(not(feature = "s3"))]
+async fn upload(_ctx: &JobContext, _name: &str) -> Result<Value, String> {
+    Err("runpod-bench-worker was built without its s3 feature".into())
 }
