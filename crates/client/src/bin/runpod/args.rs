@@ -104,3 +104,34 @@ pub struct JobArgs {
     #[arg(long)]
     pub low_priority: bool,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn timeout_of(args: &[&str]) -> Duration {
+        let argv = ["runpod", "--endpoint", "e"].iter().chain(args);
+        Cli::try_parse_from(argv).unwrap().timeout()
+    }
+
+    #[test]
+    fn every_command_has_a_time_limit() {
+        let call = Duration::from_millis(DEFAULT_CALL_MS);
+        let wait = Duration::from_millis(DEFAULT_WAIT_MS);
+        assert_eq!(call, Duration::from_secs(60));
+        for (args, want) in [
+            (&["health"][..], call),
+            (&["status", "j"], call),
+            (&["cancel", "j"], call),
+            (&["run", "--input", "1"], call),
+            (&["status", "j", "--wait"], wait),
+            (&["run", "--input", "1", "--wait"], wait),
+            (&["runsync", "--input", "1"], wait),
+            (&["stream", "j"], wait),
+            (&["status", "j", "--timeout-ms", "1500"], Duration::from_millis(1500)),
+            (&["--timeout-ms", "7", "health"], Duration::from_millis(7)),
+        ] {
+            assert_eq!(timeout_of(args), want, "{args:?}");
+        }
+    }
+}
