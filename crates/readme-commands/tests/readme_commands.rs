@@ -23,6 +23,8 @@
 //! - A command that cannot run in a test is listed in [`RULES`] as `Skip`, with the reason;
 //!   commands that talk to the port of a skipped server are skipped with it. Anything not
 //!   listed runs: a new README command either works as written or gets a rule here.
+//! - A command may take 25 min when it runs cargo or a script (builds), else 5 min. The
+//!   commands must leave the repository's files as they found them (`git status` is compared).
 //!
 //! Inline code in prose is not run, only the commands of shell blocks.
 
@@ -88,8 +90,19 @@ const RULES: &[(Match, Action)] = &[
     ),
 ];
 
-/// Longest any one command may take (a release build on 2 busy cores included).
-const COMMAND_LIMIT: Duration = Duration::from_secs(1500);
+/// Longest a command that runs cargo may take (a release build on 2 busy cores included).
+const CARGO_LIMIT: Duration = Duration::from_secs(1500);
+/// Longest any other command may take.
+const COMMAND_LIMIT: Duration = Duration::from_secs(300);
+
+/// How long `code` may run (or take to answer, for a server).
+fn limit_for(code: &str) -> Duration {
+    if code.contains("cargo ") || code.contains("./scripts/") {
+        CARGO_LIMIT
+    } else {
+        COMMAND_LIMIT
+    }
+}
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
@@ -351,7 +364,7 @@ impl FileRun<'_> {
             if let Ok(Some(status)) = child.try_wait() {
                 break Some(status);
             }
-            if started.elapsed() > COMMAND_LIMIT {
+            if started.elapsed() > limit_for(&code) {
                 signal_group(child.id(), libc::SIGKILL);
                 let _ = child.wait();
                 break None;
@@ -364,7 +377,7 @@ impl FileRun<'_> {
         let tail =
             |s: &str| s.chars().rev().take(3000).collect::<Vec<_>>().into_iter().rev().collect::<String>();
         let Some(status) = status else {
-            self.fail(c, format!("still running after {COMMAND_LIMIT:?}\nstderr: {}", tail(&stderr)));
+            self.fail(c, format!("still running after {:?}\nstderr: {}", limit_for(&code), tail(&stderr)));
             return false;
         };
         let code_seen = status.code().unwrap_or(-1);
@@ -431,8 +444,8 @@ impl FileRun<'_> {
                 self.fail(c, why);
                 return false;
             }
-            if started.elapsed() > COMMAND_LIMIT {
-                let why = format!("no answer after {COMMAND_LIMIT:?}:\n{}", server.output());
+            if started.elapsed() > limit_for(&code) {
+                let why = format!("no answer after {:?}:\n{}", limit_for(&code), server.output());
                 server.stop();
                 self.fail(c, why);
                 return false;
@@ -488,6 +501,7 @@ fn every_readme_command_works_as_written() {
         .collect();
     let has_curl = std::process::Command::new("curl").arg("--version").output().is_ok();
 
+    let before = git_status(&root);
     let mut total = Tally::default();
     let files = markdown_files(&root);
     for file in &files {
@@ -528,7 +542,16 @@ fn every_readme_command_works_as_written() {
         total.skipped.join("\n  ")
     );
     assert!(total.failures.is_empty(), "README commands failed:\n\n{}", total.failures.join("\n\n"));
+    let after = git_status(&root);
+    assert_eq!(before, after, "README commands changed the repository's files (git status before, after)");
     assert!(total.run > 10, "only {} commands ran", total.run);
+}
+
+/// `git status --porcelain` of the repository (ignored files left out), or `None` without git.
+fn git_status(root: &Path) -> Option<String> {
+    let out =
+        std::process::Command::new("git").args(["status", "--porcelain"]).current_dir(root).output().ok()?;
+    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// A fresh scratch directory for server logs.
