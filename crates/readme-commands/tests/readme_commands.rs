@@ -234,7 +234,6 @@ struct Tally {
 /// Runs the commands of one Markdown file.
 struct FileRun<'a> {
     file: &'a Path,
-    root: &'a Path,
     scratch: &'a Path,
     base_env: Vec<(String, String)>,
     exports: BTreeMap<String, String>,
@@ -508,7 +507,6 @@ fn every_readme_command_works_as_written() {
         let text = std::fs::read_to_string(root.join(file)).unwrap();
         let mut run = FileRun {
             file,
-            root: &root,
             scratch: &scratch,
             base_env: base_env.clone(),
             exports: BTreeMap::new(),
@@ -520,7 +518,6 @@ fn every_readme_command_works_as_written() {
             has_curl,
             tally: Tally::default(),
         };
-        let _ = run.root;
         'file: for block in blocks(&text) {
             for c in &block.commands {
                 if !run.command(c) {
