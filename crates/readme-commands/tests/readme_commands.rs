@@ -5,7 +5,7 @@
 //! The convention, for whoever writes a README:
 //!
 //! - Each command runs as written with `bash -c`, from the repository root, with
-//!   `target/debug` first on `PATH` (so `runpod` and `runpod-local` are the built binaries).
+//!   `target/debug` (of `CARGO_TARGET_DIR`, if set) first on `PATH` (so `runpod` and `runpod-local` are the built binaries).
 //!   Commands of one file run in order and share `export`s and `cd`s. A command must exit 0,
 //!   or `N` when its trailing comment says `exit N`. When its trailing comment or the comment
 //!   line after it shows a JSON answer with a `"status"`, its output must have that status.
@@ -489,13 +489,30 @@ fn every_readme_command_works_as_written() {
         assert!(status.success(), "cargo build -p {package} --bins failed");
     }
 
-    let path =
-        format!("{}:{}", root.join("target/debug").display(), std::env::var("PATH").unwrap_or_default());
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map(|t| root.join(t)).unwrap_or_else(|| root.join("target"));
+    let path = format!("{}:{}", target.join("debug").display(), std::env::var("PATH").unwrap_or_default());
+    // The variables cargo sets for this test binary describe it, not the commands' packages.
+    let for_this_test = |k: &str| {
+        k.starts_with("CARGO_PKG_")
+            || k.starts_with("CARGO_BIN_EXE_")
+            || matches!(
+                k,
+                "CARGO_MANIFEST_DIR"
+                    | "CARGO_MANIFEST_PATH"
+                    | "CARGO_MANIFEST_LINKS"
+                    | "CARGO_CRATE_NAME"
+                    | "CARGO_PRIMARY_PACKAGE"
+                    | "CARGO_TARGET_TMPDIR"
+                    | "CARGO_RUSTC_CURRENT_DIR"
+                    | "RUST_TEST_THREADS"
+            )
+    };
     let base_env: Vec<(String, String)> = std::env::vars()
         .filter(|(k, _)| {
             !matches!(k.as_str(), "RUNPOD_API_KEY" | "RUNPOD_ENDPOINT_ID" | "RUNPOD_BASE_URL" | "PATH")
         })
-        .filter(|(k, _)| !k.starts_with("CARGO_") && k != "RUST_TEST_THREADS")
+        .filter(|(k, _)| !for_this_test(k))
         .chain([("PATH".to_owned(), path)])
         .collect();
     let has_curl = std::process::Command::new("curl").arg("--version").output().is_ok();
