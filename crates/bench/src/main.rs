@@ -98,7 +98,14 @@ fn main() -> Result<()> {
         .thread_name("load")
         .enable_all()
         .build()?;
-    let report = load_rt.block_on(run_all(&args, &kinds, endpoint_rt.handle().clone(), &out_dir))?;
+    // Workers run in process groups of their own, out of reach of the terminal's Ctrl-C: on
+    // Ctrl-C the run is dropped, and with it each worker's group (see workers.rs).
+    let report = load_rt.block_on(async {
+        tokio::select! {
+            report = run_all(&args, &kinds, endpoint_rt.handle().clone(), &out_dir) => report,
+            _ = tokio::signal::ctrl_c() => bail!("interrupted"),
+        }
+    })?;
     drop(endpoint_rt);
 
     println!("{}", report.table());

@@ -1,4 +1,8 @@
 //! Worker processes: spawning one with an endpoint's environment, and stopping it.
+//!
+//! Each worker leads a process group of its own, and stopping it (or dropping it, on any
+//! error or Ctrl-C path) kills the whole group: the Python SDK forks a heartbeat process that
+//! otherwise outlives its worker.
 
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
@@ -25,8 +29,8 @@ impl Kind {
     }
 
     /// Spawns a worker with `env` (the endpoint's `RUNPOD_*` variables) and `concurrency`,
-    /// its output appended to `log`.
-    pub(crate) fn spawn(&self, env: &[(String, String)], concurrency: usize, log: &Path) -> Result<Child> {
+    /// its output appended to `log`, in a new process group.
+    pub(crate) fn spawn(&self, env: &[(String, String)], concurrency: usize, log: &Path) -> Result<WorkerProcess> {
         let mut cmd = match self {
             Kind::Rust { bin } => Command::new(bin),
             Kind::Python { python, script } => {
@@ -51,26 +55,51 @@ impl Kind {
             .stdin(Stdio::null())
             .stdout(out.try_clone()?)
             .stderr(out)
+            .process_group(0)
             .kill_on_drop(true);
-        cmd.spawn().with_context(|| format!("spawning the {} worker", self.name()))
+        let child = cmd.spawn().with_context(|| format!("spawning the {} worker", self.name()))?;
+        let group = child.id().context("worker exited at once")?;
+        Ok(WorkerProcess { child, group })
     }
 }
 
-/// Sends SIGTERM and waits up to `grace` for the exit, then SIGKILLs the whole tree.
-pub(crate) async fn stop(child: &mut Child, grace: Duration) {
-    if let Some(pid) = child.id() {
-        let tree = runpod_bench::procfs::tree(pid).unwrap_or_else(|_| vec![pid]);
-        signal(pid, libc::SIGTERM);
-        if tokio::time::timeout(grace, child.wait()).await.is_err() {
-            for p in tree.iter().rev() {
-                signal(*p, libc::SIGKILL);
-            }
-            let _ = child.wait().await;
-        }
-        // The Python SDK's heartbeat child may outlive its parent: end what is left of the tree.
-        for p in tree.iter().skip(1) {
-            signal(*p, libc::SIGKILL);
-        }
+/// A running worker, leader of its own process group; dropping it kills the group.
+#[derive(Debug)]
+pub(crate) struct WorkerProcess {
+    child: Child,
+    group: u32,
+}
+
+impl WorkerProcess {
+    /// The worker's pid (`None` once it has been waited for).
+    pub(crate) fn id(&self) -> Option<u32> {
+        self.child.id()
+    }
+}
+
+impl Drop for WorkerProcess {
+    fn drop(&mut self) {
+        signal_group(self.group, libc::SIGKILL);
+    }
+}
+
+/// Sends SIGTERM and waits up to `grace` for the exit, then SIGKILLs the worker's process group
+/// (what the worker forked included).
+pub(crate) async fn stop(worker: &mut WorkerProcess, grace: Duration) {
+    signal(worker.group, libc::SIGTERM);
+    if tokio::time::timeout(grace, worker.child.wait()).await.is_err() {
+        signal_group(worker.group, libc::SIGKILL);
+        let _ = worker.child.wait().await;
+    }
+    // The Python SDK's heartbeat child may outlive its parent: end what is left of the group.
+    signal_group(worker.group, libc::SIGKILL);
+}
+
+/// Sends `sig` to every process of group `pgid`.
+fn signal_group(pgid: u32, sig: i32) {
+    // SAFETY: kill(2) has no memory-safety preconditions; an empty group only yields ESRCH.
+    unsafe {
+        libc::kill(-(pgid as i32), sig);
     }
 }
 

@@ -3,8 +3,8 @@
 use crate::retry::parse_retry_after;
 use crate::state::decode_body;
 use crate::{Error, JobHandle, JobState, Request, RetryPolicy};
-use bytes::Bytes;
-use reqwest::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
+use bytes::{Bytes, BytesMut};
+use reqwest::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE, LOCATION, RETRY_AFTER};
 use reqwest::Method;
 use runpod_protocol::limits::{
     DEFAULT_RUNSYNC_WAIT_MS, MAX_RUNSYNC_PAYLOAD_BYTES, MAX_RUNSYNC_WAIT_MS, MAX_RUN_PAYLOAD_BYTES,
@@ -24,6 +24,13 @@ pub const PLATFORM_BASE_URL: &str = "https://api.runpod.ai/v2";
 
 /// Environment variable the API key is read from when none is given.
 pub const API_KEY_ENV: &str = "RUNPOD_API_KEY";
+
+/// Largest success answer read by default: 64 MiB, three times the largest the platform sends
+/// (a `/runsync` answer with a 20 MB output). See [`Endpoint::with_max_answer_bytes`].
+pub const DEFAULT_MAX_ANSWER_BYTES: usize = 64 * 1024 * 1024;
+
+/// How much of an error answer's body is read (its message is cut to 500 characters anyway).
+const MAX_ERROR_BODY_BYTES: usize = 64 * 1024;
 
 /// A serverless endpoint: where to send requests, with which key, and how to retry.
 ///
@@ -45,6 +52,7 @@ struct Inner {
     runsync_wait: Duration,
     poll_min: Duration,
     poll_max: Duration,
+    max_answer_bytes: usize,
 }
 
 impl fmt::Debug for Endpoint {
@@ -89,8 +97,11 @@ impl Endpoint {
         if api_key.trim().is_empty() {
             return Err(Error::MissingApiKey);
         }
+        // Redirects are not followed: the API never sends one, and following it would re-send the
+        // key elsewhere or turn a POST /run into a GET; a 3xx is reported as `Error::Http`.
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
+            .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("runpod-rs-client/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(Error::Network)?;
@@ -106,6 +117,7 @@ impl Endpoint {
                 runsync_wait: Duration::from_millis(DEFAULT_RUNSYNC_WAIT_MS),
                 poll_min: Duration::from_millis(100),
                 poll_max: Duration::from_secs(1),
+                max_answer_bytes: DEFAULT_MAX_ANSWER_BYTES,
             }),
         })
     }
@@ -154,6 +166,13 @@ impl Endpoint {
             i.poll_min = min;
             i.poll_max = max.max(min);
         })
+    }
+
+    /// Largest success answer read (default [`DEFAULT_MAX_ANSWER_BYTES`]); a larger one fails
+    /// with [`Error::AnswerTooLarge`] as soon as its `Content-Length` says so, or once that
+    /// many bytes arrived, so a wrong or hostile server cannot make the client hold more.
+    pub fn with_max_answer_bytes(self, bytes: usize) -> Self {
+        self.map(|i| i.max_answer_bytes = bytes)
     }
 
     fn map(self, f: impl FnOnce(&mut Inner)) -> Self {
@@ -249,7 +268,9 @@ impl Endpoint {
         Ok(JobState::from_wire(decode_body(&answer, "status answer")?))
     }
 
-    /// Polls `/status/{id}` until the job ends or `timeout` passes ([`Error::WaitTimeout`]).
+    /// Polls `/status/{id}` until the job ends or `timeout` passes ([`Error::WaitTimeout`],
+    /// with the last status seen). Once a status is known, a poll still unanswered when the
+    /// time is up ends the wait too; the first poll is bounded by the request timeout.
     pub async fn wait<O: DeserializeOwned>(
         &self,
         job_id: &str,
@@ -290,7 +311,22 @@ impl Endpoint {
                 tokio::time::sleep(interval.min(timeout - elapsed)).await;
                 interval = (interval * 3 / 2).min(self.inner.poll_max);
             }
-            let state = self.status_value(job_id).await?;
+            let state = match &last {
+                Some(seen) => {
+                    match tokio::time::timeout_at((started + timeout).into(), self.status_value(job_id)).await
+                    {
+                        Ok(polled) => polled?,
+                        Err(_) => {
+                            return Err(Error::WaitTimeout {
+                                id: job_id.to_owned(),
+                                status: seen.status,
+                                waited: started.elapsed(),
+                            })
+                        }
+                    }
+                }
+                None => self.status_value(job_id).await?,
+            };
             on_poll(&state);
             if state.status.is_final() {
                 return state.decode();
@@ -398,7 +434,8 @@ impl Endpoint {
             let Some(delay) = self.inner.retry.delay(attempt, retry_after) else {
                 return Err(err);
             };
-            tracing::debug!(%method, path = url.path(), attempt, ?delay, error = %err, "retrying");
+            let error = crate::error::with_sources(&err);
+            tracing::debug!(%method, path = url.path(), attempt, ?delay, %error, "retrying");
             tokio::time::sleep(delay).await;
             attempt += 1;
         }
@@ -422,15 +459,48 @@ impl Endpoint {
         }
         let resp = req.send().await.map_err(Error::from_transport)?;
         let status = resp.status().as_u16();
+        if (300..400).contains(&status) {
+            let location = resp.headers().get(LOCATION).and_then(|v| v.to_str().ok());
+            return Err(Error::redirect(status, location));
+        }
         let retry_after =
             resp.headers().get(RETRY_AFTER).and_then(|v| v.to_str().ok()).and_then(parse_retry_after);
-        let bytes = resp.bytes().await.map_err(Error::from_transport)?;
         if (200..300).contains(&status) {
-            Ok(bytes)
+            read_body(resp, self.inner.max_answer_bytes, Overflow::Fail).await
         } else {
-            Err(Error::from_answer(status, &bytes, retry_after))
+            let body = read_body(resp, MAX_ERROR_BODY_BYTES, Overflow::Cut).await?;
+            Err(Error::from_answer(status, &body, retry_after))
         }
     }
+}
+
+/// What [`read_body`] does with a body over its limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Overflow {
+    /// Fail with [`Error::AnswerTooLarge`].
+    Fail,
+    /// Keep the first `limit` bytes.
+    Cut,
+}
+
+/// Reads a body, never holding more than `limit` bytes of it.
+async fn read_body(mut resp: reqwest::Response, limit: usize, overflow: Overflow) -> Result<Bytes, Error> {
+    if overflow == Overflow::Fail && resp.content_length().is_some_and(|n| n > limit as u64) {
+        return Err(Error::AnswerTooLarge { limit });
+    }
+    let mut body = BytesMut::new();
+    while let Some(chunk) = resp.chunk().await.map_err(Error::from_transport)? {
+        let room = limit - body.len();
+        if chunk.len() > room {
+            if overflow == Overflow::Fail {
+                return Err(Error::AnswerTooLarge { limit });
+            }
+            body.extend_from_slice(&chunk[..room]);
+            break;
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
 }
 
 #[cfg(test)]

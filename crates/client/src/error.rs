@@ -55,8 +55,9 @@ pub enum Error {
         /// The server's explanation.
         message: String,
     },
-    /// One HTTP request took longer than the request timeout.
-    #[error("request timed out: {0}")]
+    /// One HTTP request took longer than the request timeout. The `reqwest` error (URL and
+    /// cause) is the [`source`](std::error::Error::source), not repeated in the message.
+    #[error("request timed out")]
     RequestTimeout(#[source] reqwest::Error),
     /// The job did not reach a final state within the time the caller was willing to wait.
     #[error("job {id} still {status} after waiting {waited:?}")]
@@ -68,9 +69,18 @@ pub enum Error {
         /// How long the client waited.
         waited: Duration,
     },
-    /// The server could not be reached, or the connection broke.
-    #[error("network error: {0}")]
+    /// The server could not be reached, or the connection broke. The `reqwest` error (URL and
+    /// cause) is the [`source`](std::error::Error::source), not repeated in the message.
+    #[error("network error")]
     Network(#[source] reqwest::Error),
+    /// A success answer was larger than the client accepts (see
+    /// [`Endpoint::with_max_answer_bytes`](crate::Endpoint::with_max_answer_bytes)); it was
+    /// not read further.
+    #[error("answer larger than {limit} bytes, the client's limit; not read")]
+    AnswerTooLarge {
+        /// The limit, in bytes.
+        limit: usize,
+    },
     /// An answer (or a job output) did not have the expected shape.
     #[error("could not decode {what}: {message}")]
     Decode {
@@ -82,7 +92,7 @@ pub enum Error {
     /// The request was refused before sending: bad policy, webhook URL, payload size, input.
     #[error("invalid request: {0}")]
     InvalidRequest(String),
-    /// No API key was given and `RUNPOD_API_KEY` is not set.
+    /// No API key was given and `RUNPOD_API_KEY` is not set (or is empty).
     #[error("no API key: pass one or set RUNPOD_API_KEY")]
     MissingApiKey,
     /// The job ended `FAILED`, `CANCELLED` or `TIMED_OUT` where an output was expected.
@@ -140,6 +150,29 @@ impl Error {
         }
     }
 
+    /// The error for a redirect answer, which the client does not follow: the status and
+    /// where it pointed (without its query).
+    pub(crate) fn redirect(status: u16, location: Option<&str>) -> Error {
+        let target = location
+            .map(|l| match url::Url::parse(l) {
+                Ok(mut u) => {
+                    u.set_query(None);
+                    let _ = u.set_password(None);
+                    let _ = u.set_username("");
+                    u.to_string()
+                }
+                Err(_) => shorten(l.split('?').next().unwrap_or("")),
+            })
+            .unwrap_or_else(|| "no Location".to_owned());
+        Error::Http {
+            status,
+            message: format!(
+                "redirect to {target}; the client does not follow redirects (point the base URL at the \
+                 final address)"
+            ),
+        }
+    }
+
     /// Maps a transport error of reqwest to `RequestTimeout` or `Network`.
     pub(crate) fn from_transport(e: reqwest::Error) -> Error {
         if e.is_timeout() {
@@ -148,6 +181,18 @@ impl Error {
             Error::Network(e.without_url_query())
         }
     }
+}
+
+/// The error and its sources, `: `-separated (for log lines).
+pub(crate) fn with_sources(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
 }
 
 /// Longest server message kept in an error, in characters.
@@ -221,6 +266,16 @@ mod tests {
             panic!("wrong variant")
         };
         assert_eq!(message.chars().count(), MAX_MESSAGE_CHARS + 1);
+    }
+
+    #[test]
+    fn redirects_name_their_target_without_query_or_user_info() {
+        let e = Error::redirect(301, Some("https://user:pw@elsewhere.example/v2/x?token=SECRET"));
+        let text = e.to_string();
+        assert!(matches!(e, Error::Http { status: 301, .. }));
+        assert!(text.contains("https://elsewhere.example/v2/x"), "{text}");
+        assert!(!text.contains("SECRET") && !text.contains("pw"), "{text}");
+        assert!(Error::redirect(302, None).to_string().contains("no Location"));
     }
 
     #[test]

@@ -46,7 +46,7 @@ mod retry;
 mod state;
 mod stream;
 
-pub use endpoint::{Endpoint, API_KEY_ENV, PLATFORM_BASE_URL};
+pub use endpoint::{Endpoint, API_KEY_ENV, DEFAULT_MAX_ANSWER_BYTES, PLATFORM_BASE_URL};
 pub use error::Error;
 pub use job::JobHandle;
 pub use request::{PolicyBuilder, Request, S3ConfigBuilder};

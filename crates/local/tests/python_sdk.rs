@@ -4,15 +4,23 @@
 //!
 //! The virtualenv comes from `scripts/test.d/20-python.sh` (`RUNPOD_TEST_PYTHON`). Without it
 //! the tests print `SKIPPED` (and fail when `CI` is set).
+//!
+//! The SDK forks a heartbeat process that outlives a killed worker, so each worker runs in a
+//! process group of its own, killed whole; each test then checks that no process carrying the
+//! worker's tag (an environment variable) is left.
 
 mod common;
 
 use common::Api;
 use runpod_local::{LocalEndpoint, RateLimits};
 use serde_json::{json, Value};
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+/// Environment variable that tags a worker's processes (inherited by the ones it forks).
+const TAG_VAR: &str = "RUNPOD_LOCAL_TEST_WORKER_TAG";
 
 /// The venv's python, or `None` (after saying why) when the test must be skipped.
 fn python() -> Option<PathBuf> {
@@ -31,16 +39,41 @@ fn python() -> Option<PathBuf> {
     None
 }
 
-/// A Python worker process; killed on drop, its log printed when the test failed.
+/// Pids of the live processes whose environment holds `TAG_VAR=tag`.
+fn tagged(tag: &str) -> Vec<u32> {
+    let needle = format!("{TAG_VAR}={tag}");
+    let Ok(dir) = std::fs::read_dir("/proc") else { return vec![] };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/environ"))
+                .is_ok_and(|env| env.split(|b| *b == 0).any(|kv| kv == needle.as_bytes()))
+        })
+        .collect()
+}
+
+/// A Python worker process, leader of its own process group; the group is killed on drop,
+/// which fails the test if any tagged process is still there 10 s later. Its log is printed
+/// when the test failed.
 struct Worker {
     child: std::process::Child,
     log: PathBuf,
+    tag: String,
 }
 
 impl Drop for Worker {
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        // SAFETY: kill(2) of the group this child leads (process_group(0) at spawn).
+        unsafe { libc::kill(-(self.child.id() as libc::pid_t), libc::SIGKILL) };
         let _ = self.child.wait();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut left = tagged(&self.tag);
+        while !left.is_empty() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+            left = tagged(&self.tag);
+        }
+        if !left.is_empty() && !std::thread::panicking() {
+            panic!("processes of the Python worker outlived it: {left:?}");
+        }
         if std::thread::panicking() {
             let log = std::fs::read_to_string(&self.log).unwrap_or_default();
             let tail: String = log.chars().rev().take(4000).collect::<Vec<_>>().into_iter().rev().collect();
@@ -66,9 +99,12 @@ async fn start(mode: &str) -> Option<(LocalEndpoint, Api, Worker)> {
     let log = std::env::temp_dir().join(format!("runpod-local-py-{mode}-{}.log", std::process::id()));
     let log_file = std::fs::File::create(&log).unwrap();
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/worker.py");
+    let tag = format!("{}-{mode}", std::process::id());
     let child = Command::new(python)
         .arg(script)
         .envs(ep.worker_env(&format!("py-{mode}")))
+        .env(TAG_VAR, &tag)
+        .process_group(0)
         .env("WORKER_MODE", mode)
         .env("PYTHONUNBUFFERED", "1")
         .env("RUNPOD_LOG_LEVEL", "DEBUG")
@@ -80,7 +116,7 @@ async fn start(mode: &str) -> Option<(LocalEndpoint, Api, Worker)> {
         .spawn()
         .unwrap();
     let api = Api::new(&ep, Some("py-key"));
-    Some((ep, api, Worker { child, log }))
+    Some((ep, api, Worker { child, log, tag }))
 }
 
 /// Polls until the job is final (60 s at most: the SDK takes seconds to start).

@@ -1,7 +1,8 @@
 //! Building `aws_sdk_s3::Client`s for S3-compatible services, once per distinct configuration.
 
 use crate::config::StorageConfig;
-use crate::error::StorageError;
+use crate::endpoint_policy::{check_literal_host, EndpointPolicy};
+use crate::error::{redact_url, StorageError};
 use aws_sdk_s3::config::{
     timeout::TimeoutConfig, BehaviorVersion, Credentials, Region, RequestChecksumCalculation,
     ResponseChecksumValidation,
@@ -25,6 +26,7 @@ struct ClientKey {
     region: String,
     access_key_id: String,
     secret_access_key: String,
+    policy: EndpointPolicy,
 }
 
 fn cache() -> &'static Mutex<HashMap<ClientKey, aws_sdk_s3::Client>> {
@@ -33,16 +35,29 @@ fn cache() -> &'static Mutex<HashMap<ClientKey, aws_sdk_s3::Client>> {
 }
 
 /// The client for `config`: built on first use, then shared by every caller in the same tokio
-/// runtime with the same endpoint, region and keys (the bucket does not matter). Reusing it
-/// reuses its connection pool, which saves a TLS handshake per job.
+/// runtime with the same endpoint, region, keys and endpoint policy (the bucket does not
+/// matter). Reusing it reuses its connection pool, which saves a TLS handshake per job.
+///
+/// The client connects only to addresses the configuration's
+/// [`EndpointPolicy`](crate::EndpointPolicy) allows: an IP-literal endpoint it refuses is
+/// [`StorageError::BlockedEndpoint`] here, a name resolving to one when a request is sent.
 pub fn client_for(config: &StorageConfig) -> Result<aws_sdk_s3::Client, StorageError> {
     config.validate()?;
+    let policy = config.effective_endpoint_policy();
+    let url = url::Url::parse(&config.endpoint_url)
+        .map_err(|e| StorageError::InvalidConfig(format!("endpointUrl: {e}")))?;
+    check_literal_host(&url, policy).map_err(|b| StorageError::BlockedEndpoint {
+        endpoint: redact_url(&config.endpoint_url),
+        reason: b.reason,
+        remedy: b.remedy,
+    })?;
     let key = ClientKey {
         runtime: tokio::runtime::Handle::try_current().ok().map(|h| h.id()),
         endpoint: config.endpoint_url.clone(),
         region: config.effective_region(),
         access_key_id: config.access_key_id.expose().to_owned(),
         secret_access_key: config.secret_access_key.expose().to_owned(),
+        policy,
     };
     let mut map = cache().lock().unwrap_or_else(|p| p.into_inner());
     if let Some(client) = map.get(&key) {
@@ -66,7 +81,7 @@ fn build_client(key: &ClientKey) -> aws_sdk_s3::Client {
     let credentials =
         Credentials::new(key.access_key_id.clone(), key.secret_access_key.clone(), None, None, "runpod-s3");
     let timeouts = TimeoutConfig::builder().connect_timeout(Duration::from_secs(10)).build();
-    let conf = aws_sdk_s3::Config::builder()
+    let mut conf = aws_sdk_s3::Config::builder()
         .behavior_version(BehaviorVersion::latest())
         .endpoint_url(key.endpoint.clone())
         .region(Region::new(key.region.clone()))
@@ -76,7 +91,9 @@ fn build_client(key: &ClientKey) -> aws_sdk_s3::Client {
         // Many S3-compatible servers reject the newer default checksum headers.
         .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
         .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
-        .timeout_config(timeouts)
-        .build();
-    aws_sdk_s3::Client::from_conf(conf)
+        .timeout_config(timeouts);
+    if let Some(http) = crate::endpoint_policy::http_client(key.policy) {
+        conf = conf.http_client(http);
+    }
+    aws_sdk_s3::Client::from_conf(conf.build())
 }

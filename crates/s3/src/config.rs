@@ -1,5 +1,6 @@
 //! Where the bucket is and how to sign for it: from a job's `s3Config` or the `BUCKET_*` env.
 
+use crate::endpoint_policy::EndpointPolicy;
 use crate::error::{redact_url, StorageError};
 use runpod_protocol::{S3Config, Secret};
 
@@ -32,6 +33,10 @@ pub struct StorageConfig {
     pub bucket: String,
     /// Signing region; `None` takes it from the endpoint URL (see [`region_from_endpoint`]).
     pub region: Option<String>,
+    /// Which addresses the endpoint may resolve to; `None` takes the process default
+    /// ([`EndpointPolicy::current_default`]: `RUNPOD_ALLOW_PRIVATE_S3_ENDPOINTS`, public
+    /// addresses only when unset).
+    pub endpoint_policy: Option<EndpointPolicy>,
 }
 
 impl StorageConfig {
@@ -48,6 +53,7 @@ impl StorageConfig {
             secret_access_key: secret_access_key.into(),
             bucket: bucket.into(),
             region: None,
+            endpoint_policy: None,
         }
     }
 
@@ -64,6 +70,7 @@ impl StorageConfig {
             secret_access_key: c.access_secret.clone(),
             bucket: c.bucket_name.clone(),
             region: None,
+            endpoint_policy: None,
         }
     }
 
@@ -104,6 +111,7 @@ impl StorageConfig {
             secret_access_key: Secret::new(secret),
             bucket,
             region: None,
+            endpoint_policy: None,
         }))
     }
 
@@ -111,6 +119,17 @@ impl StorageConfig {
     pub fn with_region(mut self, region: impl Into<String>) -> Self {
         self.region = Some(region.into());
         self
+    }
+
+    /// Sets which addresses the endpoint may resolve to, instead of the process default.
+    pub fn with_endpoint_policy(mut self, policy: EndpointPolicy) -> Self {
+        self.endpoint_policy = Some(policy);
+        self
+    }
+
+    /// The policy in force: the configuration's own, else [`EndpointPolicy::current_default`].
+    pub fn effective_endpoint_policy(&self) -> EndpointPolicy {
+        self.endpoint_policy.unwrap_or_else(EndpointPolicy::current_default)
     }
 
     /// The signing region: the explicit one, else the one the URL names, else [`DEFAULT_REGION`].

@@ -19,6 +19,17 @@ pub enum StorageError {
     /// The configuration is present but unusable (bad URL, empty bucket name, ...).
     #[error("invalid S3 configuration: {0}")]
     InvalidConfig(String),
+    /// The endpoint's address is not one the [`EndpointPolicy`](crate::EndpointPolicy) allows
+    /// (loopback, link-local such as cloud metadata, a private network, ...); nothing was sent.
+    #[error("refused to connect to the S3 endpoint {endpoint}: {reason} ({remedy})")]
+    BlockedEndpoint {
+        /// The endpoint URL, without user info or query.
+        endpoint: String,
+        /// Which address was refused.
+        reason: String,
+        /// The setting that would allow it.
+        remedy: &'static str,
+    },
     /// An object name that would leave the job's prefix or is empty.
     #[error("invalid object name {name:?}: {reason}")]
     InvalidName {

@@ -18,6 +18,17 @@
 //!   the checked address is the one connected to, redirects checked again;
 //!   `RUNPOD_ALLOW_PRIVATE_DOWNLOAD_URLS=true` lifts it).
 //!
+//! The S3 client connects only to endpoint addresses its [`EndpointPolicy`] allows: by default
+//! publicly routable ones, since a job's `s3Config.endpointUrl` is chosen by whoever sends the
+//! job and could otherwise point the worker at cloud metadata (`169.254.169.254`), its own
+//! loopback or its private network. `RUNPOD_ALLOW_PRIVATE_S3_ENDPOINTS=private` adds private
+//! networks (RFC 1918, CGNAT, IPv6 unique-local: a MinIO on the LAN), `=true` any address (local
+//! development; the test suite's SeaweedFS on 127.0.0.1). The check is made on the addresses
+//! connected to (IP-literal hosts when the client is built, names in the client's resolver),
+//! the SDK follows no redirects, and a guarded client uses no proxy. A refused endpoint is
+//! [`StorageError::BlockedEndpoint`], before anything is sent. The same rule covers the
+//! `BUCKET_*` configuration.
+//!
 //! Errors name the operation, bucket, key and endpoint and never contain the keys; the SDK's own
 //! DEBUG and TRACE output, which prints the access key id, is kept out of the logs ([`quiet_sdk`]).
 //!
@@ -51,6 +62,7 @@ mod client;
 mod config;
 mod content_type;
 mod download;
+mod endpoint_policy;
 mod error;
 mod multipart;
 mod sdk_logs;
@@ -73,6 +85,7 @@ pub use download::{
     is_public, DownloadOptions, Downloader, Downloads, DEFAULT_MAX_DOWNLOAD_BYTES,
     ENV_ALLOW_PRIVATE_DOWNLOAD_URLS, ENV_MAX_DOWNLOAD_BYTES,
 };
+pub use endpoint_policy::{EndpointPolicy, ENV_ALLOW_PRIVATE_S3_ENDPOINTS};
 pub use error::{redact_url, DownloadError, StorageError};
 pub use sdk_logs::quiet_sdk;
 pub use storage::{Storage, TransferOptions, DEFAULT_PRESIGN_EXPIRY, MIN_PART_SIZE};

@@ -5,8 +5,14 @@
 //! `RUNPOD_TEST_S3_ACCESS_KEY`, `RUNPOD_TEST_S3_SECRET_KEY` and `RUNPOD_TEST_WEED`.
 //! [`TestS3::start`] uses that server, or starts a private one from the `weed` binary (so
 //! `cargo test -p runpod-s3` works after one `./scripts/test.sh`), or reports the test skipped.
+//!
+//! The server listens on 127.0.0.1, an address the S3 client refuses by default, so
+//! [`TestS3::start`] sets the process default to [`EndpointPolicy::Any`]
+//! ([`EndpointPolicy::set_default`]): every configuration without a policy of its own, a job's
+//! `s3Config` included, may then reach loopback in that test binary. Tests of the policy
+//! itself belong in a binary that never calls it (or set a policy on their configuration).
 
-use crate::{Storage, StorageConfig};
+use crate::{EndpointPolicy, Storage, StorageConfig};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -36,7 +42,10 @@ impl std::fmt::Debug for TestS3 {
 impl TestS3 {
     /// The test script's server, else a private one, else `None` after printing
     /// `SKIPPED: ...` (with env `CI` set it panics instead: CI must run these tests).
+    ///
+    /// Sets this process's default [`EndpointPolicy`] to `Any` (the server is on loopback).
     pub fn start() -> Option<TestS3> {
+        EndpointPolicy::set_default(EndpointPolicy::Any);
         if let (Ok(endpoint), Ok(access_key), Ok(secret_key)) = (
             std::env::var("RUNPOD_TEST_S3_ENDPOINT"),
             std::env::var("RUNPOD_TEST_S3_ACCESS_KEY"),

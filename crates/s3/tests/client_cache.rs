@@ -1,11 +1,12 @@
-//! One SDK client per distinct endpoint, region and keys, shared across jobs and buckets.
-//! (Its own test binary with one test: the cache is process-wide and counted here.)
+//! One SDK client per distinct endpoint, region, keys and endpoint policy, shared across jobs and
+//! buckets. (Its own test binary with one test: the cache is process-wide and counted here.)
+//! The endpoints are names under `.invalid`: building a client resolves nothing.
 
-use runpod_s3::{cached_client_count, client_for, Storage, StorageConfig};
+use runpod_s3::{cached_client_count, client_for, EndpointPolicy, Storage, StorageConfig, StorageError};
 
 #[test]
 fn clients_are_built_once_per_distinct_config() {
-    let a = StorageConfig::new("http://127.0.0.1:9", "AKID1", "SECRET1", "bucket-a");
+    let a = StorageConfig::new("http://s3-a.invalid:9", "AKID1", "SECRET1", "bucket-a");
     assert_eq!(cached_client_count(), 0);
     let first = Storage::new(&a).unwrap();
     assert_eq!(cached_client_count(), 1);
@@ -17,13 +18,16 @@ fn clients_are_built_once_per_distinct_config() {
     client_for(&a).unwrap();
     assert_eq!(cached_client_count(), 1);
     // Another secret, region or endpoint: another client.
-    Storage::new(&StorageConfig::new("http://127.0.0.1:9", "AKID1", "SECRET2", "bucket-a")).unwrap();
+    Storage::new(&StorageConfig::new("http://s3-a.invalid:9", "AKID1", "SECRET2", "bucket-a")).unwrap();
     Storage::new(&a.clone().with_region("eu-west-1")).unwrap();
-    Storage::new(&StorageConfig::new("http://127.0.0.1:10", "AKID1", "SECRET1", "bucket-a")).unwrap();
-    assert_eq!(cached_client_count(), 4);
-    // An invalid config builds nothing.
+    Storage::new(&StorageConfig::new("http://s3-b.invalid:10", "AKID1", "SECRET1", "bucket-a")).unwrap();
+    Storage::new(&a.clone().with_endpoint_policy(EndpointPolicy::Private)).unwrap();
+    assert_eq!(cached_client_count(), 5);
+    // An invalid config, or an endpoint address the policy refuses, builds nothing.
     assert!(Storage::new(&StorageConfig::new("nope", "k", "s", "b")).is_err());
-    assert_eq!(cached_client_count(), 4);
+    let loopback = StorageConfig::new("http://127.0.0.1:9", "k", "s", "b");
+    assert!(matches!(Storage::new(&loopback), Err(StorageError::BlockedEndpoint { .. })));
+    assert_eq!(cached_client_count(), 5);
 
     each_runtime_gets_its_own_client();
 }
@@ -31,7 +35,7 @@ fn clients_are_built_once_per_distinct_config() {
 /// A client is not reused from another tokio runtime: its pooled connections died with it.
 /// (Called from the test above: the counts of two tests running at once would mix.)
 fn each_runtime_gets_its_own_client() {
-    let config = StorageConfig::new("http://127.0.0.1:11", "AKID9", "SECRET9", "b");
+    let config = StorageConfig::new("http://s3-c.invalid:11", "AKID9", "SECRET9", "b");
     let before = cached_client_count();
     for _ in 0..2 {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();

@@ -4,6 +4,9 @@
 //! The bucket is the job's `s3Config`, else the endpoint-wide `BUCKET_ENDPOINT_URL`,
 //! `BUCKET_ACCESS_KEY_ID`, `BUCKET_SECRET_ACCESS_KEY` (and `BUCKET_NAME`). SDK clients are
 //! cached process-wide per distinct configuration by `runpod_s3`; the environment is read once.
+//! The endpoint must resolve to a public address unless `RUNPOD_ALLOW_PRIVATE_S3_ENDPOINTS` is
+//! `private` or `true` (see `runpod_s3::EndpointPolicy`); a refused one fails the upload (and
+//! the job, if the handler returns the error) before anything is sent.
 
 use crate::context::JobContext;
 use runpod_s3::{

@@ -1,7 +1,9 @@
 //! The benchmark's worker, built on `runpod-worker`: the same handler as the Python one.
 //!
-//! Input `{"sleep_ms"?: n, "value"?: any, "fail"?: "message"}`: sleeps `sleep_ms` (default 0),
-//! then fails with `fail` if given, else returns `{"value": value}` (or `{"ok": true}`).
+//! Input `{"sleep_ms"?: n, "value"?: any, "fail"?: "message", "upload"?: "name"}`: sleeps
+//! `sleep_ms` (default 0), then fails with `fail` if given, else uploads `upload` (a few bytes)
+//! to the job's bucket and returns `{"url": ...}` (the fault tests' S3 path; feature `s3`), else returns
+//! `{"value": value}` (or `{"ok": true}`).
 //! `BENCH_CONCURRENCY` (default 1) sets how many jobs run at once, `BENCH_MAX_SLEEP_MS` (default
 //! none) caps `sleep_ms` (random inputs can ask for years: serde reads `[n]` as `{"sleep_ms": n}`);
 //! everything else comes from
@@ -24,6 +26,8 @@ struct Input {
     value: Option<Value>,
     #[serde(default)]
     fail: Option<String>,
+    #[serde(default)]
+    upload: Option<String>,
 }
 
 #[tokio::main]
@@ -31,11 +35,14 @@ async fn main() -> ExitCode {
     let concurrency = std::env::var("BENCH_CONCURRENCY").ok().and_then(|v| v.parse().ok()).unwrap_or(1);
     let max_sleep_ms: u64 =
         std::env::var("BENCH_MAX_SLEEP_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(u64::MAX);
-    let handler = handler_fn(move |job: Job<Input>, _ctx: JobContext| async move {
+    let handler = handler_fn(move |job: Job<Input>, ctx: JobContext| async move {
         let input = job.input;
         let sleep_ms = input.sleep_ms.min(max_sleep_ms);
         if sleep_ms > 0 {
             tokio::time::sleep(Duration::from_millis(sleep_ms)).await;
+        }
+        if let (None, Some(name)) = (&input.fail, &input.upload) {
+            return upload(&ctx, name).await;
         }
         match (input.fail, input.value) {
             (Some(message), _) => Err(message),
@@ -44,4 +51,16 @@ async fn main() -> ExitCode {
         }
     });
     Worker::new(handler).concurrency(concurrency).start().await
+}
+
+/// Uploads a few bytes as `name` to the job's bucket; the output is where to fetch them.
+#[cfg(feature = "s3")]
+async fn upload(ctx: &JobContext, name: &str) -> Result<Value, String> {
+    let up = ctx.upload_bytes(name, &b"uploaded by runpod-bench-worker"[..], "text/plain").await;
+    up.map(|u| json!({ "url": u.url })).map_err(|e| e.to_string())
+}
+
+#[cfg(not(feature = "s3"))]
+async fn upload(_ctx: &JobContext, _name: &str) -> Result<Value, String> {
+    Err("runpod-bench-worker was built without its s3 feature".into())
 }

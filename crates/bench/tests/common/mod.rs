@@ -110,10 +110,12 @@ pub(crate) struct WorkerProcess {
 }
 
 impl WorkerProcess {
-    /// Starts `runpod-bench-worker` with `env`, `concurrency` and debug logs.
+    /// Starts `runpod-bench-worker` with `env`, `concurrency` and debug logs. The S3 endpoint
+    /// policy is the worker's default unless `env` sets `RUNPOD_ALLOW_PRIVATE_S3_ENDPOINTS`.
     pub(crate) fn spawn(env: Vec<(String, String)>, concurrency: usize) -> WorkerProcess {
         let id = env.iter().find(|(k, _)| k == "RUNPOD_POD_ID").map(|(_, v)| v.clone()).unwrap_or_default();
         let mut child = Command::new(env!("CARGO_BIN_EXE_runpod-bench-worker"))
+            .env_remove("RUNPOD_ALLOW_PRIVATE_S3_ENDPOINTS")
             .envs(env)
             .env("BENCH_CONCURRENCY", concurrency.to_string())
             .env("RUNPOD_LOG_LEVEL", "TRACE")

@@ -1,6 +1,7 @@
 //! Command-line flags.
 
 use clap::{Args, Parser, Subcommand};
+use std::time::Duration;
 
 /// Call a Runpod Serverless endpoint: JSON on stdout, errors on stderr, exit code by outcome.
 ///
@@ -15,8 +16,35 @@ pub(crate) struct Cli {
     /// runpod-local address works as is).
     #[arg(long, env = "RUNPOD_BASE_URL", global = true)]
     pub base_url: Option<String>,
+    /// Give up after this many ms, retries included [default: 600000 for a command that waits
+    /// (run --wait, runsync, status --wait, stream: exit 5 with the last status), 60000 for
+    /// one that does not (exit 11)].
+    #[arg(long, global = true, value_name = "MS")]
+    pub timeout_ms: Option<u64>,
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// How long a command that waits for a job may take by default.
+pub const DEFAULT_WAIT_MS: u64 = 600_000;
+/// How long any other command may take by default (a request, its retries and backoff).
+pub const DEFAULT_CALL_MS: u64 = 60_000;
+
+impl Cli {
+    /// Whether the command waits for a job to end (its time limit is the wait's).
+    pub fn waits(&self) -> bool {
+        match &self.command {
+            Command::Run { wait, .. } | Command::Status { wait, .. } => *wait,
+            Command::Runsync { .. } | Command::Stream { .. } => true,
+            Command::Cancel { .. } | Command::Health => false,
+        }
+    }
+
+    /// The command's time limit: `--timeout-ms`, else the default for its kind.
+    pub fn timeout(&self) -> Duration {
+        let default = if self.waits() { DEFAULT_WAIT_MS } else { DEFAULT_CALL_MS };
+        Duration::from_millis(self.timeout_ms.unwrap_or(default))
+    }
 }
 
 /// What to do.
@@ -29,17 +57,11 @@ pub(crate) enum Command {
         /// Wait until the job ends and print its final status.
         #[arg(long)]
         wait: bool,
-        /// With --wait: give up after this many ms (exit 5).
-        #[arg(long, default_value_t = 600_000)]
-        timeout_ms: u64,
     },
     /// Queue a job and wait for its final status (/runsync, then /status polls).
     Runsync {
         #[command(flatten)]
         job: JobArgs,
-        /// Give up after this many ms (exit 5).
-        #[arg(long, default_value_t = 600_000)]
-        timeout_ms: u64,
     },
     /// Print a job's status (with --wait: once it has ended).
     Status {
@@ -48,17 +70,11 @@ pub(crate) enum Command {
         /// Wait until the job ends.
         #[arg(long)]
         wait: bool,
-        /// With --wait: give up after this many ms (exit 5).
-        #[arg(long, default_value_t = 600_000)]
-        timeout_ms: u64,
     },
     /// Print a job's streamed chunks, one JSON per line, until it ends.
     Stream {
         /// Job id.
         id: String,
-        /// Give up after this many ms (exit 5).
-        #[arg(long, default_value_t = 600_000)]
-        timeout_ms: u64,
     },
     /// Cancel a queued or running job; print its status.
     Cancel {
@@ -87,4 +103,35 @@ pub(crate) struct JobArgs {
     /// policy.lowPriority: never start a new worker for this job.
     #[arg(long)]
     pub low_priority: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn timeout_of(args: &[&str]) -> Duration {
+        let argv = ["runpod", "--endpoint", "e"].iter().chain(args);
+        Cli::try_parse_from(argv).unwrap().timeout()
+    }
+
+    #[test]
+    fn every_command_has_a_time_limit() {
+        let call = Duration::from_millis(DEFAULT_CALL_MS);
+        let wait = Duration::from_millis(DEFAULT_WAIT_MS);
+        assert_eq!(call, Duration::from_secs(60));
+        for (args, want) in [
+            (&["health"][..], call),
+            (&["status", "j"], call),
+            (&["cancel", "j"], call),
+            (&["run", "--input", "1"], call),
+            (&["status", "j", "--wait"], wait),
+            (&["run", "--input", "1", "--wait"], wait),
+            (&["runsync", "--input", "1"], wait),
+            (&["stream", "j"], wait),
+            (&["status", "j", "--timeout-ms", "1500"], Duration::from_millis(1500)),
+            (&["--timeout-ms", "7", "health"], Duration::from_millis(7)),
+        ] {
+            assert_eq!(timeout_of(args), want, "{args:?}");
+        }
+    }
 }

@@ -16,7 +16,7 @@ pub enum Exit {
     JobCancelled = 3,
     /// 4: the job ended TIMED_OUT.
     JobTimedOut = 4,
-    /// 5: gave up waiting (--timeout-ms); the job is still queued or running.
+    /// 5: gave up waiting (--timeout-ms) for a job still queued or running.
     WaitTimeout = 5,
     /// 6: the server answered 400.
     BadRequest = 6,
@@ -28,9 +28,9 @@ pub enum Exit {
     RateLimited = 9,
     /// 10: 5xx or another unexpected HTTP status.
     Server = 10,
-    /// 11: network failure or request timeout.
+    /// 11: network failure, request timeout, or no answer within --timeout-ms.
     Network = 11,
-    /// 12: an answer of unexpected shape.
+    /// 12: an answer of unexpected shape, or larger than the client reads.
     Decode = 12,
 }
 
@@ -42,8 +42,12 @@ Exit codes:
    2  bad flags, input or request       8  404 unknown endpoint or job
    3  job CANCELLED                     9  429 rate limited (after retries)
    4  job TIMED_OUT                    10  5xx or other unexpected HTTP status
-   5  gave up waiting (--timeout-ms)   11  network error or request timeout
-   6  400 bad request                  12  answer of unexpected shape";
+   5  gave up waiting (--timeout-ms)   11  network error, or no answer in time
+   6  400 bad request                  12  answer of unexpected shape or size
+
+Time limit (--timeout-ms): 600000 ms for a command that waits for a job, 60000 for any other,
+retries included. Redirects are not followed (exit 10, naming the target). Answers over 64 MiB
+are not read (exit 12).";
 
 impl Exit {
     /// The code for a job's status: 0 unless it ended badly.
@@ -65,7 +69,7 @@ impl Exit {
             Error::RateLimited { .. } => Exit::RateLimited,
             Error::Server { .. } | Error::Http { .. } => Exit::Server,
             Error::RequestTimeout(_) | Error::Network(_) => Exit::Network,
-            Error::Decode { .. } => Exit::Decode,
+            Error::Decode { .. } | Error::AnswerTooLarge { .. } => Exit::Decode,
             Error::WaitTimeout { .. } => Exit::WaitTimeout,
             Error::JobEnded { status, .. } => Exit::of_status(*status),
             _ => Exit::Usage,

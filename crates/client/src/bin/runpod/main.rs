@@ -16,11 +16,14 @@ use clap::Parser;
 use exit::Exit;
 use futures::StreamExt;
 use progress::Progress;
-use runpod_client::{Endpoint, Error, JobState, PolicyBuilder, Request};
+use runpod_client::{Endpoint, Error, JobState, PolicyBuilder, Request, API_KEY_ENV};
 use serde_json::Value;
 use std::io::Write;
 use std::process::ExitCode;
 use std::time::Duration;
+
+/// How long past `--timeout-ms` a waiting command may take to report the status it last saw.
+const WAIT_GRACE: Duration = Duration::from_secs(2);
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -31,20 +34,37 @@ fn main() -> ExitCode {
             return Exit::Usage.into();
         }
     };
-    match rt.block_on(run(cli)) {
-        Ok(code) => code.into(),
-        Err(e) => {
+    // The whole command, retries included, ends by the time limit: a waiting command gives up
+    // on its own at the limit (exit 5, the last status printed) and this is its backstop.
+    let timeout = cli.timeout();
+    let limit = if cli.waits() { timeout + WAIT_GRACE } else { timeout };
+    match rt.block_on(async { tokio::time::timeout(limit, run(cli, timeout)).await }) {
+        Ok(Ok(code)) => code.into(),
+        Ok(Err(e)) => {
             let code = match e.downcast_ref::<Error>() {
                 Some(client_err) => Exit::of_error(client_err),
                 None => Exit::Usage,
             };
-            eprintln!("runpod: error: {e:#}");
+            eprintln!("runpod: error: {}", message(&e));
             code.into()
+        }
+        Err(_) => {
+            eprintln!("runpod: error: no answer within {timeout:?} (--timeout-ms)");
+            Exit::Network.into()
         }
     }
 }
 
-async fn run(cli: Cli) -> anyhow::Result<Exit> {
+/// The error with its causes; the CLI takes the key from the environment only, so a missing
+/// key says to set it.
+fn message(e: &anyhow::Error) -> String {
+    match e.downcast_ref::<Error>() {
+        Some(Error::MissingApiKey) => format!("no API key: set {API_KEY_ENV}"),
+        _ => format!("{e:#}"),
+    }
+}
+
+async fn run(cli: Cli, timeout: Duration) -> anyhow::Result<Exit> {
     let Some(endpoint_id) = &cli.endpoint else {
         anyhow::bail!("no endpoint: pass --endpoint ID or set RUNPOD_ENDPOINT_ID");
     };
@@ -53,32 +73,31 @@ async fn run(cli: Cli) -> anyhow::Result<Exit> {
         ep = ep.with_base_url(base)?;
     }
     match cli.command {
-        Command::Run { job, wait, timeout_ms } => {
+        Command::Run { job, wait } => {
             let req = request(&job)?;
             let handle = ep.run(&req).await?;
             if !wait {
                 print_json(&serde_json::json!({"id": handle.id(), "status": handle.queued_status()}))?;
                 return Ok(Exit::Ok);
             }
-            wait_and_print(&ep, handle.id(), Duration::from_millis(timeout_ms)).await
+            wait_and_print(&ep, handle.id(), timeout).await
         }
-        Command::Runsync { job, timeout_ms } => {
+        Command::Runsync { job } => {
             let req = request(&job)?;
             let progress = Progress::start("runsync");
-            let timeout = Duration::from_millis(timeout_ms);
             let result = ep.run_sync_with::<_, Value>(&req, timeout, |s| progress.update(s)).await;
             progress.finish();
             finish(result)
         }
-        Command::Status { id, wait, timeout_ms } => {
+        Command::Status { id, wait } => {
             if wait {
-                return wait_and_print(&ep, &id, Duration::from_millis(timeout_ms)).await;
+                return wait_and_print(&ep, &id, timeout).await;
             }
             let state = ep.status::<Value>(&id).await?;
             print_state(&state)?;
             Ok(Exit::of_status(state.status))
         }
-        Command::Stream { id, timeout_ms } => stream(&ep, &id, Duration::from_millis(timeout_ms)).await,
+        Command::Stream { id } => stream(&ep, &id, timeout).await,
         Command::Cancel { id } => {
             let state = ep.cancel(&id).await?;
             print_state(&state)?;
@@ -159,7 +178,8 @@ async fn stream(ep: &Endpoint, id: &str, timeout: Duration) -> anyhow::Result<Ex
                 );
                 return Ok(Exit::of_status(status));
             }
-            Some(Err(e @ Error::Decode { .. })) => eprintln!("runpod: warning: {e}"),
+            // Chunks are JSON values, so any error here is a failed request or an answer that
+            // is not a stream answer: the stream ended, and the exit code says why.
             Some(Err(e)) => return Err(e.into()),
         }
     }

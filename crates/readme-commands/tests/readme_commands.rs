@@ -1,0 +1,577 @@
+//! Runs every shell command the repository's Markdown files show (`README.md`,
+//! `crates/*/README.md`, `examples/*/README.md`, `docs/**/*.md`; ```` ```sh ````, `bash` and
+//! `shell` blocks), so that a README whose command breaks fails CI.
+//!
+//! The convention, for whoever writes a README:
+//!
+//! - Each command runs as written with `bash -c`, from the repository root, with
+//!   `target/debug` (of `CARGO_TARGET_DIR`, if set) first on `PATH` (so `runpod` and `runpod-local` are the built binaries).
+//!   Commands of one file run in order and share `export`s and `cd`s. A command must exit 0,
+//!   or `N` when its trailing comment says `exit N`. When its trailing comment or the comment
+//!   line after it shows a JSON answer with a `"status"`, its output must have that status.
+//! - A server (a command matching [`RULES`] as `Server`: `--serve-api`, `runpod-local`) is
+//!   started in the background and waited for until it accepts connections; it runs until the
+//!   end of the file. Ports are examples: a server written with `--port N` runs on a free port
+//!   instead, one written with `--port 0` on the one it picks, and that documented port (`N`, or
+//!   the one in the output comment after it) is replaced by the real one in the file's later
+//!   commands.
+//! - Job ids are examples: `ID`, `JOB_ID` and an abbreviated id such as `e76d66e5-...` stand
+//!   for the id of the last job a command of the file printed.
+//! - `.cache/` means the test cache (`$RUNPOD_RS_CACHE`, which `scripts/test.sh` sets).
+//! - A long command may run in a smoke form: [`RULES`] lists it as `Smoke` with the flags
+//!   appended (the command as written is what runs, with fewer jobs or seconds).
+//! - A command that cannot run in a test is listed in [`RULES`] as `Skip`, with the reason;
+//!   commands that talk to the port of a skipped server are skipped with it. Anything not
+//!   listed runs: a new README command either works as written or gets a rule here.
+//! - A command may take 25 min when it runs cargo or a script (builds), else 5 min. The
+//!   commands must leave the repository's files as they found them (`git status` is compared).
+//!
+//! Inline code in prose is not run, only the commands of shell blocks.
+
+use readme_commands::{blocks, markdown_files, Command};
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+/// How a command is run.
+#[derive(Debug, Clone, Copy)]
+enum Action {
+    /// Started in the background, waited for, stopped at the end of the file.
+    Server,
+    /// Run with these arguments appended.
+    Smoke(&'static str),
+    /// Not run, for this reason.
+    Skip(&'static str),
+}
+
+/// Which commands a rule applies to.
+#[derive(Debug, Clone, Copy)]
+enum Match {
+    /// Commands containing this text.
+    Contains(&'static str),
+    /// Exactly this command.
+    Is(&'static str),
+}
+
+/// The commands not run plainly as written; the first rule that matches applies.
+const RULES: &[(Match, Action)] = &[
+    (Match::Contains("./scripts/test.sh"), Action::Skip("it is the command that runs this test")),
+    (
+        Match::Contains("python handler.py"),
+        Action::Skip(
+            "handler.py is the reader's own worker; crates/local/tests/python_sdk.rs runs the official SDK's \
+             worker with the variables of `runpod-local worker-env`",
+        ),
+    ),
+    (
+        Match::Contains("--features cuda"),
+        Action::Skip("needs nvcc and a GPU; CI never builds the cuda feature (scripts/gpu-bench.sh does, on a GPU)"),
+    ),
+    (
+        Match::Contains("docker "),
+        Action::Skip(
+            "no container engine in CI, and an image build takes many minutes; \
+             examples/embeddings/tests/dockerfile.rs checks the Dockerfile they build",
+        ),
+    ),
+    (Match::Contains("podman "), Action::Skip("as docker: no container engine in CI")),
+    (
+        Match::Contains("/path/to/"),
+        Action::Skip("a placeholder for the reader's own model; the test cache has only all-MiniLM-L6-v2"),
+    ),
+    (Match::Contains("--serve-api"), Action::Server),
+    (Match::Contains("cargo run -p runpod-local -- --port"), Action::Server),
+    (
+        Match::Is("cargo run --release -p runpod-bench"),
+        Action::Smoke("-- --jobs 200 --max-secs 0.5 --python-max-secs 1.5 --startup-runs 1 --warmup 2"),
+    ),
+];
+
+/// Longest a command that runs cargo may take (a release build on 2 busy cores included).
+const CARGO_LIMIT: Duration = Duration::from_secs(1500);
+/// Longest any other command may take.
+const COMMAND_LIMIT: Duration = Duration::from_secs(300);
+
+/// How long `code` may run (or take to answer, for a server).
+fn limit_for(code: &str) -> Duration {
+    if code.contains("cargo ") || code.contains("./scripts/") {
+        CARGO_LIMIT
+    } else {
+        COMMAND_LIMIT
+    }
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+}
+
+impl Match {
+    fn matches(self, code: &str) -> bool {
+        match self {
+            Match::Contains(s) => code.contains(s),
+            Match::Is(s) => code == s,
+        }
+    }
+}
+
+fn rule_for(code: &str) -> Option<Action> {
+    RULES.iter().find_map(|(m, action)| m.matches(code).then_some(*action))
+}
+
+/// Whether a `Server` rule matches `code` (whatever rule comes first).
+fn is_server(code: &str) -> bool {
+    RULES.iter().any(|(m, a)| matches!(a, Action::Server) && m.matches(code))
+}
+
+/// A free port on 127.0.0.1 (bound, then released).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// The number after `flag ` in `code`.
+fn flag_value<'a>(code: &'a str, flag: &str) -> Option<&'a str> {
+    let at = code.find(&format!("{flag} "))? + flag.len() + 1;
+    code[at..].split_whitespace().next()
+}
+
+/// The first `127.0.0.1:PORT` or `localhost:PORT` in `text`.
+fn first_port(text: &str) -> Option<String> {
+    for host in ["127.0.0.1:", "localhost:"] {
+        if let Some(at) = text.find(host) {
+            let digits: String = text[at + host.len()..].chars().take_while(|c| c.is_ascii_digit()).collect();
+            if !digits.is_empty() {
+                return Some(digits);
+            }
+        }
+    }
+    None
+}
+
+/// Replaces `:{from}` by `:{to}` where the port ends there.
+fn replace_port(text: &str, from: &str, to: &str) -> String {
+    let needle = format!(":{from}");
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(at) = rest.find(&needle) {
+        let after = &rest[at + needle.len()..];
+        out.push_str(&rest[..at]);
+        if after.starts_with(|c: char| c.is_ascii_digit()) {
+            out.push_str(&needle);
+        } else {
+            out.push(':');
+            out.push_str(to);
+        }
+        rest = after;
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Replaces the job-id placeholders (`ID`, `JOB_ID`, `e76d66e5-...`) by `id`.
+fn replace_ids(text: &str, id: &str) -> String {
+    let mut out = String::new();
+    let chars: Vec<char> = text.chars().collect();
+    let mut i = 0;
+    let word_char = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.';
+    while i < chars.len() {
+        if i == 0 || !word_char(chars[i - 1]) {
+            let word: String = chars[i..].iter().take_while(|c| word_char(**c)).collect();
+            let abbreviated = word.len() == 12
+                && word.ends_with("-...")
+                && word[..8].chars().all(|c| c.is_ascii_hexdigit());
+            if word == "ID" || word == "JOB_ID" || abbreviated {
+                out.push_str(id);
+                i += word.chars().count();
+                continue;
+            }
+        }
+        out.push(chars[i]);
+        i += 1;
+    }
+    out
+}
+
+/// Sends `sig` to process group `pgid`.
+fn signal_group(pgid: u32, sig: i32) {
+    // SAFETY: kill(2) of a process group this test created; an empty group only yields ESRCH.
+    unsafe { libc::kill(-(pgid as i32), sig) };
+}
+
+/// A server started by a command, leader of its own process group, output in `log`.
+struct Server {
+    child: std::process::Child,
+    log: PathBuf,
+    what: String,
+}
+
+impl Server {
+    fn output(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn stop(mut self) {
+        signal_group(self.child.id(), libc::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline && matches!(self.child.try_wait(), Ok(None)) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        signal_group(self.child.id(), libc::SIGKILL);
+        let _ = self.child.wait();
+    }
+}
+
+/// What running one file did.
+#[derive(Default)]
+struct Tally {
+    run: usize,
+    skipped: Vec<String>,
+    failures: Vec<String>,
+}
+
+/// Runs the commands of one Markdown file.
+struct FileRun<'a> {
+    file: &'a Path,
+    scratch: &'a Path,
+    base_env: Vec<(String, String)>,
+    exports: BTreeMap<String, String>,
+    cwd: PathBuf,
+    ports: Vec<(String, String)>,
+    skipped_ports: Vec<(String, &'static str)>,
+    last_id: Option<String>,
+    servers: Vec<Server>,
+    has_curl: bool,
+    tally: Tally,
+}
+
+impl FileRun<'_> {
+    fn at(&self, c: &Command) -> String {
+        format!("{}:{}", self.file.display(), c.line)
+    }
+
+    /// The command with the file's substitutions applied.
+    fn substituted(&self, code: &str) -> String {
+        let mut code = code.to_owned();
+        if let Ok(cache) = std::env::var("RUNPOD_RS_CACHE") {
+            for prefix in [" ", "="] {
+                code = code.replace(&format!("{prefix}.cache/"), &format!("{prefix}{cache}/"));
+            }
+            if code.starts_with(".cache/") {
+                code = format!("{cache}/{}", &code[".cache/".len()..]);
+            }
+        }
+        for (from, to) in &self.ports {
+            code = replace_port(&code, from, to);
+        }
+        if let Some(id) = &self.last_id {
+            code = replace_ids(&code, id);
+        }
+        code
+    }
+
+    fn bash(&self, code: &str) -> std::process::Command {
+        let mut cmd = std::process::Command::new("bash");
+        cmd.arg("-c").arg(code).current_dir(&self.cwd).env_clear();
+        cmd.envs(self.base_env.iter().map(|(k, v)| (k, v)));
+        cmd.envs(&self.exports);
+        cmd.stdin(Stdio::null()).process_group(0);
+        cmd
+    }
+
+    fn skip(&mut self, c: &Command, why: &str) {
+        eprintln!("SKIPPED {}: {}  ({why})", self.at(c), c.code);
+        self.tally.skipped.push(format!("{}: {}  ({why})", self.at(c), c.code));
+    }
+
+    fn fail(&mut self, c: &Command, why: String) {
+        eprintln!("FAILED {}: {}\n{why}", self.at(c), c.code);
+        self.tally.failures.push(format!("{}: {}\n{why}", self.at(c), c.code));
+    }
+
+    /// Runs one command; false when the file cannot go on.
+    fn command(&mut self, c: &Command) -> bool {
+        let port = first_port(&c.code);
+        if let Some((port, why)) = self.skipped_ports.iter().find(|(p, _)| port.as_ref() == Some(p)) {
+            let why = format!("talks to the server on :{port}, skipped: {why}");
+            self.skip(c, &why);
+            return true;
+        }
+        let action = rule_for(&c.code);
+        if let Some(Action::Skip(why)) = action {
+            if is_server(&c.code) {
+                if let Some(port) = flag_value(&c.code, "--port") {
+                    self.skipped_ports.push((port.to_owned(), why));
+                }
+            }
+            self.skip(c, why);
+            return true;
+        }
+        if !self.has_curl && c.code.starts_with("curl ") {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI: curl is needed (scripts/test.d/10-tools.sh installs it)"
+            );
+            self.skip(c, "no curl on this machine");
+            return true;
+        }
+        let code = self.substituted(&c.code);
+        if let Some(rest) = code.strip_prefix("export ") {
+            for pair in rest.split_whitespace() {
+                if let Some((k, v)) = pair.split_once('=') {
+                    self.exports.insert(k.to_owned(), v.trim_matches(|q| q == '"' || q == '\'').to_owned());
+                }
+            }
+            self.tally.run += 1;
+            return true;
+        }
+        if let Some(dir) = code.strip_prefix("cd ") {
+            self.cwd = self.cwd.join(dir.trim());
+            self.tally.run += 1;
+            return true;
+        }
+        match action {
+            Some(Action::Server) => self.server(c, code),
+            Some(Action::Smoke(extra)) => self.run(c, format!("{code} {extra}")),
+            _ => self.run(c, code),
+        }
+    }
+
+    fn run(&mut self, c: &Command, code: String) -> bool {
+        let started = Instant::now();
+        eprintln!("RUN {}: {code}", self.at(c));
+        let mut child = match self.bash(&code).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn() {
+            Ok(child) => child,
+            Err(e) => {
+                self.fail(c, format!("could not start bash: {e}"));
+                return false;
+            }
+        };
+        let (mut out, mut err) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
+        let out = std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = out.read_to_string(&mut s);
+            s
+        });
+        let err = std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = err.read_to_string(&mut s);
+            s
+        });
+        let status = loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                break Some(status);
+            }
+            if started.elapsed() > limit_for(&code) {
+                signal_group(child.id(), libc::SIGKILL);
+                let _ = child.wait();
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        // Anything the command left running in its group goes with it.
+        signal_group(child.id(), libc::SIGKILL);
+        let (stdout, stderr) = (out.join().unwrap(), err.join().unwrap());
+        let tail =
+            |s: &str| s.chars().rev().take(3000).collect::<Vec<_>>().into_iter().rev().collect::<String>();
+        let Some(status) = status else {
+            self.fail(c, format!("still running after {:?}\nstderr: {}", limit_for(&code), tail(&stderr)));
+            return false;
+        };
+        let code_seen = status.code().unwrap_or(-1);
+        eprintln!("  exit {code_seen} after {:.1} s", started.elapsed().as_secs_f64());
+        self.tally.run += 1;
+        for line in stdout.lines() {
+            if let Ok(serde_json::Value::Object(o)) = serde_json::from_str(line.trim()) {
+                if let Some(id) = o.get("id").and_then(|v| v.as_str()) {
+                    self.last_id = Some(id.to_owned());
+                }
+            }
+        }
+        if code_seen != c.expected_exit() {
+            let why = format!(
+                "exit {code_seen}, the README says {}\nstdout: {}\nstderr: {}",
+                c.expected_exit(),
+                tail(&stdout),
+                tail(&stderr)
+            );
+            self.fail(c, why);
+            return false;
+        }
+        if let Some(status) = c.expected_status() {
+            let compact: String = stdout.chars().filter(|ch| !ch.is_whitespace()).collect();
+            if !compact.contains(&format!("\"status\":\"{status}\"")) {
+                self.fail(c, format!("the README shows status {status}; stdout: {}", tail(&stdout)));
+                return false;
+            }
+        }
+        true
+    }
+
+    fn server(&mut self, c: &Command, mut code: String) -> bool {
+        let written_port = flag_value(&code, "--port").map(str::to_owned);
+        let (documented, fixed) = match written_port.as_deref() {
+            Some(p) if p != "0" => {
+                let real = free_port().to_string();
+                code = code.replace(&format!("--port {p}"), &format!("--port {real}"));
+                (Some(p.to_owned()), Some(real))
+            }
+            _ => (c.output.iter().find_map(|l| first_port(l)), None),
+        };
+        let log = self.scratch.join(format!("server-{}-{}.log", self.servers.len(), c.line));
+        let file = std::fs::File::create(&log).unwrap();
+        eprintln!("SERVER {}: {code}", self.at(c));
+        let child = match self.bash(&code).stdout(file.try_clone().unwrap()).stderr(file).spawn() {
+            Ok(child) => child,
+            Err(e) => {
+                self.fail(c, format!("could not start bash: {e}"));
+                return false;
+            }
+        };
+        let mut server = Server { child, log, what: code.clone() };
+        let started = Instant::now();
+        let real = loop {
+            let port = fixed.clone().or_else(|| first_port(&server.output()));
+            if let Some(p) = &port {
+                if std::net::TcpStream::connect(format!("127.0.0.1:{p}")).is_ok() {
+                    break port;
+                }
+            }
+            if let Ok(Some(status)) = server.child.try_wait() {
+                let why = format!("the server exited ({status}) before answering:\n{}", server.output());
+                self.fail(c, why);
+                return false;
+            }
+            if started.elapsed() > limit_for(&code) {
+                let why = format!("no answer after {:?}:\n{}", limit_for(&code), server.output());
+                server.stop();
+                self.fail(c, why);
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        eprintln!(
+            "  serving on :{} after {:.1} s",
+            real.as_deref().unwrap_or("?"),
+            started.elapsed().as_secs_f64()
+        );
+        if let (Some(doc), Some(real)) = (documented, real) {
+            self.ports.retain(|(d, _)| *d != doc);
+            self.ports.push((doc, real));
+        }
+        self.tally.run += 1;
+        self.servers.push(server);
+        true
+    }
+
+    fn finish(mut self) -> Tally {
+        for s in self.servers.drain(..) {
+            eprintln!("STOP {}", s.what);
+            s.stop();
+        }
+        self.tally
+    }
+}
+
+#[test]
+fn every_readme_command_works_as_written() {
+    let root = root();
+    let scratch = tempfile_dir();
+    // The binaries the READMEs call by name (the test build may not have built them), each
+    // built alone, with the features `cargo run -p` gives it, so later commands reuse them.
+    for package in ["runpod-client", "runpod-local"] {
+        let status = std::process::Command::new(env!("CARGO"))
+            .args(["build", "-p", package, "--bins"])
+            .current_dir(&root)
+            .status()
+            .expect("cargo build");
+        assert!(status.success(), "cargo build -p {package} --bins failed");
+    }
+
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map(|t| root.join(t)).unwrap_or_else(|| root.join("target"));
+    let path = format!("{}:{}", target.join("debug").display(), std::env::var("PATH").unwrap_or_default());
+    // The variables cargo sets for this test binary describe it, not the commands' packages.
+    let for_this_test = |k: &str| {
+        k.starts_with("CARGO_PKG_")
+            || k.starts_with("CARGO_BIN_EXE_")
+            || matches!(
+                k,
+                "CARGO_MANIFEST_DIR"
+                    | "CARGO_MANIFEST_PATH"
+                    | "CARGO_MANIFEST_LINKS"
+                    | "CARGO_CRATE_NAME"
+                    | "CARGO_PRIMARY_PACKAGE"
+                    | "CARGO_TARGET_TMPDIR"
+                    | "CARGO_RUSTC_CURRENT_DIR"
+                    | "RUST_TEST_THREADS"
+            )
+    };
+    let base_env: Vec<(String, String)> = std::env::vars()
+        .filter(|(k, _)| {
+            !matches!(k.as_str(), "RUNPOD_API_KEY" | "RUNPOD_ENDPOINT_ID" | "RUNPOD_BASE_URL" | "PATH")
+        })
+        .filter(|(k, _)| !for_this_test(k))
+        .chain([("PATH".to_owned(), path)])
+        .collect();
+    let has_curl = std::process::Command::new("curl").arg("--version").output().is_ok();
+
+    let before = git_status(&root);
+    let mut total = Tally::default();
+    let files = markdown_files(&root);
+    for file in &files {
+        let text = std::fs::read_to_string(root.join(file)).unwrap();
+        let mut run = FileRun {
+            file,
+            scratch: &scratch,
+            base_env: base_env.clone(),
+            exports: BTreeMap::new(),
+            cwd: root.clone(),
+            ports: Vec::new(),
+            skipped_ports: Vec::new(),
+            last_id: None,
+            servers: Vec::new(),
+            has_curl,
+            tally: Tally::default(),
+        };
+        'file: for block in blocks(&text) {
+            for c in &block.commands {
+                if !run.command(c) {
+                    break 'file;
+                }
+            }
+        }
+        let t = run.finish();
+        total.run += t.run;
+        total.skipped.extend(t.skipped);
+        total.failures.extend(t.failures);
+    }
+    let _ = std::fs::remove_dir_all(&scratch);
+    eprintln!(
+        "MEASURED: {} files, {} commands run, {} skipped:\n  {}",
+        files.len(),
+        total.run,
+        total.skipped.len(),
+        total.skipped.join("\n  ")
+    );
+    assert!(total.failures.is_empty(), "README commands failed:\n\n{}", total.failures.join("\n\n"));
+    let after = git_status(&root);
+    assert_eq!(before, after, "README commands changed the repository's files (git status before, after)");
+    assert!(total.run > 10, "only {} commands ran", total.run);
+}
+
+/// `git status --porcelain` of the repository (ignored files left out), or `None` without git.
+fn git_status(root: &Path) -> Option<String> {
+    let out =
+        std::process::Command::new("git").args(["status", "--porcelain"]).current_dir(root).output().ok()?;
+    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// A fresh scratch directory for server logs.
+fn tempfile_dir() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("readme-commands-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}

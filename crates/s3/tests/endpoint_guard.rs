@@ -1,0 +1,108 @@
+//! The S3 client connects only where its [`EndpointPolicy`] allows: loopback (by address or by
+//! a name resolving to it), link-local (cloud metadata) and their IPv4-mapped and decimal forms
+//! are refused before anything is sent, and a redirect is never followed. Real sockets on
+//! 127.0.0.1 count the connections that arrive.
+//!
+//! This binary never calls `TestS3::start` (which allows any address process-wide); each case
+//! sets its policy on the configuration.
+
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use runpod_s3::{EndpointPolicy, Storage, StorageConfig, StorageError, ENV_ALLOW_PRIVATE_S3_ENDPOINTS};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use tokio::net::TcpListener;
+
+/// A TCP listener on 127.0.0.1 that counts connections and closes each at once.
+async fn counting_listener() -> (u16, Arc<AtomicUsize>) {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = l.local_addr().unwrap().port();
+    let count = Arc::new(AtomicUsize::new(0));
+    let seen = count.clone();
+    tokio::spawn(async move {
+        while let Ok((sock, _)) = l.accept().await {
+            seen.fetch_add(1, Ordering::SeqCst);
+            drop(sock);
+        }
+    });
+    (port, count)
+}
+
+async fn upload(endpoint: &str, policy: Option<EndpointPolicy>) -> Result<(), StorageError> {
+    let mut config = StorageConfig::new(endpoint, "AKIDGUARD", "SECRETGUARD", "bucket");
+    if let Some(p) = policy {
+        config = config.with_endpoint_policy(p);
+    }
+    Storage::new(&config)?.for_job("job-guard")?.upload_bytes("a.txt", "x", "text/plain").await.map(|_| ())
+}
+
+fn assert_blocked(result: Result<(), StorageError>, endpoint: &str) {
+    match result {
+        Err(e @ StorageError::BlockedEndpoint { .. }) => {
+            let text = e.to_string();
+            assert!(text.contains(ENV_ALLOW_PRIVATE_S3_ENDPOINTS), "{endpoint}: {text}");
+            assert!(!text.contains("SECRETGUARD") && !text.contains("AKIDGUARD"), "{text}");
+        }
+        other => panic!("{endpoint}: expected BlockedEndpoint, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn loopback_and_link_local_endpoints_are_refused_before_connecting() {
+    let (port, connections) = counting_listener().await;
+    let endpoints = [
+        format!("http://127.0.0.1:{port}"),
+        format!("http://localhost:{port}"), // a name that resolves to loopback
+        format!("http://[::1]:{port}"),
+        format!("http://[::ffff:127.0.0.1]:{port}"),
+        format!("http://2130706433:{port}"), // 127.0.0.1 in decimal
+        format!("http://127.1:{port}"),
+        "http://169.254.169.254".to_owned(), // cloud metadata
+        "http://[fd00:ec2::254]".to_owned(), // AWS metadata over IPv6 (unique-local: Private allows it)
+        "http://0.0.0.0:9000".to_owned(),
+    ];
+    for policy in [EndpointPolicy::Public, EndpointPolicy::Private] {
+        for endpoint in &endpoints {
+            if policy == EndpointPolicy::Private && endpoint.contains("fd00:ec2") {
+                continue;
+            }
+            assert_blocked(upload(endpoint, Some(policy)).await, endpoint);
+        }
+    }
+    assert_eq!(connections.load(Ordering::SeqCst), 0, "a refused endpoint was connected to");
+
+    // The listener does take connections: with the policy lifted, the client reaches it.
+    let err = upload(&format!("http://127.0.0.1:{port}"), Some(EndpointPolicy::Any)).await.unwrap_err();
+    assert!(matches!(err, StorageError::Request { .. }), "{err}");
+    assert!(connections.load(Ordering::SeqCst) > 0);
+}
+
+#[tokio::test]
+async fn the_default_allows_public_addresses_only() {
+    if std::env::var_os(ENV_ALLOW_PRIVATE_S3_ENDPOINTS).is_some() {
+        eprintln!("SKIPPED: {ENV_ALLOW_PRIVATE_S3_ENDPOINTS} is set in this environment");
+        return;
+    }
+    assert_eq!(EndpointPolicy::current_default(), EndpointPolicy::Public);
+    let (port, connections) = counting_listener().await;
+    assert_blocked(upload(&format!("http://localhost:{port}"), None).await, "localhost");
+    assert_blocked(upload(&format!("http://127.0.0.1:{port}"), None).await, "127.0.0.1");
+    assert_eq!(connections.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn redirects_are_not_followed() {
+    let (target_port, target_connections) = counting_listener().await;
+    let location = format!("http://127.0.0.1:{target_port}/bucket/job-guard/a.txt");
+    let app = axum::Router::new().fallback(move || {
+        let location = location.clone();
+        async move { (StatusCode::TEMPORARY_REDIRECT, [(header::LOCATION, location)]).into_response() }
+    });
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", l.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
+
+    let err = upload(&endpoint, Some(EndpointPolicy::Any)).await.unwrap_err();
+    assert!(matches!(err, StorageError::Request { .. }), "{err}");
+    assert_eq!(target_connections.load(Ordering::SeqCst), 0, "the redirect was followed");
+}
