@@ -22,6 +22,9 @@ pub enum WorkerError {
         /// The job's error.
         error: String,
     },
+    /// A fitness check failed at start-up (reported to the platform as unhealthy).
+    #[error(transparent)]
+    Unfit(#[from] crate::fitness::FitnessFailure),
     /// An OS resource (thread, runtime, socket) could not be set up.
     #[error("{what}: {source}")]
     Io {

@@ -46,6 +46,7 @@ mod config;
 mod context;
 mod error;
 mod executor;
+pub mod fitness;
 mod handler;
 mod heartbeat;
 mod held_jobs;
