@@ -24,7 +24,7 @@ pub(crate) fn check_key(sh: &Shared, req: &Request) -> Result<(), ApiError> {
 
 /// True when header value `given` (`Bearer KEY` or `KEY`) carries `key`; compares in
 /// constant time for equal lengths.
-fn key_matches(given: &str, key: &str) -> bool {
+pub(crate) fn key_matches(given: &str, key: &str) -> bool {
     let given = given.trim();
     let given = given.strip_prefix("Bearer ").or_else(|| given.strip_prefix("bearer ")).unwrap_or(given);
     let (a, b) = (given.trim().as_bytes(), key.as_bytes());

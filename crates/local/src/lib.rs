@@ -43,6 +43,7 @@ mod client_api;
 mod config;
 mod env;
 mod error;
+mod load_balancer;
 mod ratelimit;
 mod request;
 mod server;
@@ -53,6 +54,7 @@ mod worker_api;
 pub use config::{LocalEndpointBuilder, RateLimit, RateLimits};
 pub use env::worker_env_vars;
 pub use error::ApiError;
+pub use load_balancer::{LoadBalancer, LoadBalancerBuilder, WORKER_ID_HEADER};
 
 use server::Shared;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};

@@ -224,7 +224,7 @@ fn memory() -> Option<(u64, u64)> {
     Some((field("MemAvailable")?, field("MemTotal")?))
 }
 
-fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
+pub(crate) fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
     if let Some(s) = payload.downcast_ref::<&str>() {
         (*s).to_owned()
     } else if let Some(s) = payload.downcast_ref::<String>() {

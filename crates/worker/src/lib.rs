@@ -54,6 +54,8 @@ mod http;
 mod job;
 mod job_loop;
 mod lifecycle;
+#[cfg(feature = "load-balancing")]
+pub mod load_balancing;
 mod logging;
 mod outcome;
 mod sender;
