@@ -426,7 +426,8 @@ fn error(status: StatusCode, message: String) -> Response {
 ///   a panic of the handler gets `500`, each as `{"error": "..."}`.
 /// - Chunks the handler streams (`ctx.stream`) turn the answer into
 ///   `application/x-ndjson`: one line per chunk as it comes, then a line with the output
-///   unless it is `null`, or `{"error": ...}` when the handler fails after streaming.
+///   unless it is `null` or `[]` (what a [`stream_fn`](crate::stream_fn) returns), or
+///   `{"error": ...}` when the handler fails after streaming.
 /// - A client that goes away cancels the job (`ctx.cancellation_token()` fires).
 /// - The request id is the `X-Request-Id` header when sent, else a random one; log lines of
 ///   the request carry it. Progress updates are logged at DEBUG.
@@ -580,6 +581,7 @@ fn streamed<O: serde::Serialize + Send + 'static, E: Display + Send + 'static>(
                     let last = match r.unwrap_or_else(|e| Err(format!("the handler task failed: {e}"))) {
                         Ok(Ok(output)) => match serde_json::to_value(output) {
                             Ok(Value::Null) => None,
+                            Ok(Value::Array(a)) if a.is_empty() => None,
                             Ok(v) => Some(v),
                             Err(e) => Some(json!({"error": format!("the handler's output does not serialize to JSON: {e}")})),
                         },
