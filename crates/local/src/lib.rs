@@ -114,6 +114,12 @@ impl LocalEndpoint {
         let ping_interval_ms = shared.cfg.ping_interval_ms;
         tokio::spawn(server::sweeper(shared.clone()));
         let app = server::router(shared.clone());
+        let sdk_routes = shared.cfg.python_sdk_routes.then(|| format!("/v2/{endpoint_id}"));
+        let app = tower::ServiceExt::map_request(app, move |req| match &sdk_routes {
+            Some(prefix) => server::python_sdk_route(req, prefix),
+            None => req,
+        });
+        let app = axum::ServiceExt::<axum::extract::Request>::into_make_service(app);
         let serve_token = token.clone();
         // Answers leave at once: no Nagle delay behind a previous small write.
         let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {

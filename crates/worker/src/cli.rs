@@ -4,7 +4,7 @@
 //! Flags (the Python SDK's spellings are accepted too; other arguments are left to the program):
 //! `--test-input <json|@file>` (`--test_input`), `--serve-api` (`--rp_serve_api`),
 //! `--host` (`--rp_api_host`), `--port` (`--rp_api_port`), `--concurrency`
-//! (`--rp_api_concurrency`), `--log-level` (`--rp_log_level`).
+//! (`--rp_api_concurrency`), `--log-level` (`--rp_log_level`), `--debugger` (`--rp_debugger`).
 
 use crate::{test_input, Handler, Worker, WorkerError};
 use std::process::ExitCode;
@@ -18,6 +18,7 @@ pub(crate) struct Args {
     pub(crate) port: Option<u16>,
     pub(crate) concurrency: Option<usize>,
     pub(crate) log_level: Option<String>,
+    pub(crate) debugger: bool,
     pub(crate) help: bool,
     pub(crate) ignored: Vec<String>,
 }
@@ -31,6 +32,7 @@ runpod worker options:
   --port <PORT>               port for --serve-api (default 8000; 0 picks a free one)
   --concurrency <N>           jobs run at once
   --log-level <LEVEL>         TRACE, DEBUG, INFO, WARN or ERROR (else RUNPOD_LOG_LEVEL, RUNPOD_DEBUG_LEVEL)
+  --debugger                  per-job timings in each object output, under \"rp_debugger\"
 Without a local flag the worker reads the platform's RUNPOD_* environment.";
 
 /// Parses the runtime's flags out of `args` (the program name excluded).
@@ -69,6 +71,7 @@ pub(crate) fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args,
                 }
             }
             "--log-level" | "--rp_log_level" => out.log_level = Some(value("--log-level")?),
+            "--debugger" | "--rp_debugger" => out.debugger = true,
             "-h" | "--help" => out.help = true,
             _ => out.ignored.push(arg),
         }
@@ -93,6 +96,9 @@ pub(crate) async fn run_mode<H: Handler>(
     }
     if let Some(n) = args.concurrency {
         worker = worker.concurrency(n);
+    }
+    if args.debugger {
+        worker = worker.debugger(true);
     }
     if let Some(raw) = &args.test_input {
         let job = test_input::read_test_input(raw)?;

@@ -44,6 +44,7 @@ mod backoff;
 mod cli;
 mod config;
 mod context;
+mod debugger;
 mod error;
 mod executor;
 pub mod fitness;
@@ -57,6 +58,7 @@ mod lifecycle;
 #[cfg(feature = "load-balancing")]
 pub mod load_balancing;
 mod logging;
+pub mod model_cache;
 mod outcome;
 mod sender;
 mod serve_api;

@@ -107,7 +107,8 @@ impl Default for LoadBalancingWorker {
 
 impl LoadBalancingWorker {
     /// The platform's settings: `PORT` (default 80), `PORT_HEALTH` (default `PORT`),
-    /// `HEALTH_CHECK_PATH` (default `/ping`), on all interfaces (`0.0.0.0`).
+    /// `HEALTH_CHECK_PATH` (default `/ping`), on all interfaces unless `LISTEN_HOST` names one
+    /// (`127.0.0.1` for a local test; the platform's balancer needs `0.0.0.0`, the default).
     pub fn from_env() -> Result<LoadBalancingWorker, ConfigError> {
         Self::from_vars(|k| std::env::var(k).ok())
     }
@@ -123,6 +124,9 @@ impl LoadBalancingWorker {
             }
         };
         let mut w = LoadBalancingWorker::default();
+        if let Some(host) = var("LISTEN_HOST").map(|h| h.trim().to_owned()).filter(|h| !h.is_empty()) {
+            w.host = host;
+        }
         if let Some(p) = port("PORT")? {
             w.port = p;
         }

@@ -54,6 +54,7 @@ pub(crate) struct Options {
     /// Checks run before the first job-take, then the system checks unless turned off.
     pub(crate) fitness: Vec<FitnessCheck>,
     pub(crate) system_checks: bool,
+    pub(crate) debugger: bool,
 }
 
 impl<H: Handler> Worker<H> {
@@ -73,6 +74,7 @@ impl<H: Handler> Worker<H> {
                 config: None,
                 fitness: Vec::new(),
                 system_checks: true,
+                debugger: false,
             },
             shutdown: None,
         }
@@ -161,6 +163,13 @@ impl<H: Handler> Worker<H> {
         self
     }
 
+    /// Adds per-job timings to each object output under `rp_debugger`, as the Python SDK's
+    /// `--rp_debugger` does (also the `--rp_debugger`/`--debugger` flag of [`start`]).
+    pub fn debugger(mut self, on: bool) -> Self {
+        self.opts.debugger = on;
+        self
+    }
+
     /// Shuts down gracefully when `signal` completes, instead of on SIGTERM/SIGINT.
     pub fn shutdown_on(mut self, signal: impl Future<Output = ()> + Send + 'static) -> Self {
         self.shutdown = Some(Box::pin(signal));
@@ -215,7 +224,8 @@ impl<H: Handler> Worker<H> {
 /// Flags (the Python SDK's spellings are accepted too; other arguments are left to the
 /// program): `--test-input <json|@file>` (`--test_input`), `--serve-api` (`--rp_serve_api`),
 /// `--host` (`--rp_api_host`), `--port` (`--rp_api_port`), `--concurrency`
-/// (`--rp_api_concurrency`), `--log-level` (`--rp_log_level`). Without one, the worker reads
+/// (`--rp_api_concurrency`), `--log-level` (`--rp_log_level`), `--debugger` (`--rp_debugger`).
+/// Without one, the worker reads
 /// the platform's `RUNPOD_*` environment.
 ///
 /// ```no_run
@@ -273,6 +283,8 @@ impl Options {
             max_result_bytes: self.max_result_bytes,
             max_chunk_bytes: MAX_STREAM_CHUNK_BYTES,
             refresh_after_job: self.refresh_after_job,
+            debugger: self.debugger,
+            ready_delay_ms: if self.debugger { crate::debugger::process_age_ms() } else { None },
         }
     }
 }
