@@ -171,6 +171,32 @@ impl LocalEndpoint {
         Ok(())
     }
 
+    /// [`LocalEndpoint::queue_with_id`] with other fields the worker gets with the job, next to
+    /// `id` and `input`: e.g. `{"batchId": "batch_1"}`, as the platform's batch jobs carry
+    /// (docs/python-sdk.md); for tests of workers.
+    pub fn queue_with_fields(
+        &self,
+        id: &str,
+        request: runpod_protocol::JobRequest,
+        fields: serde_json::Map<String, serde_json::Value>,
+    ) -> Result<(), ApiError> {
+        client_api::check_request(&request)?;
+        let sh = &self.shared;
+        {
+            let mut store = sh.lock();
+            store.submit_as(
+                &sh.cfg,
+                id.to_owned(),
+                request,
+                store::Origin::Run,
+                tokio::time::Instant::now(),
+            )?;
+            store.set_extra(id, fields);
+        }
+        sh.queue_changed.notify_waiters();
+        Ok(())
+    }
+
     /// `http://HOST:PORT`, no trailing slash (an unspecified bind address shows as loopback).
     pub fn base_url(&self) -> &str {
         &self.base_url

@@ -51,7 +51,10 @@ impl<H: Handler> Executor<H> {
         parent: &CancellationToken,
     ) -> (JobContext, mpsc::UnboundedReceiver<Post>) {
         let (tx, rx) = mpsc::unbounded_channel();
-        let span = tracing::info_span!("job", job_id = %wire.id);
+        let span = match wire.extra.get("batchId").and_then(|b| b.as_str()) {
+            Some(batch) => tracing::info_span!("job", job_id = %wire.id, batch_id = %batch),
+            None => tracing::info_span!("job", job_id = %wire.id),
+        };
         let ctx = JobContext::new(
             wire.id.clone(),
             self.reporter.worker_id.clone(),

@@ -101,3 +101,75 @@ fn the_python_sdk_docs_curl_lines_work_unchanged() {
     let v = curl(&format!("{base}/v2/local/runsync"), Some(r#"{"input": {"message": "v2"}}"#));
     assert_eq!(v["output"]["echo"], "v2");
 }
+
+#[test]
+fn rp_debugger_adds_per_job_timings_to_the_output() {
+    for flag in ["--rp_debugger", "--debugger"] {
+        let out = Command::new(BIN)
+            .args(["--test_input", r#"{"input": {"message": "timed"}}"#, flag])
+            .env_remove("RUNPOD_WEBHOOK_GET_JOB")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["output"]["echo"], "timed", "{v}");
+        let d = &v["output"]["rp_debugger"];
+        let names: Vec<&str> =
+            d["timestamps"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
+        assert_eq!(names, ["decode_input", "handler"], "{d}");
+        for t in d["timestamps"].as_array().unwrap() {
+            assert!(t["duration_ms"].as_f64().unwrap() >= 0.0, "{t}");
+            assert!(t["start_utc"].as_str().unwrap().ends_with('Z'), "{t}");
+        }
+        assert!(d["system_info"]["runpod_worker"].as_str().unwrap().starts_with("runpod-rs/"), "{d}");
+        assert!(d["ready_delay_ms"].as_f64().unwrap() > 0.0, "{d}");
+    }
+    // Without the flag, no timings.
+    let out =
+        Command::new(BIN).args(["--test_input", r#"{"input": {"message": "plain"}}"#]).output().unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v["output"].get("rp_debugger").is_none(), "{v}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_lines_of_a_batch_job_carry_its_batch_id() {
+    let ep = runpod_local::LocalEndpoint::builder()
+        .api_key("k")
+        .ping_interval_ms(500)
+        .bind("127.0.0.1:0")
+        .await
+        .unwrap();
+    let mut child = Command::new(BIN)
+        .envs(ep.worker_env("echo-batch"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let _worker = Worker(child);
+    let fields = json!({"batchId": "batch_01j9abc123"});
+    let req = runpod_protocol::JobRequest::new(json!({"message": "in a batch"}));
+    ep.queue_with_fields("b-job-1", req, fields.as_object().unwrap().clone()).unwrap();
+    let until = Instant::now() + Duration::from_secs(60);
+    let mut lines = Vec::new();
+    let line = loop {
+        assert!(Instant::now() < until, "no completion line: {lines:#?}");
+        let Ok(l) = rx.recv_timeout(Duration::from_millis(200)) else { continue };
+        let v: Value = serde_json::from_str(&l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"));
+        if v["requestId"] == "b-job-1" && v["message"].as_str().unwrap().contains("job completed") {
+            break v;
+        }
+        lines.push(l);
+    };
+    // As the Python SDK 1.12 logger writes it: the message starts with [batchId=...].
+    assert!(
+        line["message"].as_str().unwrap().starts_with("[batchId=batch_01j9abc123] job completed"),
+        "{line}"
+    );
+}
