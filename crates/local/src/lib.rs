@@ -6,7 +6,8 @@
 //! (`job-take`, `job-take-batch`, `job-stop`, `job-done`, `job-stream`, `ping`). Tests embed it;
 //! the `runpod-local` binary runs it on its own. Time-based rules (execution timeout, queue
 //! expiry, lost workers, webhook retries, result retention) follow the platform's defaults and
-//! can be shortened through [`LocalEndpointBuilder`].
+//! can be shortened through [`LocalEndpointBuilder`]. At `/` it serves a console: a web page
+//! to send requests and watch jobs run ([`LocalEndpoint::console_url`]).
 //!
 //! ```
 //! use runpod_local::LocalEndpoint;
@@ -41,6 +42,7 @@
 mod auth;
 mod client_api;
 mod config;
+mod console;
 mod env;
 mod error;
 mod load_balancer;
@@ -52,6 +54,7 @@ mod webhook;
 mod worker_api;
 
 pub use config::{LocalEndpointBuilder, RateLimit, RateLimits};
+pub use console::JobLogs;
 pub use env::worker_env_vars;
 pub use error::ApiError;
 pub use load_balancer::{LoadBalancer, LoadBalancerBuilder, WORKER_ID_HEADER};
@@ -210,6 +213,17 @@ impl LocalEndpoint {
     /// `base_url + "/v2/" + endpoint_id`: the root of both APIs.
     pub fn endpoint_url(&self) -> String {
         format!("{}/v2/{}", self.base_url, self.endpoint_id)
+    }
+
+    /// `base_url + "/"`: the console, a web page to send requests and watch jobs.
+    pub fn console_url(&self) -> String {
+        format!("{}/", self.base_url)
+    }
+
+    /// Where a worker running in this process sends its jobs' log lines, for the console to
+    /// show next to each job.
+    pub fn job_logs(&self) -> JobLogs {
+        JobLogs::new(self.shared.clone())
     }
 
     /// The address the server is bound to.

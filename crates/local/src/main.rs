@@ -165,6 +165,7 @@ async fn main() -> anyhow::Result<()> {
     let mut out = std::io::stdout();
     writeln!(out, "runpod-local listening on {}", ep.base_url())?;
     writeln!(out, "endpoint: {}", ep.endpoint_url())?;
+    writeln!(out, "console: {} (open it in a browser)", ep.console_url())?;
     if s.api_key.is_none() {
         writeln!(out, "no --api-key given: accepting any key")?;
     }

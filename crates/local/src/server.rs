@@ -3,7 +3,7 @@
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::store::{Ended, Store};
-use crate::{auth, client_api, ratelimit, webhook, worker_api};
+use crate::{auth, client_api, console, ratelimit, webhook, worker_api};
 use axum::extract::{Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -26,6 +26,8 @@ pub(crate) struct Shared {
     /// endpoint's start-up (callgrind), and most endpoints never send a webhook.
     http: std::sync::OnceLock<Option<reqwest::Client>>,
     pub limiter: ratelimit::Limiter,
+    /// Jobs' log lines for the console (from a worker in the same process).
+    pub logs: console::LogBook,
 }
 
 impl Shared {
@@ -39,6 +41,7 @@ impl Shared {
             shutdown: CancellationToken::new(),
             http,
             limiter,
+            logs: console::LogBook::default(),
         })
     }
 
@@ -102,7 +105,8 @@ impl Shared {
     }
 }
 
-/// All routes of both APIs, behind the API-key check, the endpoint-id check and rate limits.
+/// All routes of both APIs, behind the API-key check, the endpoint-id check and rate limits,
+/// and the console page (whose own API is behind the same checks).
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
     let api = Router::new()
         .route("/v2/{ep}/run", post(client_api::run))
@@ -119,9 +123,11 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/v2/{ep}/job-done/{worker}/{job}", post(worker_api::done))
         .route("/v2/{ep}/job-stream/{worker}/{job}", post(worker_api::stream))
         .route("/v2/{ep}/ping/{worker}", get(worker_api::ping))
+        .merge(console::api_routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed);
-    api.layer(middleware::from_fn_with_state(shared.clone(), gate)).with_state(shared)
+    let api = api.layer(middleware::from_fn_with_state(shared.clone(), gate)).with_state(shared.clone());
+    api.merge(console::public_routes(shared))
 }
 
 /// Rewrites the Python SDK's local routes at the root (`/run`, `/runsync`, `/status/{id}`,

@@ -9,10 +9,11 @@ use std::time::Duration;
 
 #[tokio::test]
 async fn port_zero_prints_the_address_and_serves() {
-    let (_server, lines) = spawn_local(&["--port", "0", "--api-key", "k", "--endpoint-id", "ep1"], 2).await;
+    let (_server, lines) = spawn_local(&["--port", "0", "--api-key", "k", "--endpoint-id", "ep1"], 3).await;
     let base = lines[0].strip_prefix("runpod-local listening on ").expect(&lines[0]).to_owned();
     assert!(base.starts_with("http://127.0.0.1:") && !base.ends_with(":0"), "{base}");
     assert_eq!(lines[1], format!("endpoint: {base}/v2/ep1"));
+    assert_eq!(lines[2], format!("console: {base}/ (open it in a browser)"));
 
     let http = reqwest::Client::builder().timeout(Duration::from_secs(20)).build().unwrap();
     let r = http

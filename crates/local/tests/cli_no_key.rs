@@ -8,9 +8,9 @@ use std::time::Duration;
 
 #[tokio::test]
 async fn without_a_key_it_says_so_and_accepts_any() {
-    let (_server, lines) = spawn_local(&["--port", "0", "--endpoint-id", "open"], 3).await;
-    assert_eq!(lines.len(), 3, "{lines:?}");
-    assert_eq!(lines[2], "no --api-key given: accepting any key", "{lines:?}");
+    let (_server, lines) = spawn_local(&["--port", "0", "--endpoint-id", "open"], 4).await;
+    assert_eq!(lines.len(), 4, "{lines:?}");
+    assert_eq!(lines[3], "no --api-key given: accepting any key", "{lines:?}");
     let base = lines[0].strip_prefix("runpod-local listening on ").expect(&lines[0]).to_owned();
 
     let http = reqwest::Client::builder().timeout(Duration::from_secs(20)).build().unwrap();

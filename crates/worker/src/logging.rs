@@ -2,6 +2,7 @@
 //! `level`, as Runpod's log viewer reads them), readable text elsewhere.
 
 use std::fmt;
+use std::sync::{Arc, RwLock};
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id};
 use tracing::{Event, Subscriber};
@@ -50,6 +51,8 @@ pub fn init_logging(level: Option<&str>) -> bool {
             .is_ok()
     } else {
         tracing_subscriber::registry()
+            .with(JobIdLayer)
+            .with(JobLogTap)
             .with(
                 tracing_subscriber::fmt::layer()
                     .with_writer(std::io::stderr)
@@ -76,6 +79,39 @@ fn parse_level(s: &str) -> Option<&'static str> {
         "NOTSET" | "OFF" => "off",
         _ => return None,
     })
+}
+
+/// Where `--serve-api` sends each job's log lines: `(job id, level, message)`.
+#[cfg_attr(not(feature = "serve-api"), allow(dead_code))]
+pub(crate) type JobLogSink = Arc<dyn Fn(&str, &str, &str) + Send + Sync>;
+
+static JOB_LOG_SINK: RwLock<Option<JobLogSink>> = RwLock::new(None);
+
+/// From now on, also hands every log line of a job (an event in its span, at the level the
+/// terminal shows) to `sink`; `None` stops. Only with the local (text) output of
+/// [`init_logging`]: `--serve-api` shows the lines in its console.
+#[cfg_attr(not(feature = "serve-api"), allow(dead_code))]
+pub(crate) fn send_job_logs(sink: Option<JobLogSink>) {
+    *JOB_LOG_SINK.write().unwrap_or_else(|p| p.into_inner()) = sink;
+}
+
+/// Hands each event inside a job's span to the [`JOB_LOG_SINK`], when one is set.
+struct JobLogTap;
+
+impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for JobLogTap {
+    fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
+        let sink = JOB_LOG_SINK.read().unwrap_or_else(|p| p.into_inner()).clone();
+        let Some(sink) = sink else { return };
+        let mut v = FieldsVisitor::default();
+        event.record(&mut v);
+        let job = v.job_id.or_else(|| {
+            let scope = ctx.event_scope(event)?;
+            scope.from_root().find_map(|s| s.extensions().get::<JobId>().map(|j| j.0.clone()))
+        });
+        if let Some(job) = job {
+            sink(&job, event.metadata().level().as_str(), &format!("{}{}", v.message, v.rest));
+        }
+    }
 }
 
 /// The job id (and batch id) a `job` span carries, kept in the span's extensions for the JSON

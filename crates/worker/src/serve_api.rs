@@ -24,12 +24,19 @@ pub(crate) async fn serve_api<H: Handler>(
     let url = ep.endpoint_url();
     tracing::info!("local endpoint ready at {url}");
     eprintln!("serving the local endpoint at {url}");
+    eprintln!("  console: {} (open it in a browser)", ep.console_url());
     eprintln!("  try: curl -s {url}/runsync -H 'Content-Type: application/json' -d '{{\"input\": {{...}}}}'");
     eprintln!(
         "  (the Python SDK's routes answer too: POST {}/runsync, /run, /status/ID, /stream/ID)",
         ep.base_url()
     );
+    // The console shows each job's log lines next to it.
+    let logs = ep.job_logs();
+    crate::logging::send_job_logs(Some(std::sync::Arc::new(move |job, level, line| {
+        logs.push(job, level, line)
+    })));
     let result = worker.config(config).run().await;
+    crate::logging::send_job_logs(None);
     ep.shutdown().await;
     result
 }

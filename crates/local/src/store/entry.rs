@@ -66,6 +66,19 @@ impl Entry {
         }
     }
 
+    /// [`Self::status_response`] without `output` and `error`: a row of a job list.
+    pub(crate) fn status_brief(&self) -> StatusResponse {
+        StatusResponse {
+            id: self.id.clone(),
+            status: self.status,
+            delay_time: self.delay_ms,
+            execution_time: self.execution_ms,
+            worker_id: self.worker_id.clone(),
+            output: None,
+            error: None,
+        }
+    }
+
     /// The worker-facing job, `s3Config` included.
     pub(super) fn job(&self) -> Job {
         Job {
@@ -80,6 +93,16 @@ impl Entry {
 
     pub(crate) fn status(&self) -> JobStatus {
         self.status
+    }
+
+    /// When the job was first queued.
+    pub(crate) fn submitted_at(&self) -> Instant {
+        self.submitted_at
+    }
+
+    /// Every chunk the job has streamed so far (what `/stream` drains is kept here).
+    pub(crate) fn stream(&self) -> &[Value] {
+        &self.stream
     }
 
     pub(crate) fn changed(&self) -> Arc<Notify> {

@@ -217,6 +217,11 @@ impl Store {
         self.jobs.get(id).ok_or_else(|| ApiError::unknown_job(id))
     }
 
+    /// Every job kept, in no particular order.
+    pub(crate) fn jobs(&self) -> impl Iterator<Item = &Entry> {
+        self.jobs.values()
+    }
+
     fn get_mut(&mut self, id: &str) -> Result<&mut Entry, ApiError> {
         self.jobs.get_mut(id).ok_or_else(|| ApiError::unknown_job(id))
     }

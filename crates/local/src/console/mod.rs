@@ -1,0 +1,156 @@
+//! The console: a web page at `/` to send requests and watch jobs, as the request tab of
+//! Runpod's console does, and the few routes only it uses.
+//!
+//! The page (`console/` next to this crate's `src/`) is plain HTML, CSS and one script, embedded
+//! in the binary; it loads nothing from elsewhere. It talks to the client API like any other
+//! client (`/run`, `/runsync`, `/cancel`, `/retry`) and adds, under `/console/api/` and behind the
+//! API key like every API route:
+//! - `GET request`: the request to start from (`test_input.json` of the working directory);
+//! - `POST check`: checks a request body with the very code `/run` uses, without queueing it;
+//! - `GET jobs`: the newest jobs (status and times only) and the endpoint's health, polled;
+//! - `GET jobs/{id}/events`: one job as it changes (status, progress, every chunk, its log
+//!   lines), as server-sent events; reading it takes nothing from `/stream`.
+//!
+//! Only the page, its two files and `GET /console/info` (the endpoint id and whether a key is
+//! needed) are served without the key.
+
+mod logs;
+mod watch;
+
+pub use logs::JobLogs;
+pub(crate) use logs::LogBook;
+
+use crate::client_api::check_request;
+use crate::error::ApiError;
+use crate::request::parse_json;
+use crate::server::Shared;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::header::{CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, X_CONTENT_TYPE_OPTIONS};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use runpod_protocol::JobRequest;
+use serde_json::{json, Value};
+use std::sync::Arc;
+use tokio::time::Instant;
+
+/// The request the editor starts with, read from the working directory when there.
+const TEST_INPUT_FILE: &str = "test_input.json";
+/// The editor's request when there is no `test_input.json`.
+const EMPTY_REQUEST: &str = "{\n  \"input\": {}\n}\n";
+/// Jobs the requests list shows, newest first.
+const LISTED_JOBS: usize = 50;
+
+const INDEX_HTML: &str = include_str!("../../console/index.html");
+const APP_JS: &str = include_str!("../../console/app.js");
+const APP_CSS: &str = include_str!("../../console/app.css");
+
+/// Only this origin's files and requests, no inline script or style, no framing.
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+                   connect-src 'self'; form-action 'none'; frame-ancestors 'none'; base-uri 'none'";
+
+/// The page and its files: served without the API key (they hold no data).
+pub(crate) fn public_routes(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/", get(|| async { asset("text/html; charset=utf-8", INDEX_HTML) }))
+        .route("/console/app.js", get(|| async { asset("text/javascript; charset=utf-8", APP_JS) }))
+        .route("/console/app.css", get(|| async { asset("text/css; charset=utf-8", APP_CSS) }))
+        .route("/console/info", get(info))
+        .with_state(shared)
+}
+
+/// The page's own API: mounted with the client API, behind the same key check.
+pub(crate) fn api_routes() -> Router<Arc<Shared>> {
+    Router::new()
+        .route("/console/api/request", get(start_request))
+        .route("/console/api/check", post(check))
+        .route("/console/api/jobs", get(jobs))
+        .route("/console/api/jobs/{id}/events", get(watch::events))
+}
+
+fn asset(content_type: &'static str, body: &'static str) -> Response {
+    let headers = [
+        (CONTENT_TYPE, content_type),
+        (CACHE_CONTROL, "no-cache"),
+        (CONTENT_SECURITY_POLICY, CSP),
+        (X_CONTENT_TYPE_OPTIONS, "nosniff"),
+    ];
+    (headers, body).into_response()
+}
+
+/// `GET /console/info`: what the page needs before it can call the API.
+async fn info(State(sh): State<Arc<Shared>>) -> Json<Value> {
+    Json(json!({
+        "endpointId": sh.cfg.endpoint_id,
+        "keyRequired": sh.cfg.api_key.is_some(),
+        "logs": sh.logs.enabled(),
+    }))
+}
+
+/// `GET /console/api/request`: `{"text", "source"}`, the editor's first request: the text of
+/// `test_input.json` (`source` names it) or `{"input": {}}` (`source` null). Read on each call,
+/// so a reload picks up an edited file.
+async fn start_request(State(sh): State<Arc<Shared>>) -> Json<Value> {
+    let empty = |note: Option<String>| json!({"text": EMPTY_REQUEST, "source": null, "note": note});
+    let answer = match tokio::fs::read(TEST_INPUT_FILE).await {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => empty(None),
+        Err(e) => empty(Some(format!("cannot read {TEST_INPUT_FILE}: {e}"))),
+        Ok(bytes) if bytes.len() > sh.cfg.max_run_bytes => empty(Some(format!(
+            "{TEST_INPUT_FILE} is larger than the /run limit of {} bytes",
+            sh.cfg.max_run_bytes
+        ))),
+        Ok(bytes) => match String::from_utf8(bytes) {
+            Ok(text) => json!({"text": text, "source": TEST_INPUT_FILE, "note": null}),
+            Err(_) => empty(Some(format!("{TEST_INPUT_FILE} is not UTF-8 text"))),
+        },
+    };
+    Json(answer)
+}
+
+/// `POST /console/api/check`: `{"ok": true}` when `/run` would accept this body (queue room
+/// and rate limits aside), else the very `400` `/run` would answer.
+async fn check(State(sh): State<Arc<Shared>>, body: Body) -> Result<Json<Value>, ApiError> {
+    let bytes = axum::body::to_bytes(body, sh.cfg.max_run_bytes).await.map_err(|_| {
+        ApiError::PayloadTooLarge(format!(
+            "request body is larger than the /run limit of {} bytes",
+            sh.cfg.max_run_bytes
+        ))
+    })?;
+    let req: JobRequest = parse_json(&bytes)?;
+    check_request(&req)?;
+    req.validate().map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    Ok(Json(json!({"ok": true})))
+}
+
+/// `GET /console/api/jobs`: `{"jobs": [...], "health": {...}}`, the newest jobs first, each
+/// with its id, status, times and worker, never its input, webhook or `s3Config`.
+async fn jobs(State(sh): State<Arc<Shared>>) -> Json<Value> {
+    let now = Instant::now();
+    let store = sh.lock();
+    let mut all: Vec<_> = store.jobs().collect();
+    let newest = |a: &&crate::store::Entry, b: &&crate::store::Entry| b.submitted_at().cmp(&a.submitted_at());
+    if all.len() > LISTED_JOBS {
+        all.select_nth_unstable_by(LISTED_JOBS, newest);
+        all.truncate(LISTED_JOBS);
+    }
+    all.sort_by(newest);
+    let jobs: Vec<Value> = all
+        .iter()
+        .map(|e| {
+            let s = e.status_brief();
+            json!({
+                "id": s.id,
+                "status": s.status,
+                "ageMs": now.saturating_duration_since(e.submitted_at()).as_millis() as u64,
+                "delayTime": s.delay_time,
+                "executionTime": s.execution_time,
+                "workerId": s.worker_id,
+            })
+        })
+        .collect();
+    let total = store.jobs().count();
+    let health = store.health(&sh.cfg, now);
+    drop(store);
+    Json(json!({"jobs": jobs, "total": total, "health": health}))
+}
