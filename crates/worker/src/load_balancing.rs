@@ -413,10 +413,24 @@ async fn forward(State(st): State<Arc<Lb>>, req: Request) -> Response {
     let Some(router) = st.app.get().cloned() else {
         return error(StatusCode::SERVICE_UNAVAILABLE, "the worker is starting up".into());
     };
-    st.in_flight.fetch_add(1, Ordering::SeqCst);
-    let response = router.oneshot(req).await.unwrap_or_else(|never| match never {});
-    st.in_flight.fetch_sub(1, Ordering::SeqCst);
-    response
+    let _counted = InFlight::new(&st.in_flight);
+    router.oneshot(req).await.unwrap_or_else(|never| match never {})
+}
+
+/// Counts a request in flight until dropped (also when its client goes away).
+struct InFlight<'a>(&'a AtomicUsize);
+
+impl<'a> InFlight<'a> {
+    fn new(n: &'a AtomicUsize) -> Self {
+        n.fetch_add(1, Ordering::SeqCst);
+        InFlight(n)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 fn error(status: StatusCode, message: String) -> Response {
