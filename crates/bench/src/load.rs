@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 /// What one load run measured.
 #[derive(Debug, Default)]
-pub struct LoadResult {
+pub(crate) struct LoadResult {
     /// Latency of every successful job.
     pub latencies: Vec<Duration>,
     /// Requests that failed, or jobs that did not complete.
@@ -19,14 +19,14 @@ pub struct LoadResult {
 
 impl LoadResult {
     /// Completed jobs per second.
-    pub fn rate(&self) -> f64 {
+    pub(crate) fn rate(&self) -> f64 {
         self.latencies.len() as f64 / self.elapsed.as_secs_f64().max(1e-9)
     }
 }
 
 /// Where the load goes.
 #[derive(Clone)]
-pub struct Target {
+pub(crate) struct Target {
     /// HTTP client shared by all tasks (its pool keeps connections alive).
     pub client: reqwest::Client,
     /// `{base}/v2/{endpoint_id}`.
@@ -37,7 +37,7 @@ pub struct Target {
 
 /// Either a `/runsync` job per iteration, or the floor's `/run` + `/status` pair.
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
+pub(crate) enum Mode {
     /// `POST /runsync` with this input's sleep (ms); the answer must be `COMPLETED`.
     RunSync { sleep_ms: u64 },
     /// `POST /run` then `GET /status/{id}`: two HTTP round trips, no worker.
@@ -45,7 +45,13 @@ pub enum Mode {
 }
 
 /// Runs up to `jobs` iterations with `concurrency` in flight, starting none after `max`.
-pub async fn run(target: &Target, mode: Mode, jobs: usize, concurrency: usize, max: Duration) -> LoadResult {
+pub(crate) async fn run(
+    target: &Target,
+    mode: Mode,
+    jobs: usize,
+    concurrency: usize,
+    max: Duration,
+) -> LoadResult {
     let next = Arc::new(AtomicUsize::new(0));
     let out = Arc::new(Mutex::new(LoadResult::default()));
     let start = Instant::now();

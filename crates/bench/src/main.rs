@@ -5,6 +5,7 @@
 //! ```
 //! Prints a side-by-side table, writes `report.json` and `chart.svg` into `--out-dir`.
 
+mod durability;
 mod load;
 mod probe;
 mod python;
@@ -57,6 +58,12 @@ struct Args {
     /// The runpod-bench-worker binary; default: next to this binary (built if missing).
     #[arg(long)]
     worker_bin: Option<PathBuf>,
+    /// Rounds of the runpod-local --data-dir comparison (0: skip it).
+    #[arg(long, default_value_t = 3)]
+    durability_rounds: usize,
+    /// Seconds per measurement of that comparison.
+    #[arg(long, default_value_t = 1.5)]
+    durability_secs: f64,
     /// Where report.json, chart.svg and the worker logs go.
     #[arg(long, default_value = "target/runpod-bench")]
     out_dir: PathBuf,
@@ -183,6 +190,18 @@ async fn run_all(args: &Args, kinds: &[Kind], ep_rt: tokio::runtime::Handle, out
             workers::stop(&mut child, Duration::from_secs(3)).await;
             stop_endpoint(&ep_rt, ep).await;
         }
+    }
+    if let Some(rust) = kinds.iter().find(|k| matches!(k, Kind::Rust { .. })) {
+        report.durability = durability::measure(
+            rust,
+            args.durability_rounds,
+            args.durability_secs,
+            &args.concurrency,
+            &ep_rt,
+            &client,
+            out,
+        )
+        .await?;
     }
     Ok(report)
 }

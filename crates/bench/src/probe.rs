@@ -6,7 +6,7 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
 /// A loopback listener standing in for the job-take URL; it never answers, it only notes arrivals.
-pub struct Probe {
+pub(crate) struct Probe {
     /// `http://127.0.0.1:PORT`.
     pub base_url: String,
     arrivals: mpsc::UnboundedReceiver<Instant>,
@@ -15,7 +15,7 @@ pub struct Probe {
 
 impl Probe {
     /// Binds to a free loopback port and starts accepting.
-    pub async fn start() -> std::io::Result<Probe> {
+    pub(crate) async fn start() -> std::io::Result<Probe> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let base_url = format!("http://{}", listener.local_addr()?);
         let (tx, arrivals) = mpsc::unbounded_channel();
@@ -47,7 +47,7 @@ impl Probe {
     }
 
     /// Waits for the next job-take request to arrive.
-    pub async fn next_take(&mut self) -> Option<Instant> {
+    pub(crate) async fn next_take(&mut self) -> Option<Instant> {
         self.arrivals.recv().await
     }
 }

@@ -37,6 +37,7 @@ pub fn tree_memory(pid: u32) -> io::Result<Memory> {
 /// CPU time (user + system) used so far by `pid` and its live descendants.
 pub fn tree_cpu(pid: u32) -> io::Result<std::time::Duration> {
     // SAFETY: sysconf has no preconditions.
+    #[allow(unsafe_code, reason = "libc::sysconf has no safe wrapper in std")]
     let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
     let mut total = 0u64;
     for p in tree(pid)? {
@@ -114,11 +115,17 @@ mod tests {
         let line = "42 (a (b) c) S 1 42 42 0 -1 4194304 100 0 0 0 250 30 0 0 20 0 1 0 5 1000 10";
         assert_eq!(cpu_ticks(line), Some(280));
         let start = tree_cpu(std::process::id()).unwrap();
+        // Spin until the kernel has counted some of it (one tick is 10 ms of CPU; on a loaded
+        // machine 60 ms of wall time may hold less than that).
         let t = std::time::Instant::now();
-        while t.elapsed() < std::time::Duration::from_millis(60) {
-            std::hint::black_box(t.elapsed());
+        let mut now = start;
+        while now <= start && t.elapsed() < std::time::Duration::from_secs(10) {
+            for _ in 0..10_000 {
+                std::hint::black_box(t.elapsed());
+            }
+            now = tree_cpu(std::process::id()).unwrap();
         }
-        assert!(tree_cpu(std::process::id()).unwrap() > start);
+        assert!(now > start, "no CPU time counted after {:?} of spinning", t.elapsed());
     }
 
     #[test]

@@ -5,10 +5,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// The SDK version the benchmark compares against.
-pub const SDK_VERSION: &str = "1.12.0";
+pub(crate) const SDK_VERSION: &str = "1.12.0";
 
 /// The handler: the same as `runpod-bench-worker`'s (sleep `sleep_ms`, return `{"ok": true}`).
-pub const WORKER_SCRIPT: &str = r#"import asyncio
+pub(crate) const WORKER_SCRIPT: &str = r#"import asyncio
 import os
 
 import runpod
@@ -34,7 +34,7 @@ runpod.serverless.start({"handler": handler, "concurrency_modifier": lambda curr
 /// Finds a Python interpreter with `runpod==1.12.0`: `explicit` (an interpreter or a venv
 /// directory), else `$RUNPOD_TEST_PYTHON`, else `<cache>/venv-runpod-1.12.0` (the virtualenv
 /// `scripts/test.d/20-python.sh` makes), created with `python3 -m venv` and pip when missing.
-pub fn interpreter(explicit: Option<&Path>, cache: &Path) -> Result<PathBuf> {
+pub(crate) fn interpreter(explicit: Option<&Path>, cache: &Path) -> Result<PathBuf> {
     let candidate =
         explicit.map(Path::to_path_buf).or_else(|| std::env::var_os("RUNPOD_TEST_PYTHON").map(PathBuf::from));
     if let Some(p) = candidate {
@@ -84,7 +84,7 @@ fn check(python: &Path) -> Result<()> {
 }
 
 /// Writes the handler script into `dir` and returns its path.
-pub fn write_script(dir: &Path) -> Result<PathBuf> {
+pub(crate) fn write_script(dir: &Path) -> Result<PathBuf> {
     let path = dir.join("bench_worker.py");
     std::fs::write(&path, WORKER_SCRIPT).with_context(|| format!("writing {}", path.display()))?;
     Ok(path)

@@ -65,6 +65,37 @@ pub struct Report {
     pub rows: Vec<Row>,
     /// Start-up times.
     pub startup: Vec<Startup>,
+    /// What runpod-local's `--data-dir` costs (our worker, no-op jobs).
+    #[serde(default)]
+    pub durability: Vec<Durability>,
+}
+
+/// Throughput of one endpoint setup (in memory, `--data-dir`, `--data-dir --fsync`) at one
+/// concurrency, over interleaved rounds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Durability {
+    /// `in memory`, `--data-dir` or `--data-dir --fsync`.
+    pub mode: String,
+    /// Requests in flight, and the worker's concurrency.
+    pub concurrency: usize,
+    /// Jobs/s of each round.
+    pub jobs_per_s: Vec<f64>,
+    /// Failed requests over all rounds.
+    pub errors: usize,
+}
+
+impl Durability {
+    /// A row with no rounds yet.
+    pub fn new(mode: &str, concurrency: usize) -> Self {
+        Durability { mode: mode.into(), concurrency, jobs_per_s: Vec::new(), errors: 0 }
+    }
+
+    /// Min, median and max of the rounds' jobs/s.
+    pub fn min_median_max(&self) -> Option<(f64, f64, f64)> {
+        let mut v = self.jobs_per_s.clone();
+        v.sort_by(|a, b| a.total_cmp(b));
+        Some((*v.first()?, v[(v.len() - 1) / 2], *v.last()?))
+    }
 }
 
 impl Report {
@@ -97,8 +128,42 @@ impl Report {
         out
     }
 
-    /// The side-by-side text table: throughput, latency and ratios per scenario, then memory and start-up.
+    /// The side-by-side text table: throughput, latency and ratios per scenario, then memory and
+    /// start-up, then what the endpoint's data directory costs.
     pub fn table(&self) -> String {
+        let mut s = self.main_table();
+        if !self.durability.is_empty() {
+            let rounds = self.durability.iter().map(|d| d.jobs_per_s.len()).max().unwrap_or(0);
+            let _ = writeln!(
+                s,
+                "\nrunpod-local --data-dir: noop /runsync jobs/s with our worker, {rounds} interleaved rounds (min / median / max; x: median over in memory)"
+            );
+            for d in &self.durability {
+                let base = self
+                    .durability
+                    .iter()
+                    .find(|b| b.concurrency == d.concurrency && b.mode == "in memory")
+                    .and_then(Durability::min_median_max)
+                    .map(|m| m.1);
+                if let Some((lo, med, hi)) = d.min_median_max() {
+                    let _ = writeln!(
+                        s,
+                        "  c={:<2} {:<20} {:>7.0} / {:>7.0} / {:>7.0}   {}   errors {}",
+                        d.concurrency,
+                        d.mode,
+                        lo,
+                        med,
+                        hi,
+                        base.map(|b| format!("{:.2}x", med / b)).unwrap_or_default(),
+                        d.errors
+                    );
+                }
+            }
+        }
+        s
+    }
+
+    fn main_table(&self) -> String {
         let mut s = String::new();
         let _ = writeln!(s, "machine: {}", self.machine);
         let _ = writeln!(

@@ -8,7 +8,7 @@ use tokio::process::{Child, Command};
 
 /// How to start a worker of one kind.
 #[derive(Clone, Debug)]
-pub enum Kind {
+pub(crate) enum Kind {
     /// `runpod-bench-worker`, built on runpod-worker.
     Rust { bin: PathBuf },
     /// The Python SDK worker script run by this interpreter.
@@ -17,7 +17,7 @@ pub enum Kind {
 
 impl Kind {
     /// The name used in rows and tables.
-    pub fn name(&self) -> &'static str {
+    pub(crate) fn name(&self) -> &'static str {
         match self {
             Kind::Rust { .. } => runpod_bench::report::RUST,
             Kind::Python { .. } => runpod_bench::report::PYTHON,
@@ -26,7 +26,7 @@ impl Kind {
 
     /// Spawns a worker with `env` (the endpoint's `RUNPOD_*` variables) and `concurrency`,
     /// its output appended to `log`.
-    pub fn spawn(&self, env: &[(String, String)], concurrency: usize, log: &Path) -> Result<Child> {
+    pub(crate) fn spawn(&self, env: &[(String, String)], concurrency: usize, log: &Path) -> Result<Child> {
         let mut cmd = match self {
             Kind::Rust { bin } => Command::new(bin),
             Kind::Python { python, script } => {
@@ -57,7 +57,7 @@ impl Kind {
 }
 
 /// Sends SIGTERM and waits up to `grace` for the exit, then SIGKILLs the whole tree.
-pub async fn stop(child: &mut Child, grace: Duration) {
+pub(crate) async fn stop(child: &mut Child, grace: Duration) {
     if let Some(pid) = child.id() {
         let tree = runpod_bench::procfs::tree(pid).unwrap_or_else(|_| vec![pid]);
         signal(pid, libc::SIGTERM);
@@ -75,7 +75,8 @@ pub async fn stop(child: &mut Child, grace: Duration) {
 }
 
 /// Sends `sig` to `pid`.
-pub fn signal(pid: u32, sig: i32) {
+#[allow(unsafe_code, reason = "libc::kill has no safe wrapper in std")]
+pub(crate) fn signal(pid: u32, sig: i32) {
     // SAFETY: kill(2) has no memory-safety preconditions; a stale pid only yields ESRCH.
     unsafe {
         libc::kill(pid as i32, sig);

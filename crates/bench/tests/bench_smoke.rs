@@ -8,6 +8,7 @@ use std::process::Command;
 fn run_bench(out: &std::path::Path, extra: &[&str]) -> Report {
     let output = Command::new(env!("CARGO_BIN_EXE_runpod-bench"))
         .args(["--jobs", "40", "--max-secs", "1", "--startup-runs", "2", "--warmup", "2", "--sleep-ms", "5"])
+        .args(["--durability-rounds", "1", "--durability-secs", "0.3"])
         .arg("--worker-bin")
         .arg(env!("CARGO_BIN_EXE_runpod-bench-worker"))
         .arg("--out-dir")
@@ -51,6 +52,11 @@ fn measures_our_worker_and_the_floor() {
             );
             assert!(r.worker_cpu_ms_per_job.is_some(), "{r:?}");
         }
+    }
+    // The --data-dir comparison: each mode at each concurrency, once.
+    assert_eq!(report.durability.len(), 3 * 2, "{:?}", report.durability);
+    for d in &report.durability {
+        assert!(d.jobs_per_s.len() == 1 && d.jobs_per_s[0] > 0.0 && d.errors == 0, "{d:?}");
     }
     let st = report.startup_of(RUST).expect("start-up measured");
     assert_eq!(st.samples_ms.len(), 2);

@@ -36,7 +36,7 @@
 //! Secrets stay secret: the API key (given, or read from `RUNPOD_API_KEY`) and `s3Config`
 //! keys are redacted in `Debug` and never appear in errors.
 
-#![warn(missing_docs)]
+#![forbid(unsafe_code)]
 
 mod endpoint;
 mod error;

@@ -11,6 +11,7 @@ use std::time::{Duration, SystemTime};
 /// failures to connect (nothing was sent). They are never retried after a `5xx`, a timeout or
 /// a broken connection, because the server may have queued the job already.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RetryPolicy {
     /// Retries after the first attempt (0 disables retrying).
     pub max_retries: u32,
@@ -38,6 +39,30 @@ impl RetryPolicy {
     /// A policy that never retries.
     pub fn none() -> Self {
         RetryPolicy { max_retries: 0, ..Default::default() }
+    }
+
+    /// Sets the retries after the first attempt (0 disables retrying).
+    pub fn with_max_retries(mut self, n: u32) -> Self {
+        self.max_retries = n;
+        self
+    }
+
+    /// Sets the backoff before the first retry (doubled for each later one).
+    pub fn with_base_delay(mut self, d: Duration) -> Self {
+        self.base_delay = d;
+        self
+    }
+
+    /// Sets the longest backoff between two attempts.
+    pub fn with_max_delay(mut self, d: Duration) -> Self {
+        self.max_delay = d;
+        self
+    }
+
+    /// Sets the longest `Retry-After` the client waits out.
+    pub fn with_max_retry_after(mut self, d: Duration) -> Self {
+        self.max_retry_after = d;
+        self
     }
 
     /// The backoff before retry number `attempt` (0-based): `base * 2^attempt`, capped at

@@ -29,7 +29,7 @@ struct EchoedInput {
 #[tokio::test]
 async fn run_then_wait_gives_typed_output() {
     let ep = local().await;
-    let _w = spawn_worker(&ep, "w1");
+    let _w = spawn_worker(&ep);
     let c = client(&ep);
 
     let job = c.run(&Request::new(Greeting { name: "ada".into(), times: 2 })).await.unwrap();
@@ -56,7 +56,7 @@ async fn run_then_wait_gives_typed_output() {
 #[tokio::test]
 async fn run_sync_returns_the_result_in_one_call() {
     let ep = local().await;
-    let _w = spawn_worker(&ep, "w1");
+    let _w = spawn_worker(&ep);
     let c = client(&ep);
     let state =
         c.run_sync::<_, Echoed>(&Request::new(Greeting { name: "bo".into(), times: 1 })).await.unwrap();
@@ -75,7 +75,7 @@ async fn run_sync_returns_the_result_in_one_call() {
 #[tokio::test]
 async fn run_sync_keeps_polling_when_the_server_answers_first() {
     let ep = local().await;
-    let _w = spawn_worker(&ep, "w1");
+    let _w = spawn_worker(&ep);
     // The server is asked to hold /runsync 1 s only; the job takes 2.5 s.
     let c = client(&ep).with_runsync_wait(Duration::from_secs(1));
     let started = Instant::now();
@@ -91,7 +91,7 @@ async fn run_sync_keeps_polling_when_the_server_answers_first() {
 #[tokio::test]
 async fn waiting_past_the_timeout_is_a_wait_timeout() {
     let ep = local().await;
-    let _w = spawn_worker(&ep, "w1");
+    let _w = spawn_worker(&ep);
     let c = client(&ep);
     let started = Instant::now();
     let err = c
@@ -111,7 +111,7 @@ async fn waiting_past_the_timeout_is_a_wait_timeout() {
 #[tokio::test]
 async fn wait_with_sees_progress_updates() {
     let ep = local().await;
-    let _w = spawn_worker(&ep, "w1");
+    let _w = spawn_worker(&ep);
     let c = client(&ep);
     let job = c.run(&Request::new(json!({"sleep_ms": 1500, "progress": ["25%"]}))).await.unwrap();
     let mut seen = vec![];
@@ -148,7 +148,7 @@ async fn cancel_purge_and_health_without_a_worker() {
 #[tokio::test]
 async fn retry_requeues_a_failed_job() {
     let ep = local().await;
-    let _w = spawn_worker(&ep, "w1");
+    let _w = spawn_worker(&ep);
     let c = client(&ep);
     let job = c.run(&Request::new(json!({"fail": "flaky"}))).await.unwrap();
     let failed = job.wait_timeout::<Value>(Duration::from_secs(20)).await.unwrap();
@@ -173,7 +173,7 @@ async fn retry_requeues_a_failed_job() {
 #[tokio::test]
 async fn stream_yields_every_chunk_in_order() {
     let ep = local().await;
-    let _w = spawn_worker(&ep, "w1");
+    let _w = spawn_worker(&ep);
     let c = client(&ep);
     let job = c.run(&Request::new(json!({"stream": 60}))).await.unwrap();
     let chunks: Vec<u64> = job.stream::<u64>().map(|c| c.expect("chunk")).collect::<Vec<_>>().await;
@@ -184,7 +184,7 @@ async fn stream_yields_every_chunk_in_order() {
 #[tokio::test]
 async fn stream_of_a_failing_job_ends_with_its_error() {
     let ep = local().await;
-    let _w = spawn_worker(&ep, "w1");
+    let _w = spawn_worker(&ep);
     let c = client(&ep);
     let job = c.run(&Request::new(json!({"stream": 3, "fail": "late boom"}))).await.unwrap();
     let items: Vec<Result<u64, Error>> = c.stream(job.id()).collect().await;
@@ -202,7 +202,7 @@ async fn stream_of_a_failing_job_ends_with_its_error() {
 #[tokio::test]
 async fn webhook_is_delivered_to_the_receiver_and_retried() {
     let ep = local().await;
-    let _w = spawn_worker(&ep, "w1");
+    let _w = spawn_worker(&ep);
     let c = client(&ep);
     // The receiver refuses the first call; the endpoint tries again.
     let rx = Receiver::start(vec![500]).await;

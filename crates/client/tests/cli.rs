@@ -63,7 +63,7 @@ async fn run_status_runsync_and_health() {
     let r = runpod(&ep, &["status", &id]).await;
     assert_eq!((r.code, r.json()["status"].clone()), (0, json!("IN_QUEUE")));
 
-    let _w = spawn_worker(&ep, "w1");
+    let _w = spawn_worker(&ep);
     let r = runpod(&ep, &["status", &id, "--wait", "--timeout-ms", "20000"]).await;
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(r.json()["output"], json!({"echo": {"n": 1}}));
@@ -86,7 +86,7 @@ async fn run_status_runsync_and_health() {
 #[tokio::test]
 async fn input_from_a_file_and_run_wait() {
     let ep = local().await;
-    let _w = spawn_worker(&ep, "w1");
+    let _w = spawn_worker(&ep);
     let dir = std::env::temp_dir().join(format!("runpod-cli-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("input.json");
@@ -101,7 +101,7 @@ async fn input_from_a_file_and_run_wait() {
 #[tokio::test]
 async fn job_outcomes_have_their_exit_codes() {
     let ep = local().await;
-    let _w = spawn_worker(&ep, "w1");
+    let _w = spawn_worker(&ep);
     let r = runpod(&ep, &["runsync", "--input", r#"{"fail": "nope"}"#]).await;
     assert_eq!(r.code, 1, "{}", r.stderr);
     assert_eq!(r.json()["error"], "nope");
@@ -121,7 +121,7 @@ async fn job_outcomes_have_their_exit_codes() {
 #[tokio::test]
 async fn stream_prints_chunks_in_order() {
     let ep = local().await;
-    let _w = spawn_worker(&ep, "w1");
+    let _w = spawn_worker(&ep);
     let r = runpod(&ep, &["run", "--input", r#"{"stream": 25}"#]).await;
     let id = r.json()["id"].as_str().unwrap().to_owned();
     let r = runpod(&ep, &["stream", &id]).await;
@@ -177,7 +177,7 @@ async fn progress_line_is_drawn_on_a_terminal() {
         return;
     }
     let ep = local().await;
-    let _w = spawn_worker(&ep, "w1");
+    let _w = spawn_worker(&ep);
     let line = format!(
         "RUNPOD_API_KEY={KEY} {} --endpoint {} --base-url {} run --wait --input '{{\"sleep_ms\": 1200, \"progress\": [\"half-way\"]}}'",
         env!("CARGO_BIN_EXE_runpod"),

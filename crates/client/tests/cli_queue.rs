@@ -41,7 +41,7 @@ async fn purge_queue_drops_the_queued_jobs() {
 #[tokio::test]
 async fn retry_queues_a_failed_job_again() {
     let ep = local().await;
-    let worker = spawn_worker(&ep, "w1");
+    let worker = spawn_worker(&ep);
     let (code, v, err) = runpod(&ep, &["run", "--wait", "--input", r#"{"fail": "boom"}"#]).await;
     assert_ne!(code, 0, "the job failed: {err}");
     assert_eq!(v["status"], "FAILED", "{v}");
@@ -61,5 +61,5 @@ async fn retry_queues_a_failed_job_again() {
     let (code, _, err) = runpod(&ep, &["retry", v["id"].as_str().unwrap()]).await;
     assert_ne!(code, 0);
     assert!(err.contains("runpod: error"), "{err}");
-    worker.abort();
+    worker.stop().await.unwrap();
 }

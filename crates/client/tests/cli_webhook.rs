@@ -10,7 +10,7 @@ use std::time::Duration;
 #[tokio::test]
 async fn webhook_flag_gets_the_final_status_delivered() {
     let ep = local().await;
-    let _w = spawn_worker(&ep, "w1");
+    let _w = spawn_worker(&ep);
     let rx = Receiver::start(vec![]).await;
     let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_runpod"));
     cmd.args(["--endpoint", ep.endpoint_id(), "--base-url", ep.base_url()])

@@ -10,12 +10,11 @@ use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
 fn fast_retry(max_retries: u32) -> RetryPolicy {
-    RetryPolicy {
-        max_retries,
-        base_delay: Duration::from_millis(100),
-        max_delay: Duration::from_secs(1),
-        max_retry_after: Duration::from_secs(10),
-    }
+    RetryPolicy::default()
+        .with_max_retries(max_retries)
+        .with_base_delay(Duration::from_millis(100))
+        .with_max_delay(Duration::from_secs(1))
+        .with_max_retry_after(Duration::from_secs(10))
 }
 
 fn scripted_client(s: &ScriptServer, retry: RetryPolicy) -> Endpoint {
@@ -77,7 +76,7 @@ async fn full_queue_is_rate_limited_and_run_is_not_duplicated() {
 #[tokio::test]
 async fn local_rate_limit_is_ridden_out_with_backoff() {
     let per = Duration::from_secs(1);
-    let limits = RateLimits { status: Some(RateLimit::new(3, per)), ..RateLimits::none() };
+    let limits = RateLimits::none().with_status(RateLimit::new(3, per));
     let ep = local_with(|b| b.rate_limits(limits)).await;
     let job = client(&ep).run(&Request::new(1)).await.unwrap();
 

@@ -23,8 +23,12 @@ pub(crate) fn check_key(sh: &Shared, req: &Request) -> Result<(), ApiError> {
 }
 
 /// True when header value `given` (`Bearer KEY` or `KEY`) carries `key`; compares in
-/// constant time for equal lengths.
+/// constant time for equal lengths. An empty key matches nothing (the endpoint refuses to start
+/// with one; this is the second guard).
 pub(crate) fn key_matches(given: &str, key: &str) -> bool {
+    if key.is_empty() {
+        return false;
+    }
     let given = given.trim();
     let given = given.strip_prefix("Bearer ").or_else(|| given.strip_prefix("bearer ")).unwrap_or(given);
     let (a, b) = (given.trim().as_bytes(), key.as_bytes());
@@ -42,5 +46,7 @@ mod tests {
         assert!(!key_matches("Bearer k2", "k1"));
         assert!(!key_matches("", "k1"));
         assert!(!key_matches("Bearer k1x", "k1"));
+        assert!(!key_matches("", ""));
+        assert!(!key_matches("Bearer ", ""));
     }
 }

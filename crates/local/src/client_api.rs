@@ -1,6 +1,7 @@
 //! The client API: `/run`, `/runsync`, `/status`, `/stream`, `/cancel`, `/retry`,
 //! `/purge-queue`, `/health`.
 
+use crate::config::Config;
 use crate::error::ApiError;
 use crate::request::{read_json, Params};
 use crate::server::{deadline, query_pairs, query_u64, Shared};
@@ -24,24 +25,33 @@ async fn submit(sh: &Shared, body: Body, origin: Origin) -> Result<String, ApiEr
         Origin::Run => sh.cfg.max_run_bytes,
         Origin::RunSync => sh.cfg.max_runsync_bytes,
     };
-    let req: JobRequest = read_json(body, limit).await?;
-    check_request(&req)?;
-    let id = sh.lock().submit(&sh.cfg, req, origin, Instant::now())?;
+    let (req, bytes): (JobRequest, usize) = read_json(body, limit, sh.cfg.body_timeout).await?;
+    check_request(&sh.cfg, &req)?;
+    let (id, seq) = {
+        let mut store = sh.lock();
+        let id = store.submit(&sh.cfg, req, bytes, origin, Instant::now())?;
+        (id, store.journal.seq())
+    };
     sh.queue_changed.notify_waiters();
+    sh.saved(seq).await?;
     tracing::debug!(job = %id, "job queued");
     Ok(id)
 }
 
-/// The checks of a request beyond its JSON shape: an `input`, an http(s) `webhook`.
-pub(crate) fn check_request(req: &JobRequest) -> Result<(), ApiError> {
+/// The checks of a request beyond its JSON shape: an `input`; an http(s) `webhook` whose host,
+/// when an IP address, is one webhooks may go to.
+pub(crate) fn check_request(cfg: &Config, req: &JobRequest) -> Result<(), ApiError> {
     if req.input.is_null() {
         return Err(ApiError::BadRequest("'input' is required and must not be null".into()));
     }
     if let Some(hook) = &req.webhook {
-        let scheme = url::Url::parse(hook).map(|u| u.scheme().to_owned());
-        if !matches!(scheme.as_deref(), Ok("http" | "https")) {
+        let url = url::Url::parse(hook).ok().filter(|u| matches!(u.scheme(), "http" | "https"));
+        let Some(url) = url else {
             return Err(ApiError::BadRequest("'webhook' must be an http:// or https:// URL".into()));
-        }
+        };
+        cfg.webhook_targets
+            .check_url(&url)
+            .map_err(|why| ApiError::BadRequest(format!("'webhook': {why}")))?;
     }
     Ok(())
 }
@@ -71,7 +81,12 @@ pub(crate) async fn runsync(
     let deadline = deadline(wait);
     let is_final = |s: &crate::store::Store| s.get(&id).map_or(true, |e| e.status().is_final());
     sh.wait_job(&id, deadline, is_final).await?;
-    Ok(Json(sh.lock().get(&id)?.status_response()))
+    let (status, seq) = {
+        let store = sh.lock();
+        (store.get(&id)?.status_response(), store.journal.seq())
+    };
+    sh.saved(seq).await?;
+    Ok(Json(status))
 }
 
 /// `GET /status/{id}?ttl=ms`: where the job stands; `ttl` sets how long its result is kept.
@@ -81,11 +96,17 @@ pub(crate) async fn status(
     RawQuery(q): RawQuery,
 ) -> Result<Json<StatusResponse>, ApiError> {
     let ttl = query_u64(&query_pairs(q.as_deref()), "ttl")?;
-    let mut store = sh.lock();
-    if let Some(ms) = ttl {
-        store.set_retention(&id, Duration::from_millis(ms))?;
+    let (status, seq) = {
+        let mut store = sh.lock();
+        if let Some(ms) = ttl {
+            store.set_retention(&id, Duration::from_millis(ms))?;
+        }
+        (store.get(&id)?.status_response(), store.journal.seq())
+    };
+    if ttl.is_some() {
+        sh.saved(seq).await?;
     }
-    Ok(Json(store.get(&id)?.status_response()))
+    Ok(Json(status))
 }
 
 /// `GET /stream/{id}`: the chunks streamed since the previous call, each once and in order.
@@ -99,7 +120,11 @@ pub(crate) async fn stream(
         s.has_unread_stream(&id) || s.get(&id).map_or(true, |e| e.status().is_final())
     };
     sh.wait_job(&id, deadline, ready).await?;
-    let (status, chunks, error) = sh.lock().drain_stream(&id)?;
+    let ((status, chunks, error), seq) = {
+        let mut store = sh.lock();
+        (store.drain_stream(&id)?, store.journal.seq())
+    };
+    sh.saved(seq).await?;
     let stream = chunks.into_iter().map(|output| StreamChunk { output }).collect();
     Ok(Json(StreamResponse { status, stream, error }))
 }
@@ -109,11 +134,16 @@ pub(crate) async fn cancel(
     State(sh): Shd,
     Params((_, id)): Params<(String, String)>,
 ) -> Result<Json<StatusResponse>, ApiError> {
-    let (status, ended) = sh.lock().cancel(&id, Instant::now())?;
+    let ((status, ended), seq) = {
+        let mut store = sh.lock();
+        (store.cancel(&id, Instant::now())?, store.journal.seq())
+    };
     if ended.is_some() {
         tracing::info!(job = %id, "job cancelled");
     }
+    let saved = sh.saved(seq).await;
     sh.ended(ended);
+    saved?;
     Ok(Json(status))
 }
 
@@ -122,18 +152,27 @@ pub(crate) async fn retry(
     State(sh): Shd,
     Params((_, id)): Params<(String, String)>,
 ) -> Result<Json<RunResponse>, ApiError> {
-    let status = sh.lock().retry(&sh.cfg, &id, Instant::now())?;
+    let (status, seq) = {
+        let mut store = sh.lock();
+        (store.retry(&sh.cfg, &id, Instant::now())?, store.journal.seq())
+    };
     sh.queue_changed.notify_waiters();
+    sh.saved(seq).await?;
     tracing::info!(job = %id, "job re-queued by /retry");
     Ok(Json(RunResponse { id, status }))
 }
 
 /// `POST /purge-queue`: drop every queued job (they end `CANCELLED`).
-pub(crate) async fn purge(State(sh): Shd) -> Json<PurgeResponse> {
-    let ended = sh.lock().purge(Instant::now());
+pub(crate) async fn purge(State(sh): Shd) -> Result<Json<PurgeResponse>, ApiError> {
+    let (ended, seq) = {
+        let mut store = sh.lock();
+        (store.purge(Instant::now()), store.journal.seq())
+    };
     let removed = ended.len() as u64;
+    let saved = sh.saved(seq).await;
     sh.ended(ended);
-    Json(PurgeResponse { removed, status: "completed".into() })
+    saved?;
+    Ok(Json(PurgeResponse { removed, status: "completed".into() }))
 }
 
 /// `GET /health`: job and worker counters.

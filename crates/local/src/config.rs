@@ -1,10 +1,13 @@
 //! Settings of a local endpoint and the builder that sets them.
 
+use crate::webhook::WebhookTargets;
 use runpod_protocol::limits;
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// Requests allowed per window for one group of routes (`0` requests = no limit).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RateLimit {
     /// Requests allowed in one window.
     pub requests: u32,
@@ -21,6 +24,7 @@ impl RateLimit {
 
 /// Rate limits of the client API, by route. Defaults: the platform's documented limits.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RateLimits {
     /// `POST /run`: 1000 per 10 s.
     pub run: Option<RateLimit>,
@@ -52,6 +56,36 @@ impl RateLimits {
     pub fn none() -> Self {
         RateLimits { run: None, runsync: None, status: None, cancel: None, purge: None }
     }
+
+    /// Sets the limit of `POST /run` (`None`: no limit).
+    pub fn with_run(mut self, limit: impl Into<Option<RateLimit>>) -> Self {
+        self.run = limit.into();
+        self
+    }
+
+    /// Sets the limit of `POST /runsync` (`None`: no limit).
+    pub fn with_runsync(mut self, limit: impl Into<Option<RateLimit>>) -> Self {
+        self.runsync = limit.into();
+        self
+    }
+
+    /// Sets the limit of `GET /status` and `GET /stream` (`None`: no limit).
+    pub fn with_status(mut self, limit: impl Into<Option<RateLimit>>) -> Self {
+        self.status = limit.into();
+        self
+    }
+
+    /// Sets the limit of `POST /cancel` (`None`: no limit).
+    pub fn with_cancel(mut self, limit: impl Into<Option<RateLimit>>) -> Self {
+        self.cancel = limit.into();
+        self
+    }
+
+    /// Sets the limit of `POST /purge-queue` (`None`: no limit).
+    pub fn with_purge(mut self, limit: impl Into<Option<RateLimit>>) -> Self {
+        self.purge = limit.into();
+        self
+    }
 }
 
 /// Everything a [`crate::LocalEndpoint`] can be told; built by [`LocalEndpointBuilder`].
@@ -79,6 +113,17 @@ pub(crate) struct Config {
     pub max_stream_chunk_bytes: usize,
     pub sweep_interval: Duration,
     pub rate_limits: RateLimits,
+    pub header_timeout: Duration,
+    pub body_timeout: Duration,
+    /// `None`: derived from the open-files limit (see `connections::default_max`).
+    pub max_connections: Option<usize>,
+    pub max_retained_bytes: usize,
+    pub webhook_concurrency: usize,
+    pub webhook_timeout: Duration,
+    pub webhook_targets: WebhookTargets,
+    pub data_dir: Option<PathBuf>,
+    pub fsync: bool,
+    pub shutdown_grace: Duration,
 }
 
 impl Default for Config {
@@ -105,6 +150,16 @@ impl Default for Config {
             max_stream_chunk_bytes: limits::MAX_STREAM_CHUNK_BYTES,
             sweep_interval: Duration::from_millis(100),
             rate_limits: RateLimits::default(),
+            header_timeout: Duration::from_secs(30),
+            body_timeout: Duration::from_secs(60),
+            max_connections: None,
+            max_retained_bytes: 512 << 20,
+            webhook_concurrency: 32,
+            webhook_timeout: Duration::from_secs(10),
+            webhook_targets: WebhookTargets::default(),
+            data_dir: None,
+            fsync: false,
+            shutdown_grace: Duration::from_secs(10),
         }
     }
 }
@@ -252,6 +307,78 @@ impl LocalEndpointBuilder {
     /// Rate limits of the client API (default: the platform's; [`RateLimits::none`] turns them off).
     pub fn rate_limits(mut self, limits: RateLimits) -> Self {
         self.config.rate_limits = limits;
+        self
+    }
+
+    /// How long a connection may take to send a request's headers, and stay idle between
+    /// requests, before it is closed (default 30 s). A request in progress (a long poll included)
+    /// is not idle.
+    pub fn header_timeout(mut self, d: Duration) -> Self {
+        self.config.header_timeout = d;
+        self
+    }
+
+    /// How long a request body may take to arrive (default 60 s); later is answered `408`.
+    pub fn body_timeout(mut self, d: Duration) -> Self {
+        self.config.body_timeout = d;
+        self
+    }
+
+    /// Connections served at once (default: the open-files limit less 128, between 64 and
+    /// 16384). At the cap a new connection closes the oldest idle one, or is answered `503`
+    /// when none is idle.
+    pub fn max_connections(mut self, n: usize) -> Self {
+        self.config.max_connections = Some(n.max(1));
+        self
+    }
+
+    /// Bytes finished jobs may hold in all: outputs, unread stream chunks and the inputs of jobs
+    /// that can still be retried (default 512 MiB). Past it the results closest to their expiry
+    /// are dropped first, with a log line.
+    pub fn max_retained_bytes(mut self, n: usize) -> Self {
+        self.config.max_retained_bytes = n;
+        self
+    }
+
+    /// Webhook deliveries in flight at once (default 32); the others wait their turn.
+    pub fn webhook_concurrency(mut self, n: usize) -> Self {
+        self.config.webhook_concurrency = n.max(1);
+        self
+    }
+
+    /// How long one webhook attempt may take, connecting included (default 10 s).
+    pub fn webhook_timeout(mut self, d: Duration) -> Self {
+        self.config.webhook_timeout = d;
+        self
+    }
+
+    /// Which addresses webhooks may be sent to (default: public, private and loopback; not
+    /// link-local, so never a cloud metadata service).
+    pub fn webhook_targets(mut self, targets: WebhookTargets) -> Self {
+        self.config.webhook_targets = targets;
+        self
+    }
+
+    /// Keeps jobs and pending webhooks in `dir` (created if missing; one file, `jobs.redb`), so
+    /// that they survive a restart, a SIGKILL included. Unset (the default): everything is in
+    /// memory and gone when the process ends.
+    pub fn data_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.config.data_dir = Some(dir.into());
+        self
+    }
+
+    /// With a data directory, also `fsync` every commit, so that jobs survive a power loss or
+    /// an OS crash as well, at the cost of a disk flush per commit (default off: a commit
+    /// survives the process being killed, not the machine going down).
+    pub fn fsync(mut self, on: bool) -> Self {
+        self.config.fsync = on;
+        self
+    }
+
+    /// How long [`crate::LocalEndpoint::shutdown`] waits for requests in flight and pending
+    /// webhooks (default 10 s).
+    pub fn shutdown_grace(mut self, d: Duration) -> Self {
+        self.config.shutdown_grace = d;
         self
     }
 

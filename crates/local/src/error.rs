@@ -1,13 +1,16 @@
 //! Errors of both APIs, answered as `{"error": "..."}` with the matching status code.
 
-use axum::http::StatusCode;
+use axum::http::header::RETRY_AFTER;
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use runpod_protocol::ErrorBody;
+use std::time::Duration;
 
 /// Why a request was refused. Each variant becomes one HTTP status with a JSON body that says
 /// what is wrong (never a secret).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ApiError {
     /// `400`: the request is malformed (bad JSON, missing `input`, out-of-range values).
     #[error("{0}")]
@@ -21,12 +24,25 @@ pub enum ApiError {
     /// `409`: a worker reported on a job it does not hold (finished, cancelled, re-queued).
     #[error("{0}")]
     Conflict(String),
+    /// `408`: the request body did not arrive within the body timeout.
+    #[error("{0}")]
+    RequestTimeout(String),
     /// `413`: the body is larger than the configured limit.
     #[error("{0}")]
     PayloadTooLarge(String),
-    /// `429`: queue full or rate limit reached; the client should back off and retry.
+    /// `429`: queue full or rate limit reached; the client should back off and retry, not
+    /// before `retry_after` (sent as `Retry-After`, whole seconds, at least 1).
+    #[error("{message}")]
+    TooManyRequests {
+        /// What is full.
+        message: String,
+        /// When a retry may succeed.
+        retry_after: Duration,
+    },
+    /// `503`: the endpoint cannot take the request now (shutting down, or its data directory
+    /// cannot be written).
     #[error("{0}")]
-    TooManyRequests(String),
+    Unavailable(String),
 }
 
 impl ApiError {
@@ -37,8 +53,10 @@ impl ApiError {
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -51,6 +69,19 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
-        (status, Json(ErrorBody { error: self.to_string() })).into_response()
+        let retry_after = match &self {
+            ApiError::TooManyRequests { retry_after, .. } => Some(retry_after_secs(*retry_after)),
+            _ => None,
+        };
+        let mut response = (status, Json(ErrorBody { error: self.to_string() })).into_response();
+        if let Some(secs) = retry_after {
+            response.headers_mut().insert(RETRY_AFTER, HeaderValue::from(secs));
+        }
+        response
     }
+}
+
+/// `Retry-After` in whole seconds, rounded up, at least 1.
+fn retry_after_secs(d: Duration) -> u64 {
+    d.as_millis().div_ceil(1000).max(1).try_into().unwrap_or(u64::MAX)
 }

@@ -3,11 +3,17 @@
 //! [`LocalEndpoint`] serves, on one machine and with no account, both APIs of a Runpod
 //! Serverless endpoint: the client API (`/run`, `/runsync`, `/status`, `/stream`, `/cancel`,
 //! `/retry`, `/purge-queue`, `/health`) and the worker API that workers pull jobs from
-//! (`job-take`, `job-take-batch`, `job-stop`, `job-done`, `job-stream`, `ping`). Tests embed it;
+//! (`job-take`, `job-take-batch`, `job-stop`, `job-done`, `job-stream`, `ping`), and the
+//! OpenAI-compatible route (`/openai/v1/chat/completions`, `/completions`, `/models`: each call
+//! a job for the worker, streamed answers relayed as Server-Sent Events). Tests embed it;
 //! the `runpod-local` binary runs it on its own. Time-based rules (execution timeout, queue
 //! expiry, lost workers, webhook retries, result retention) follow the platform's defaults and
 //! can be shortened through [`LocalEndpointBuilder`]. At `/` it serves a console: a web page
 //! to send requests and watch jobs run ([`LocalEndpoint::console_url`]).
+//! Jobs live in memory unless
+//! [`LocalEndpointBuilder::data_dir`] names a directory to keep them (and pending webhooks)
+//! across restarts; [`shutdown_signal`] and [`LocalEndpoint::shutdown`] make a graceful stop on
+//! SIGINT or SIGTERM.
 //!
 //! ```
 //! use runpod_local::LocalEndpoint;
@@ -42,13 +48,18 @@
 mod auth;
 mod client_api;
 mod config;
+mod connections;
 mod console;
+mod disk;
 mod env;
 mod error;
 mod load_balancer;
+mod memory;
+mod openai;
 mod ratelimit;
 mod request;
 mod server;
+mod signal;
 mod store;
 mod webhook;
 mod worker_api;
@@ -58,6 +69,8 @@ pub use console::JobLogs;
 pub use env::worker_env_vars;
 pub use error::ApiError;
 pub use load_balancer::{LoadBalancer, LoadBalancerBuilder, WORKER_ID_HEADER};
+pub use signal::shutdown_signal;
+pub use webhook::WebhookTargets;
 
 use server::Shared;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -107,33 +120,37 @@ impl LocalEndpoint {
             ip => ip,
         };
         let base_url = format!("http://{}", SocketAddr::new(host, local.port()));
+        if cfg.api_key.as_deref().is_some_and(str::is_empty) {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "the API key is empty: give a key, or none to accept any",
+            ));
+        }
         if cfg.api_key.is_none() {
             tracing::warn!("no API key set: accepting requests with any key or none");
         }
-        let shared = Arc::new(Shared::new(cfg)?);
+        let shared = Arc::new(Shared::new(cfg));
+        if let Some(dir) = shared.cfg.data_dir.clone() {
+            open_data_dir(&shared, &dir)?;
+        }
         let token = shared.shutdown.clone();
         let endpoint_id = shared.cfg.endpoint_id.clone();
         let api_key = shared.cfg.api_key.clone();
         let ping_interval_ms = shared.cfg.ping_interval_ms;
         tokio::spawn(server::sweeper(shared.clone()));
         let app = server::router(shared.clone());
-        let sdk_routes = shared.cfg.python_sdk_routes.then(|| format!("/v2/{endpoint_id}"));
-        let app = tower::ServiceExt::map_request(app, move |req| match &sdk_routes {
-            Some(prefix) => server::python_sdk_route(req, prefix),
-            None => req,
-        });
-        let app = axum::ServiceExt::<axum::extract::Request>::into_make_service(app);
-        let serve_token = token.clone();
-        // Answers leave at once: no Nagle delay behind a previous small write.
-        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
-        let server = tokio::spawn(async move {
-            let serve = axum::serve(listener, app).with_graceful_shutdown(serve_token.cancelled_owned());
-            if let Err(e) = serve.await {
-                tracing::error!(error = %e, "server stopped");
+        // The Python SDK's root routes are rewritten before routing: an outer router whose
+        // every request goes to the rewrite, then to the API's router.
+        let app = match shared.cfg.python_sdk_routes {
+            true => {
+                let prefix = format!("/v2/{endpoint_id}");
+                axum::Router::new().fallback_service(tower::ServiceExt::map_request(app, move |req| {
+                    server::python_sdk_route(req, &prefix)
+                }))
             }
-        });
+            false => app,
+        };
+        let server = tokio::spawn(connections::serve(listener, app, shared.clone()));
         Ok(LocalEndpoint {
             base_url,
             endpoint_id,
@@ -161,16 +178,19 @@ impl LocalEndpoint {
     /// # }
     /// ```
     pub fn queue_with_id(&self, id: &str, request: runpod_protocol::JobRequest) -> Result<(), ApiError> {
-        client_api::check_request(&request)?;
+        client_api::check_request(&self.shared.cfg, &request)?;
         let sh = &self.shared;
+        let bytes = serde_json::to_vec(&request.input).map_or(0, |v| v.len());
         sh.lock().submit_as(
             &sh.cfg,
             id.to_owned(),
             request,
+            bytes,
             store::Origin::Run,
             tokio::time::Instant::now(),
         )?;
         sh.queue_changed.notify_waiters();
+        sh.kick_writer();
         Ok(())
     }
 
@@ -183,20 +203,17 @@ impl LocalEndpoint {
         request: runpod_protocol::JobRequest,
         fields: serde_json::Map<String, serde_json::Value>,
     ) -> Result<(), ApiError> {
-        client_api::check_request(&request)?;
+        client_api::check_request(&self.shared.cfg, &request)?;
         let sh = &self.shared;
+        let bytes = serde_json::to_vec(&request.input).map_or(0, |v| v.len());
         {
             let mut store = sh.lock();
-            store.submit_as(
-                &sh.cfg,
-                id.to_owned(),
-                request,
-                store::Origin::Run,
-                tokio::time::Instant::now(),
-            )?;
+            let now = tokio::time::Instant::now();
+            store.submit_as(&sh.cfg, id.to_owned(), request, bytes, store::Origin::Run, now)?;
             store.set_extra(id, fields);
         }
         sh.queue_changed.notify_waiters();
+        sh.kick_writer();
         Ok(())
     }
 
@@ -243,14 +260,57 @@ impl LocalEndpoint {
         )
     }
 
-    /// Stops accepting requests, ends open long polls, and returns once the server has stopped
-    /// (waiting at most 5 s for requests in flight).
+    /// Stops gracefully: stops accepting connections, answers open long polls (a waiting
+    /// `/runsync` gets the job's status as it stands), lets requests in flight finish, gives
+    /// each pending webhook one more attempt at once, and with a data directory commits the
+    /// last changes. Each stage waits at most the shutdown grace period (default 10 s).
     pub async fn shutdown(mut self) {
+        let grace = self.shared.cfg.shutdown_grace;
         self.shutdown.cancel();
         if let Some(server) = self.server.take() {
-            let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
+            let _ = tokio::time::timeout(grace + Duration::from_secs(1), server).await;
+        }
+        self.shared.webhooks.finish(grace).await;
+        if let Some(w) = self.shared.writer.get() {
+            w.finish().await;
         }
     }
+}
+
+/// Opens the data directory: restores the jobs it holds, resumes its pending webhooks, and
+/// starts the writer that keeps it up to date.
+fn open_data_dir(sh: &Arc<Shared>, dir: &std::path::Path) -> std::io::Result<()> {
+    let (disk, loaded) = disk::Disk::open(dir, sh.cfg.fsync).map_err(|e| {
+        std::io::Error::other(format!("cannot use the data directory {}: {e}", dir.display()))
+    })?;
+    let clock = store::journal::Clock::now();
+    let count = |s: runpod_protocol::JobStatus| loaded.jobs.iter().filter(|j| j.record.status == s).count();
+    let (queued, running) =
+        (count(runpod_protocol::JobStatus::InQueue), count(runpod_protocol::JobStatus::InProgress));
+    let (jobs, hooks) = (loaded.jobs.len(), loaded.hooks.len());
+    let last_hook = loaded.hooks.iter().map(|(k, _)| *k).max().unwrap_or(0);
+    {
+        let mut store = sh.lock();
+        store.restore(loaded.jobs, clock);
+        store.journal.enable(last_hook);
+    }
+    let weak = Arc::downgrade(sh);
+    let weak2 = weak.clone();
+    let take = move || weak.upgrade().map(|sh| sh.lock().take_batch(store::journal::Clock::now()));
+    let redo = move |batch| {
+        if let Some(sh) = weak2.upgrade() {
+            sh.lock().redo(batch);
+        }
+    };
+    let _ = sh.writer.set(disk::Writer::start(disk, take, redo));
+    if jobs + hooks > 0 {
+        let finished = jobs - queued - running;
+        tracing::info!(queued, running, finished, webhooks = hooks, dir = %dir.display(), "restored from the data directory");
+    }
+    for (key, hook) in loaded.hooks {
+        webhook::resume(sh, key, hook);
+    }
+    Ok(())
 }
 
 impl Drop for LocalEndpoint {

@@ -1,9 +1,12 @@
 //! `runpod-local`: a local Runpod Serverless endpoint, and the `worker-env` helper.
 
+#![forbid(unsafe_code)]
+
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
-use runpod_local::{worker_env_vars, LocalEndpoint, RateLimits};
+use runpod_local::{worker_env_vars, LocalEndpoint, RateLimits, WebhookTargets};
 use std::io::Write;
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// A local Runpod Serverless endpoint: the client API and the worker API on one machine.
@@ -96,8 +99,9 @@ struct Serve {
     /// Endpoint id: the API lives under /v2/{endpoint-id}/.
     #[arg(long, default_value = "local")]
     endpoint_id: String,
-    /// API key both APIs require; without it any key is accepted.
-    #[arg(long, env = "RUNPOD_LOCAL_API_KEY", hide_env_values = true)]
+    /// API key both APIs require (not empty); without it any key is accepted.
+    #[arg(long, env = "RUNPOD_LOCAL_API_KEY", hide_env_values = true,
+          value_parser = clap::builder::NonEmptyStringValueParser::new())]
     api_key: Option<String>,
     /// A worker silent this long (ms) is lost and its running jobs go back to the queue.
     #[arg(long, default_value_t = 60_000)]
@@ -117,6 +121,37 @@ struct Serve {
     /// Turn off the platform's rate limits.
     #[arg(long)]
     no_rate_limits: bool,
+    /// Keep jobs and pending webhooks in this directory, so that they survive a restart (a
+    /// SIGKILL included). Without it everything is in memory only.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// With --data-dir, also fsync every commit (survives a power loss too; slower).
+    #[arg(long, requires = "data_dir")]
+    fsync: bool,
+    /// How long a finished /run job stays readable, in ms.
+    #[arg(long, default_value_t = 1_800_000)]
+    run_retention_ms: u64,
+    /// How long a finished /runsync job stays readable, in ms.
+    #[arg(long, default_value_t = 60_000)]
+    runsync_retention_ms: u64,
+    /// Most MiB finished jobs may hold; past it the results closest to expiry are dropped.
+    #[arg(long, default_value_t = 512)]
+    max_retained_mb: usize,
+    /// Connections served at once [default: the open-files limit less 128].
+    #[arg(long)]
+    max_connections: Option<usize>,
+    /// How long a connection may take to send request headers or stay idle, in ms.
+    #[arg(long, default_value_t = 30_000)]
+    header_timeout_ms: u64,
+    /// How long a request body may take to arrive, in ms.
+    #[arg(long, default_value_t = 60_000)]
+    body_timeout_ms: u64,
+    /// Address kinds webhooks may go to besides public ones: private, loopback, link-local.
+    #[arg(long, default_value = "public,private,loopback")]
+    webhook_targets: WebhookTargets,
+    /// On SIGINT or SIGTERM, how long to wait for requests in flight and webhooks, in ms.
+    #[arg(long, default_value_t = 10_000)]
+    shutdown_grace_ms: u64,
 }
 
 #[tokio::main]
@@ -151,7 +186,20 @@ async fn main() -> anyhow::Result<()> {
         .take_wait(Duration::from_millis(s.take_wait_ms))
         .max_queue(s.max_queue)
         .webhook_retry_delay(Duration::from_millis(s.webhook_retry_delay_ms))
-        .execution_timeout(Duration::from_millis(s.execution_timeout_ms));
+        .execution_timeout(Duration::from_millis(s.execution_timeout_ms))
+        .run_retention(Duration::from_millis(s.run_retention_ms))
+        .runsync_retention(Duration::from_millis(s.runsync_retention_ms))
+        .max_retained_bytes(s.max_retained_mb.saturating_mul(1 << 20))
+        .header_timeout(Duration::from_millis(s.header_timeout_ms))
+        .body_timeout(Duration::from_millis(s.body_timeout_ms))
+        .webhook_targets(s.webhook_targets)
+        .shutdown_grace(Duration::from_millis(s.shutdown_grace_ms));
+    if let Some(n) = s.max_connections {
+        builder = builder.max_connections(n);
+    }
+    if let Some(dir) = &s.data_dir {
+        builder = builder.data_dir(dir).fsync(s.fsync);
+    }
     if let Some(key) = &s.api_key {
         builder = builder.api_key(key);
     }
@@ -170,7 +218,7 @@ async fn main() -> anyhow::Result<()> {
         writeln!(out, "no --api-key given: accepting any key")?;
     }
     out.flush()?;
-    tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
+    runpod_local::shutdown_signal().await;
     ep.shutdown().await;
     Ok(())
 }

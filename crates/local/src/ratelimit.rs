@@ -25,7 +25,7 @@ pub(crate) struct Limiter {
 }
 
 impl Limiter {
-    pub fn new(limits: RateLimits) -> Self {
+    pub(crate) fn new(limits: RateLimits) -> Self {
         Limiter { limits, windows: Mutex::new([(Instant::now(), 0); GROUPS]) }
     }
 
@@ -49,11 +49,14 @@ impl Limiter {
             *count = 0;
         }
         if *count >= limit.requests {
-            return Err(ApiError::TooManyRequests(format!(
-                "rate limit reached: {} requests per {} ms on this route; retry later",
-                limit.requests,
-                limit.per.as_millis()
-            )));
+            return Err(ApiError::TooManyRequests {
+                message: format!(
+                    "rate limit reached: {} requests per {} ms on this route; retry later",
+                    limit.requests,
+                    limit.per.as_millis()
+                ),
+                retry_after: (*start + limit.per).saturating_duration_since(now),
+            });
         }
         *count += 1;
         Ok(())

@@ -5,7 +5,10 @@ use crate::error::ApiError;
 use axum::body::Body;
 use axum::extract::{FromRequestParts, Path};
 use axum::http::request::Parts;
+use bytes::Bytes;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde::de::DeserializeOwned;
+use std::time::Duration;
 
 /// Path parameters, like axum's [`Path`], refused with a JSON `400` when they do not decode.
 pub(crate) struct Params<T>(pub T);
@@ -25,16 +28,50 @@ where
     }
 }
 
-/// Reads at most `limit` bytes of `body` and parses them as JSON into `T`.
+/// Reads at most `limit` bytes of `body` within `timeout` and parses them as JSON into `T`.
 ///
 /// The content type is ignored on purpose: the Python SDK posts JSON as
 /// `application/x-www-form-urlencoded`. Errors name the offending field; values under
 /// `s3Config` are never echoed, since they may be secrets.
-pub(crate) async fn read_json<T: DeserializeOwned>(body: Body, limit: usize) -> Result<T, ApiError> {
-    let bytes = axum::body::to_bytes(body, limit).await.map_err(|_| {
-        ApiError::PayloadTooLarge(format!("request body is larger than the limit of {limit} bytes"))
-    })?;
-    parse_json(&bytes)
+pub(crate) async fn read_json<T: DeserializeOwned>(
+    body: Body,
+    limit: usize,
+    timeout: Duration,
+) -> Result<(T, usize), ApiError> {
+    let bytes = read_body(body, limit, timeout).await?;
+    Ok((parse_json(&bytes)?, bytes.len()))
+}
+
+/// Reads at most `limit` bytes of `body` within `timeout`: `413` past the limit, `408` past
+/// the timeout, `400` when the body is broken on the wire (bad chunk size, cut short).
+pub(crate) async fn read_body(body: Body, limit: usize, timeout: Duration) -> Result<Bytes, ApiError> {
+    let collect = Limited::new(body, limit).collect();
+    match tokio::time::timeout(timeout, collect).await {
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(e)) if e.is::<LengthLimitError>() => {
+            Err(ApiError::PayloadTooLarge(format!("request body is larger than the limit of {limit} bytes")))
+        }
+        Ok(Err(e)) => Err(ApiError::BadRequest(format!("could not read the request body: {}", chain(&*e)))),
+        Err(_) => Err(ApiError::RequestTimeout(format!(
+            "the request body did not arrive within {} ms",
+            timeout.as_millis()
+        ))),
+    }
+}
+
+/// An error and its sources, `: `-separated (hyper's own message is only the outermost one).
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut next = e.source();
+    while let Some(s) = next {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        next = s.source();
+    }
+    out
 }
 
 /// Parses `bytes`, a JSON object, into `T` with an error message that names the field at fault.
@@ -53,7 +90,7 @@ pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiErro
         } else if path.starts_with("s3Config") {
             // serde's message may quote the value: never echo what could be a secret.
             ApiError::BadRequest(format!(
-                "invalid {path}: s3Config needs string fields accessId, accessSecret, bucketName, endpointUrl"
+                "invalid {path}: s3Config must be a JSON object with string fields accessId, accessSecret, bucketName, endpointUrl"
             ))
         } else if path == "." {
             ApiError::BadRequest(format!("invalid request body: {inner}"))

@@ -1,15 +1,17 @@
 //! The running server: shared state, the router, the sweeper task and waiting helpers.
 
 use crate::config::Config;
+use crate::disk::Writer;
 use crate::error::ApiError;
 use crate::store::{Ended, Store};
-use crate::{auth, client_api, console, ratelimit, webhook, worker_api};
+use crate::webhook::{self, Webhooks};
+use crate::{auth, client_api, console, memory, openai, ratelimit, worker_api};
 use axum::extract::{Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -22,61 +24,65 @@ pub(crate) struct Shared {
     pub queue_changed: Notify,
     /// Cancelled on shutdown: long polls answer at once, background tasks end.
     pub shutdown: CancellationToken,
-    /// The webhook client, built on the first webhook: loading the CA bundle was most of the
-    /// endpoint's start-up (callgrind), and most endpoints never send a webhook.
-    http: std::sync::OnceLock<Option<reqwest::Client>>,
+    pub webhooks: Webhooks,
     pub limiter: ratelimit::Limiter,
+    /// The data directory's writer, with `--data-dir`.
+    pub writer: OnceLock<Writer>,
     /// Jobs' log lines for the console (from a worker in the same process).
     pub logs: console::LogBook,
 }
 
 impl Shared {
-    pub fn new(cfg: Config) -> std::io::Result<Self> {
-        let http = std::sync::OnceLock::new();
+    pub(crate) fn new(cfg: Config) -> Self {
         let limiter = ratelimit::Limiter::new(cfg.rate_limits.clone());
-        Ok(Shared {
+        Shared {
+            store: Mutex::new(Store::new(cfg.max_retained_bytes)),
+            webhooks: Webhooks::new(cfg.webhook_concurrency),
             cfg,
-            store: Mutex::default(),
             queue_changed: Notify::new(),
             shutdown: CancellationToken::new(),
-            http,
             limiter,
+            writer: OnceLock::new(),
             logs: console::LogBook::default(),
-        })
-    }
-
-    /// The webhook HTTP client (`None`, logged once, if it cannot be built).
-    pub fn http(&self) -> Option<reqwest::Client> {
-        self.http
-            .get_or_init(|| {
-                match reqwest::Client::builder().timeout(std::time::Duration::from_secs(10)).build() {
-                    Ok(c) => Some(c),
-                    Err(e) => {
-                        tracing::error!("cannot build the webhook HTTP client: {e}; webhooks are not sent");
-                        None
-                    }
-                }
-            })
-            .clone()
+        }
     }
 
     /// The store, locked. Never hold the guard across an `.await`.
-    pub fn lock(&self) -> MutexGuard<'_, Store> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Store> {
         // A panic while locked cannot leave the store half-updated in a way that matters more
         // than losing the endpoint, so keep serving.
         self.store.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Sends the webhooks of jobs that just ended.
-    pub fn ended(&self, ended: impl IntoIterator<Item = Ended>) {
+    pub(crate) fn ended(self: &Arc<Self>, ended: impl IntoIterator<Item = Ended>) {
         for e in ended {
             webhook::dispatch(self, e);
         }
     }
 
+    /// Returns once change `seq` of the store (`Store::journal`) is in the data directory;
+    /// at once without one. `503` when the data directory cannot be written.
+    pub(crate) async fn saved(&self, seq: u64) -> Result<(), ApiError> {
+        match self.writer.get() {
+            Some(w) if !w.wait(seq).await => Err(ApiError::Unavailable(
+                "the change could not be saved in the data directory (see the endpoint's log); retry later"
+                    .into(),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// Tells the data directory's writer that something changed (no wait).
+    pub(crate) fn kick_writer(&self) {
+        if let Some(w) = self.writer.get() {
+            w.kick();
+        }
+    }
+
     /// Waits until `ready` holds for job `id`, `deadline` passes or the server shuts down.
     /// Woken by the job's own notify, so no polling.
-    pub async fn wait_job(
+    pub(crate) async fn wait_job(
         &self,
         id: &str,
         deadline: Instant,
@@ -123,6 +129,10 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/v2/{ep}/job-done/{worker}/{job}", post(worker_api::done))
         .route("/v2/{ep}/job-stream/{worker}/{job}", post(worker_api::stream))
         .route("/v2/{ep}/ping/{worker}", get(worker_api::ping))
+        .route("/v2/{ep}/openai/v1/chat/completions", post(openai::chat_completions))
+        .route("/v2/{ep}/openai/v1/completions", post(openai::completions))
+        .route("/v2/{ep}/openai/v1/models", get(openai::models))
+        .route("/v2/{ep}/openai/{*rest}", axum::routing::any(openai::unknown))
         .merge(console::api_routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed);
@@ -155,6 +165,7 @@ async fn gate(State(sh): State<Arc<Shared>>, req: Request, next: Next) -> Respon
         .and_then(|()| ratelimit::check(&sh, req.uri().path()));
     match checked {
         Ok(()) => next.run(req).await,
+        Err(e) if openai::is_openai_path(req.uri().path()) => openai::api_error(e),
         Err(e) => e.into_response(),
     }
 }
@@ -185,20 +196,30 @@ fn check_endpoint(sh: &Shared, path: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// Applies the time-based rules every `sweep_interval` until shutdown.
+/// Applies the time-based rules every `sweep_interval` until shutdown, and gives the memory of
+/// forgotten jobs back to the system.
 pub(crate) async fn sweeper(sh: Arc<Shared>) {
     let mut tick = tokio::time::interval(sh.cfg.sweep_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut trim = memory::Trim::default();
     loop {
         tokio::select! {
             _ = tick.tick() => {}
             _ = sh.shutdown.cancelled() => return,
         }
-        let (ended, requeued) = sh.lock().sweep(&sh.cfg, Instant::now());
-        if requeued {
+        let (swept, freed) = {
+            let mut store = sh.lock();
+            let swept = store.sweep(&sh.cfg, Instant::now());
+            (swept, store.take_freed())
+        };
+        if swept.requeued {
             sh.queue_changed.notify_waiters();
         }
-        sh.ended(ended);
+        if swept.requeued || swept.dropped > 0 || !swept.ended.is_empty() {
+            sh.kick_writer();
+        }
+        sh.ended(swept.ended);
+        trim.freed(freed);
     }
 }
 

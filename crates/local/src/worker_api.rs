@@ -62,10 +62,17 @@ async fn take_jobs(sh: &Shared, worker: &str, batch: Option<usize>) -> Response 
         let notified = sh.queue_changed.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
-        let mut jobs = sh.lock().take(worker, batch.unwrap_or(1), Instant::now());
+        let (mut jobs, seq) = {
+            let mut store = sh.lock();
+            (store.take(worker, batch.unwrap_or(1), Instant::now()), store.journal.seq())
+        };
         if !jobs.is_empty() {
             for j in &jobs {
                 tracing::debug!(job = %j.id, worker, "job taken");
+            }
+            // Handed over only once saved: after a restart the worker's result is accepted.
+            if let Err(e) = sh.saved(seq).await {
+                return e.into_response();
             }
             return match batch {
                 Some(_) => Json(jobs).into_response(),
@@ -112,15 +119,21 @@ pub(crate) async fn done(
     Params((_, worker, job)): Params<(String, String, String)>,
     body: Body,
 ) -> Result<StatusCode, ApiError> {
-    let done: JobDone = read_json(body, sh.cfg.max_result_bytes).await?;
+    let (done, bytes): (JobDone, usize) =
+        read_json(body, sh.cfg.max_result_bytes, sh.cfg.body_timeout).await?;
     let progress = done.is_progress();
-    let ended = sh.lock().done(&worker, &job, done, Instant::now())?;
+    let (ended, seq) = {
+        let mut store = sh.lock();
+        (store.done(&worker, &job, done, bytes, Instant::now())?, store.journal.seq())
+    };
     if let Some(e) = &ended {
         tracing::info!(job = %job, worker = %worker, status = %e.status.status, "job ended");
     } else if !progress {
-        tracing::debug!(job = %job, "result ignored");
+        tracing::debug!(job = %job, "result repeated by the worker that delivered it: ignored");
     }
+    let saved = sh.saved(seq).await;
     sh.ended(ended);
+    saved?;
     Ok(StatusCode::OK)
 }
 
@@ -130,8 +143,14 @@ pub(crate) async fn stream(
     Params((_, worker, job)): Params<(String, String, String)>,
     body: Body,
 ) -> Result<StatusCode, ApiError> {
-    let post: StreamPost = read_json(body, sh.cfg.max_stream_chunk_bytes).await?;
-    sh.lock().stream(&worker, &job, post.output, Instant::now())?;
+    let (post, bytes): (StreamPost, usize) =
+        read_json(body, sh.cfg.max_stream_chunk_bytes, sh.cfg.body_timeout).await?;
+    let seq = {
+        let mut store = sh.lock();
+        store.stream(&worker, &job, post.output, bytes, Instant::now())?;
+        store.journal.seq()
+    };
+    sh.saved(seq).await?;
     Ok(StatusCode::OK)
 }
 

@@ -54,3 +54,57 @@ fn worker_env_prints_the_variables() {
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(!text.contains("RUNPOD_AI_API_KEY"), "no key, no variable: {text}");
 }
+
+#[test]
+fn an_empty_api_key_is_refused() {
+    let out = Command::new(BIN).args(["--port", "0", "--api-key", ""]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--api-key"), "{out:?}");
+    let out = Command::new(BIN).args(["--port", "0"]).env("RUNPOD_LOCAL_API_KEY", "").output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "an empty RUNPOD_LOCAL_API_KEY is refused too: {out:?}");
+}
+
+/// The status of `GET /status/{id}` and the job's status, against `base`.
+async fn status_of(base: &str, id: &str) -> (u16, serde_json::Value) {
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(20)).build().unwrap();
+    let r = http.get(format!("{base}/v2/local/status/{id}")).bearer_auth("k").send().await.unwrap();
+    let code = r.status().as_u16();
+    (code, r.json().await.unwrap_or_default())
+}
+
+/// SIGTERM stops the binary gracefully (exit 0); with `--data-dir` a queued job is still there
+/// after SIGKILL and a restart, and without it it is gone.
+#[tokio::test]
+async fn sigterm_exits_zero_and_the_data_dir_survives_sigkill() {
+    let dir = std::env::temp_dir().join(format!("runpod-local-cli-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let dir_arg = dir.to_str().unwrap();
+    let (mut server, lines) = spawn_local(&["--port", "0", "--api-key", "k", "--data-dir", dir_arg], 2).await;
+    let base = lines[0].strip_prefix("runpod-local listening on ").expect(&lines[0]).to_owned();
+    let port = base.rsplit(':').next().unwrap().to_owned();
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(20)).build().unwrap();
+    let run: serde_json::Value = http
+        .post(format!("{base}/v2/local/run"))
+        .bearer_auth("k")
+        .body(r#"{"input": {"keep": "me"}}"#)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = run["id"].as_str().unwrap().to_owned();
+    server.kill(); // SIGKILL
+    let (mut server, _) = spawn_local(&["--port", &port, "--api-key", "k", "--data-dir", dir_arg], 2).await;
+    assert_eq!(status_of(&base, &id).await.1["status"], "IN_QUEUE", "kept across SIGKILL");
+
+    // SIGTERM: a graceful stop, exit 0.
+    server.signal(libc::SIGTERM);
+    let status = tokio::task::spawn_blocking(move || server.wait(Duration::from_secs(15))).await.unwrap();
+    assert_eq!(status.and_then(|s| s.code()), Some(0), "{status:?}");
+
+    // Without a data directory, a restart forgets the job.
+    let (_server, _) = spawn_local(&["--port", &port, "--api-key", "k"], 2).await;
+    assert_eq!(status_of(&base, &id).await.0, 404);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -254,7 +254,7 @@ async fn a_full_queue_answers_429() {
 
 #[tokio::test]
 async fn rate_limits_answer_429() {
-    let limits = RateLimits { purge: Some(RateLimit::new(2, Duration::from_secs(10))), ..RateLimits::none() };
+    let limits = RateLimits::none().with_purge(RateLimit::new(2, Duration::from_secs(10)));
     let (_ep, api) = start(fast().rate_limits(limits)).await;
     assert_eq!(api.post("purge-queue", &json!({})).await.0, 200);
     assert_eq!(api.post("purge-queue", &json!({})).await.0, 200);

@@ -24,9 +24,12 @@
 //! assert_eq!(status.status, JobStatus::Completed);
 //! ```
 
+#![forbid(unsafe_code)]
+
 mod health;
 mod job;
 pub mod limits;
+mod object;
 mod request;
 mod response;
 mod secret;

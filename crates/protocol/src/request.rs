@@ -37,9 +37,10 @@ impl JobRequest {
     }
 }
 
-/// `policy`: execution timeout, priority and queue time-to-live of one job.
+/// `policy`: execution timeout, priority and queue time-to-live of one job. Read from a JSON
+/// object only (not from an array of its fields).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", remote = "Self", expecting = "a JSON object")]
 pub struct Policy {
     /// Longest run time in ms (default 600000, must be > 5000).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -86,6 +87,7 @@ impl Policy {
 
 /// A policy value outside the documented bounds.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum PolicyError {
     /// `executionTimeout` must be greater than 5000 ms.
     #[error("policy.executionTimeout must be greater than {MIN_EXECUTION_TIMEOUT_MS} ms, got {0}")]
@@ -97,9 +99,10 @@ pub enum PolicyError {
 
 /// `s3Config`: an S3-compatible bucket for large inputs and outputs.
 ///
-/// `Debug` redacts the secret key; responses to clients never contain this struct.
+/// `Debug` redacts the secret key; responses to clients never contain this struct. Read from a
+/// JSON object only (not from an array of its fields).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", remote = "Self", expecting = "a JSON object")]
 pub struct S3Config {
     /// Access key id.
     pub access_id: Secret,
@@ -110,3 +113,22 @@ pub struct S3Config {
     /// Endpoint URL of the S3-compatible service.
     pub endpoint_url: String,
 }
+
+// `remote = "Self"` above makes the derives inherent functions; the trait impls below add the
+// object-only reading (see `crate::object`).
+macro_rules! object_only_serde {
+    ($t:ty) => {
+        impl Serialize for $t {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                <$t>::serialize(self, s)
+            }
+        }
+        impl<'de> Deserialize<'de> for $t {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                <$t>::deserialize(crate::object::ObjectOnly(d))
+            }
+        }
+    };
+}
+object_only_serde!(Policy);
+object_only_serde!(S3Config);

@@ -20,6 +20,7 @@ pub const ENV_BUCKET_NAME: &str = "BUCKET_NAME";
 ///
 /// `Debug` redacts both keys.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct StorageConfig {
     /// Endpoint URL of the S3-compatible service (path-style addressing is always used).
     pub endpoint_url: String,

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 /// Messages name the operation, bucket, key and endpoint; they never contain the access key id
 /// or the secret key (see [`crate::StorageConfig`]).
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum StorageError {
     /// Neither the job's `s3Config` nor the `BUCKET_*` environment configure a bucket.
     #[error(
@@ -91,6 +92,7 @@ pub enum StorageError {
 /// URLs in messages are shown without user info and query string (a presigned URL's query is a
 /// credential).
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum DownloadError {
     /// Not an `http`, `https` or `s3` URL, or not a URL at all.
     #[error("cannot download {url}: {reason}")]

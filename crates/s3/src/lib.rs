@@ -45,7 +45,7 @@
 //! # Ok(()) }
 //! ```
 
-#![warn(missing_docs)]
+#![forbid(unsafe_code)]
 
 mod client;
 mod config;

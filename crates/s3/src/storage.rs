@@ -24,6 +24,7 @@ pub const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
 
 /// How large uploads are cut into parts and how many parts travel at once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct TransferOptions {
     /// Files larger than this are sent as multipart uploads (default 16 MiB).
     pub multipart_threshold: u64,
@@ -41,6 +42,24 @@ impl Default for TransferOptions {
 }
 
 impl TransferOptions {
+    /// Sets the size above which files are sent as multipart uploads.
+    pub fn with_multipart_threshold(mut self, bytes: u64) -> Self {
+        self.multipart_threshold = bytes;
+        self
+    }
+
+    /// Sets the size of each part (raised to [`MIN_PART_SIZE`] when smaller).
+    pub fn with_part_size(mut self, bytes: u64) -> Self {
+        self.part_size = bytes;
+        self
+    }
+
+    /// Sets how many parts are uploaded in parallel (at least 1).
+    pub fn with_concurrency(mut self, n: usize) -> Self {
+        self.concurrency = n;
+        self
+    }
+
     /// The options with `part_size` raised to S3's minimum and `concurrency` to at least 1.
     pub(crate) fn normalized(self) -> Self {
         TransferOptions {

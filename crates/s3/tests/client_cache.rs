@@ -10,7 +10,8 @@ fn clients_are_built_once_per_distinct_config() {
     let first = Storage::new(&a).unwrap();
     assert_eq!(cached_client_count(), 1);
     // Same endpoint and keys, other bucket and job: the same client.
-    let b = StorageConfig { bucket: "bucket-b".into(), ..a.clone() };
+    let mut b = a.clone();
+    b.bucket = "bucket-b".into();
     let _ = Storage::new(&b).unwrap().for_job("job-2").unwrap();
     let _ = first.for_job("job-1").unwrap();
     client_for(&a).unwrap();

@@ -58,7 +58,7 @@ async fn serve() -> (String, Arc<Counters>) {
 }
 
 fn allow_private() -> DownloadOptions {
-    DownloadOptions { allow_private: true, ..DownloadOptions::default() }
+    DownloadOptions::default().with_allow_private(true)
 }
 
 #[tokio::test]
@@ -91,9 +91,7 @@ async fn downloads_http_redirect_and_s3_urls_into_a_temp_dir_removed_on_drop() {
     assert!(!dir.exists(), "the job's download dir is removed");
 
     // The size cap holds for s3:// objects too.
-    let capped = Downloader::new(DownloadOptions { max_bytes: 5, ..allow_private() })
-        .unwrap()
-        .with_storage(Some(storage));
+    let capped = Downloader::new(allow_private().with_max_bytes(5)).unwrap().with_storage(Some(storage));
     let err = capped.download(&[urls[2].as_str()]).await.unwrap_err();
     assert!(matches!(err, DownloadError::TooLarge { limit: 5, .. }), "{err}");
 }
@@ -145,12 +143,12 @@ async fn retries_server_errors_and_gives_up_clearly() {
 #[tokio::test]
 async fn the_size_cap_holds_with_and_without_content_length() {
     let (base, _) = serve().await;
-    let downloader = Downloader::new(DownloadOptions { max_bytes: 50_000, ..allow_private() }).unwrap();
+    let downloader = Downloader::new(allow_private().with_max_bytes(50_000)).unwrap();
     for path in ["/file.bin", "/chunked"] {
         let err = downloader.download(&[format!("{base}{path}")]).await.unwrap_err();
         assert!(matches!(err, DownloadError::TooLarge { limit: 50_000, .. }), "{path}: {err}");
     }
-    let ok = Downloader::new(DownloadOptions { max_bytes: 100_000, ..allow_private() }).unwrap();
+    let ok = Downloader::new(allow_private().with_max_bytes(100_000)).unwrap();
     let got = ok.download(&[format!("{base}/chunked")]).await.unwrap();
     assert_eq!(std::fs::metadata(&got.files()[0]).unwrap().len(), 100_000);
 }

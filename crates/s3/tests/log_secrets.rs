@@ -43,11 +43,9 @@ async fn sdk_debug_output_never_carries_the_keys() {
     let up = good.upload_bytes("a.txt", "hello", "text/plain").await.unwrap();
     assert_eq!(reqwest::get(&up.url).await.unwrap().text().await.unwrap(), "hello");
     // Multipart (create, parts, complete) and a stream.
-    let small_parts = good.clone().with_transfer_options(TransferOptions {
-        multipart_threshold: 5 << 20,
-        part_size: 5 << 20,
-        ..Default::default()
-    });
+    let small_parts = good.clone().with_transfer_options(
+        TransferOptions::default().with_multipart_threshold(5 << 20).with_part_size(5 << 20),
+    );
     let path = std::env::temp_dir().join(format!("runpod-s3-quiet-{}", std::process::id()));
     std::fs::write(&path, vec![7u8; 11 << 20]).unwrap();
     small_parts.upload_file("big.bin", &path, None).await.unwrap();

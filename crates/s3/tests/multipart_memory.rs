@@ -15,6 +15,8 @@ struct Counting;
 static LIVE: AtomicUsize = AtomicUsize::new(0);
 static PEAK: AtomicUsize = AtomicUsize::new(0);
 
+// SAFETY: every call is forwarded unchanged to the system allocator; the counters only add.
+#[allow(unsafe_code, reason = "a counting global allocator measures the upload's peak memory")]
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         // SAFETY: forwarded unchanged to the system allocator.
@@ -98,8 +100,10 @@ async fn verify(url: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn multipart_upload_of_64_mib_keeps_memory_bounded() {
     let Some(s3) = TestS3::start() else { return };
-    let opts =
-        TransferOptions { multipart_threshold: 16 * MIB as u64, part_size: 8 * MIB as u64, concurrency: 4 };
+    let opts = TransferOptions::default()
+        .with_multipart_threshold(16 * MIB as u64)
+        .with_part_size(8 * MIB as u64)
+        .with_concurrency(4);
     let storage = s3.new_bucket("mem").await.for_job("job-mem").unwrap().with_transfer_options(opts);
 
     let dir = tempfile::tempdir().unwrap();

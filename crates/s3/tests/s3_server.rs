@@ -85,8 +85,10 @@ async fn both_checksum_modes_are_accepted_by_the_server() {
 #[tokio::test]
 async fn files_and_streams_upload_single_and_multipart() {
     let Some(s3) = TestS3::start() else { return };
-    let opts =
-        TransferOptions { multipart_threshold: 6 * 1024 * 1024, part_size: 5 * 1024 * 1024, concurrency: 3 };
+    let opts = TransferOptions::default()
+        .with_multipart_threshold(6 * 1024 * 1024)
+        .with_part_size(5 * 1024 * 1024)
+        .with_concurrency(3);
     let storage = s3.new_bucket("files").await.for_job("job-f").unwrap().with_transfer_options(opts);
     let dir = tempfile::tempdir().unwrap();
 
@@ -130,7 +132,7 @@ async fn files_and_streams_upload_single_and_multipart() {
 #[tokio::test]
 async fn a_failing_stream_aborts_the_upload_with_a_clear_error() {
     let Some(s3) = TestS3::start() else { return };
-    let opts = TransferOptions { part_size: 5 * 1024 * 1024, ..TransferOptions::default() };
+    let opts = TransferOptions::default().with_part_size(5 * 1024 * 1024);
     let storage = s3.new_bucket("abort").await.with_transfer_options(opts);
     let chunks: Vec<Result<Bytes, std::io::Error>> =
         vec![Ok(Bytes::from(vec![1u8; 6 * 1024 * 1024])), Err(std::io::Error::other("encoder crashed"))];

@@ -1,10 +1,5 @@
-//! The runtime's command line, shared by every worker binary: its flags, and the mode they
-//! select.
-//!
-//! Flags (the Python SDK's spellings are accepted too; other arguments are left to the program):
-//! `--test-input <json|@file>` (`--test_input`), `--serve-api` (`--rp_serve_api`),
-//! `--host` (`--rp_api_host`), `--port` (`--rp_api_port`), `--concurrency`
-//! (`--rp_api_concurrency`), `--log-level` (`--rp_log_level`), `--debugger` (`--rp_debugger`).
+//! The runtime's command line, shared by every worker binary: its flags ([`RUNTIME_FLAGS`]),
+//! and the mode they select. Other arguments are left to the program.
 
 use crate::{test_input, Handler, Worker, WorkerError};
 use std::process::ExitCode;
@@ -23,7 +18,9 @@ pub(crate) struct Args {
     pub(crate) ignored: Vec<String>,
 }
 
-pub(crate) const USAGE: &str = "\
+/// The runtime's flags as `--help` prints them: a worker with its own `--help` (model
+/// settings, say) prints this after its own text.
+pub const RUNTIME_FLAGS: &str = "\
 runpod worker options:
   --test-input <JSON|@FILE>   run one job ({\"input\": ...}) locally, print its result, exit 1 if it failed
                               (without it, ./test_input.json is used when the platform environment is absent)
@@ -33,7 +30,9 @@ runpod worker options:
   --concurrency <N>           jobs run at once
   --log-level <LEVEL>         TRACE, DEBUG, INFO, WARN or ERROR (else RUNPOD_LOG_LEVEL, RUNPOD_DEBUG_LEVEL)
   --debugger                  per-job timings in each object output, under \"rp_debugger\"
-Without a local flag the worker reads the platform's RUNPOD_* environment.";
+The Python SDK's spellings work too: --test_input, --rp_serve_api, --rp_api_host, --rp_api_port,
+--rp_api_concurrency, --rp_log_level, --rp_debugger. Without a local flag the worker reads the
+platform's RUNPOD_* environment.";
 
 /// Parses the runtime's flags out of `args` (the program name excluded).
 pub(crate) fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, WorkerError> {
@@ -87,7 +86,7 @@ pub(crate) async fn run_mode<H: Handler>(
 ) -> Result<(), WorkerError> {
     let args = parse_args(args)?;
     if args.help {
-        println!("{USAGE}");
+        println!("{RUNTIME_FLAGS}");
         return Ok(());
     }
     crate::init_logging(args.log_level.as_deref());

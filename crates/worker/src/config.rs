@@ -9,6 +9,7 @@ use std::time::Duration;
 /// URLs are kept with the worker id already filled in; `$ID` in the job-done and job-stream
 /// URLs stays, to be replaced by each job's id. `Debug` never shows the API key.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Config {
     /// `RUNPOD_POD_ID`: this worker's id.
     pub worker_id: String,
@@ -32,6 +33,7 @@ pub struct Config {
 
 /// A `RUNPOD_*` variable that is missing or malformed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ConfigError {
     /// A required variable is not set.
     #[error("environment variable {var} is not set (it is set by the Runpod platform; locally use --test-input or --serve-api)")]

@@ -1,5 +1,6 @@
 //! [`JobContext`]: what a running job can do besides returning its output.
 
+use crate::record::Recorder;
 use crate::sender::Post;
 use runpod_protocol::S3Config;
 use serde::Serialize;
@@ -10,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 /// Why a job's cancellation token fired.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum CancelReason {
     /// The platform asked to stop it (client `/cancel`, or its own timeout) on `job-stop`.
     Stopped,
@@ -21,6 +23,7 @@ pub enum CancelReason {
 
 /// A partial output could not be streamed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum StreamError {
     /// The chunk is larger than the platform accepts.
     #[error("stream chunk is {size} bytes, over the {limit}-byte limit per chunk")]
@@ -49,10 +52,18 @@ pub struct JobContext {
     inner: Arc<Inner>,
 }
 
+/// Where a job's progress updates and stream chunks go.
+pub(crate) enum Outbox {
+    /// To the job's sender, which posts them to the worker API in order.
+    Sender(mpsc::UnboundedSender<Post>),
+    /// Kept in memory (a local test job, or a test's context).
+    Record(Arc<Recorder>),
+}
+
 struct Inner {
     id: String,
     worker_id: String,
-    posts: mpsc::UnboundedSender<Post>,
+    outbox: Outbox,
     token: CancellationToken,
     reason: OnceLock<CancelReason>,
     streamed: AtomicBool,
@@ -68,11 +79,11 @@ impl std::fmt::Debug for JobContext {
 }
 
 impl JobContext {
-    #[allow(clippy::too_many_arguments)]
+    #[allow(clippy::too_many_arguments, reason = "one constructor, called from two places")]
     pub(crate) fn new(
         id: String,
         worker_id: String,
-        posts: mpsc::UnboundedSender<Post>,
+        outbox: Outbox,
         token: CancellationToken,
         max_chunk_bytes: usize,
         s3_config: Option<S3Config>,
@@ -82,7 +93,7 @@ impl JobContext {
             inner: Arc::new(Inner {
                 id,
                 worker_id,
-                posts,
+                outbox,
                 token,
                 reason: OnceLock::new(),
                 streamed: AtomicBool::new(false),
@@ -110,11 +121,14 @@ impl JobContext {
     /// dropped.
     pub fn progress(&self, value: impl Serialize) {
         match serde_json::to_value(value) {
-            Ok(v) => {
-                if self.inner.posts.send(Post::Progress(v)).is_err() {
-                    tracing::debug!(parent: &self.inner.span, "progress after the job ended: dropped");
+            Ok(v) => match &self.inner.outbox {
+                Outbox::Sender(posts) => {
+                    if posts.send(Post::Progress(v)).is_err() {
+                        tracing::debug!(parent: &self.inner.span, "progress after the job ended: dropped");
+                    }
                 }
-            }
+                Outbox::Record(recorder) => recorder.progress(v, &self.inner.span),
+            },
             Err(e) => tracing::warn!(parent: &self.inner.span, "progress value is not JSON: {e}"),
         }
     }
@@ -132,9 +146,17 @@ impl JobContext {
             return Err(StreamError::Closed);
         }
         self.inner.streamed.store(true, Ordering::SeqCst);
-        let (ack, done) = oneshot::channel();
-        self.inner.posts.send(Post::Chunk(value, ack)).map_err(|_| StreamError::Closed)?;
-        done.await.unwrap_or(Err(StreamError::Closed))
+        match &self.inner.outbox {
+            Outbox::Sender(posts) => {
+                let (ack, done) = oneshot::channel();
+                posts.send(Post::Chunk(value, ack)).map_err(|_| StreamError::Closed)?;
+                done.await.unwrap_or(Err(StreamError::Closed))
+            }
+            Outbox::Record(recorder) => {
+                recorder.chunk(value, &self.inner.span);
+                Ok(())
+            }
+        }
     }
 
     /// A token that fires when the job is cancelled by the client, times out, or is cut
@@ -187,8 +209,11 @@ impl JobContext {
         self.inner.streamed.load(Ordering::SeqCst)
     }
 
-    /// Queues the final result behind every progress update and chunk.
+    /// Queues the final result behind every progress update and chunk (a recorded job keeps
+    /// no result: its caller has it).
     pub(crate) fn finish(&self, post: Post) {
-        let _ = self.inner.posts.send(post);
+        if let Outbox::Sender(posts) = &self.inner.outbox {
+            let _ = posts.send(post);
+        }
     }
 }

@@ -4,6 +4,7 @@ use crate::ConfigError;
 
 /// Why [`Worker::run`](crate::Worker::run) or a local mode ended with an error.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum WorkerError {
     /// The `RUNPOD_*` environment is missing or malformed.
     #[error(transparent)]
@@ -14,6 +15,10 @@ pub enum WorkerError {
     /// The `--test-input` job could not be read.
     #[error("bad test input: {0}")]
     TestInput(String),
+    /// The output of a [`Worker::run_test_job`](crate::Worker::run_test_job) job does not
+    /// decode into the type asked for.
+    #[error("bad test output: {0}")]
+    TestOutput(String),
     /// The `--test-input` job failed (its result was printed).
     #[error("job {id} failed: {error}")]
     JobFailed {

@@ -2,31 +2,23 @@
 //! the job loop), and turns what happened (output, error, panic, cancel, timeout) into the
 //! job's final post.
 
-use crate::context::CancelReason;
+use crate::context::{CancelReason, Outbox};
 use crate::debugger::{self, Timings};
 use crate::outcome::{enforce_size, map_output, result_limit, Reporter};
 use crate::sender::Post;
-use crate::{Handler, Job, JobContext};
+use crate::{Failure, Handler, Job, JobContext};
 use futures::FutureExt;
 use runpod_protocol::Job as WireJob;
 use serde_json::Value;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 /// How long past `policy.executionTimeout` the worker waits for the platform's own stop
 /// signal before it cancels the job itself (so the platform can report `TIMED_OUT`).
 const TIMEOUT_SLACK: Duration = Duration::from_secs(2);
-
-/// A handler failure, as reported in the job's `error`.
-struct Failure {
-    kind: String,
-    message: String,
-    trace: String,
-}
 
 /// Everything needed to run jobs of one handler.
 pub(crate) struct Executor<H> {
@@ -44,27 +36,21 @@ pub(crate) struct Executor<H> {
 }
 
 impl<H: Handler> Executor<H> {
-    /// The context of a new job, and the receiving end of its posts (for its sender).
-    pub(crate) fn prepare(
-        &self,
-        wire: &WireJob,
-        parent: &CancellationToken,
-    ) -> (JobContext, mpsc::UnboundedReceiver<Post>) {
-        let (tx, rx) = mpsc::unbounded_channel();
-        let span = match wire.extra.get("batchId").and_then(|b| b.as_str()) {
-            Some(batch) => tracing::info_span!("job", job_id = %wire.id, batch_id = %batch),
-            None => tracing::info_span!("job", job_id = %wire.id),
-        };
-        let ctx = JobContext::new(
+    /// The context of a new job whose progress and chunks go to `outbox`; it is cancelled
+    /// with `parent`.
+    pub(crate) fn context(&self, wire: &WireJob, parent: &CancellationToken, outbox: Outbox) -> JobContext {
+        JobContext::new(
             wire.id.clone(),
             self.reporter.worker_id.clone(),
-            tx,
+            outbox,
             parent.child_token(),
             self.max_chunk_bytes,
             wire.s3_config.clone(),
-            span,
-        );
-        (ctx, rx)
+            match wire.extra.get("batchId").and_then(|b| b.as_str()) {
+                Some(batch) => tracing::info_span!("job", job_id = %wire.id, batch_id = %batch),
+                None => tracing::info_span!("job", job_id = %wire.id),
+            },
+        )
     }
 
     /// Runs the job to its end and returns its final post (`Done`, or `End` when stopped).
@@ -83,7 +69,7 @@ impl<H: Handler> Executor<H> {
             Ok(job) => job,
             Err(e) => {
                 tracing::warn!(parent: &span, "{e}");
-                let done = self.reporter.failure("InputError", &e.to_string(), "");
+                let done = self.reporter.failure(e.into());
                 return Post::Done { body: done, is_stream: false };
             }
         };
@@ -92,21 +78,16 @@ impl<H: Handler> Executor<H> {
         let hctx = ctx.clone();
         let task = async move {
             match AssertUnwindSafe(handler.handle(job, hctx)).catch_unwind().await {
-                Ok(Ok(out)) => serde_json::to_value(out).map_err(|e| Failure {
-                    kind: "SerializeError".into(),
-                    message: format!("the handler's output does not serialize to JSON: {e}"),
-                    trace: String::new(),
+                Ok(Ok(out)) => serde_json::to_value(out).map_err(|e| {
+                    Failure::new(
+                        "SerializeError",
+                        format!("the handler's output does not serialize to JSON: {e}"),
+                    )
                 }),
-                Ok(Err(e)) => Err(Failure {
-                    kind: short_type_name::<H::Error>(),
-                    message: e.to_string(),
-                    trace: format!("{e:#}"),
-                }),
-                Err(panic) => Err(Failure {
-                    kind: "Panic".into(),
-                    message: format!("the handler panicked: {}", panic_message(&*panic)),
-                    trace: String::new(),
-                }),
+                Ok(Err(e)) => Err(e.into()),
+                Err(panic) => {
+                    Err(Failure::new("Panic", format!("the handler panicked: {}", panic_message(&*panic))))
+                }
             }
         };
         let handling = debugger::start(&mut timings, "handler");
@@ -120,11 +101,10 @@ impl<H: Handler> Executor<H> {
         };
         let result: Option<Result<Value, Failure>> = tokio::select! {
             biased;
-            r = &mut handle => Some(r.unwrap_or_else(|e| Err(Failure {
-                kind: "JoinError".into(),
-                message: format!("the handler task ended abnormally: {e}"),
-                trace: String::new(),
-            }))),
+            r = &mut handle => Some(r.unwrap_or_else(|e| Err(Failure::new(
+                "JoinError",
+                format!("the handler task ended abnormally: {e}"),
+            )))),
             _ = ctx.cancelled() => None,
             _ = deadline => {
                 ctx.cancel(CancelReason::TimedOut);
@@ -137,8 +117,8 @@ impl<H: Handler> Executor<H> {
         let mut done = match result {
             Some(Ok(value)) => map_output(value),
             Some(Err(f)) => {
-                tracing::error!(parent: &span, kind = %f.kind, "job failed: {}", f.message);
-                self.reporter.failure(&f.kind, &f.message, &f.trace)
+                tracing::error!(parent: &span, kind = %f.error_type, "job failed: {}", f.error_message);
+                self.reporter.failure(f)
             }
             None => {
                 handle.abort();
@@ -153,13 +133,13 @@ impl<H: Handler> Executor<H> {
                             "the job ran past its policy.executionTimeout of {ms} ms and was cancelled"
                         );
                         tracing::error!(parent: &span, "{msg}");
-                        self.reporter.failure("TimedOut", &msg, "")
+                        self.reporter.failure(Failure::new("TimedOut", msg))
                     }
                     _ => {
                         let msg =
                             "the worker shut down before the job finished (grace period over); retry the job";
                         tracing::error!(parent: &span, "{msg}");
-                        self.reporter.failure("WorkerShutdown", msg, "")
+                        self.reporter.failure(Failure::new("WorkerShutdown", msg))
                     }
                 }
             }
@@ -171,7 +151,7 @@ impl<H: Handler> Executor<H> {
         #[cfg(feature = "s3")]
         let mut done = match crate::storage::offload_output(done, limit, &ctx, &self.rt, &mut timings).await {
             Ok(d) => d,
-            Err(message) => self.reporter.failure("OutputTooLarge", &message, ""),
+            Err(message) => self.reporter.failure(Failure::new("OutputTooLarge", message)),
         };
         if let Some(t) = &timings {
             debugger::attach(done.output.as_mut(), t.report(self.ready_delay_ms), &span);
@@ -184,20 +164,6 @@ impl<H: Handler> Executor<H> {
     }
 }
 
-fn short_type_name<T>() -> String {
-    let full = std::any::type_name::<T>();
-    // "anyhow::Error" stays readable; "alloc::string::String" becomes "String".
-    let base = full.split('<').next().unwrap_or(full);
-    match base.rsplit_once("::") {
-        Some((path, name))
-            if path.starts_with("alloc") || path.starts_with("core") || path.starts_with("std") =>
-        {
-            full.replacen(base, name, 1)
-        }
-        _ => full.to_owned(),
-    }
-}
-
 fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     if let Some(s) = payload.downcast_ref::<&str>() {
         (*s).to_owned()
@@ -205,15 +171,5 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
         s.clone()
     } else {
         "(a non-string panic payload)".to_owned()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn type_names_are_short() {
-        assert_eq!(super::short_type_name::<String>(), "String");
-        assert_eq!(super::short_type_name::<std::io::Error>(), "Error");
-        assert_eq!(super::short_type_name::<crate::InputError>(), "runpod_worker::job::InputError");
     }
 }

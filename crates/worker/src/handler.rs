@@ -1,8 +1,7 @@
 //! The [`Handler`] trait and [`handler_fn`], which turns an async closure into one.
 
-use crate::{Job, JobContext};
+use crate::{Failure, Job, JobContext};
 use serde::{de::DeserializeOwned, Serialize};
-use std::fmt::Display;
 use std::future::Future;
 use std::marker::PhantomData;
 
@@ -21,8 +20,11 @@ pub trait Handler: Send + Sync + 'static {
     /// The job's `output`, encoded as JSON. An object with an `error` key fails the job, and a
     /// `refresh_worker: true` key asks for a fresh worker, as in the Python SDK.
     type Output: Serialize + Send + 'static;
-    /// A failure; its text is reported in the job's `error`.
-    type Error: Display + Send + 'static;
+    /// A failure: converted into a [`Failure`] (its `error_type`, `error_message` and
+    /// traceback), which the job's `error` reports. `String`, `&str`, boxed errors and
+    /// (feature `anyhow`) `anyhow::Error` convert already; for your own error type, implement
+    /// `From<YourError> for Failure` and name each variant (see [`Failure`]).
+    type Error: Into<Failure> + Send + 'static;
 
     /// Runs one job.
     async fn handle(&self, job: Job<Self::Input>, ctx: JobContext) -> Result<Self::Output, Self::Error>;
@@ -50,7 +52,7 @@ where
     Fut: Future<Output = Result<O, E>> + Send,
     I: DeserializeOwned + Send + 'static,
     O: Serialize + Send + 'static,
-    E: Display + Send + 'static,
+    E: Into<Failure> + Send + 'static,
 {
     HandlerFn { f, _types: PhantomData }
 }
@@ -62,7 +64,7 @@ where
     Fut: Future<Output = Result<O, E>> + Send,
     I: DeserializeOwned + Send + 'static,
     O: Serialize + Send + 'static,
-    E: Display + Send + 'static,
+    E: Into<Failure> + Send + 'static,
 {
     type Input = I;
     type Output = O;

@@ -22,6 +22,7 @@ pub struct Job<T> {
 
 /// `input` did not match the handler's `Input` type.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 #[error("invalid input at `{path}`: {message}")]
 pub struct InputError {
     /// Where in the input the mismatch is, e.g. `input.messages[2].role`.
@@ -31,7 +32,8 @@ pub struct InputError {
 }
 
 impl<T> Job<T> {
-    /// A job with only an id and an input (tests, local modes).
+    /// A job with this id and input and nothing else (no webhook, policy, bucket or other
+    /// fields), for calling a handler in a test.
     pub fn new(id: impl Into<String>, input: T) -> Job<T> {
         Job { id: id.into(), input, webhook: None, policy: None, s3_config: None, extra: Default::default() }
     }
@@ -91,13 +93,13 @@ mod tests {
     use serde_json::json;
 
     #[derive(Debug, Deserialize)]
-    #[allow(dead_code)]
+    #[allow(dead_code, reason = "the fields are only decoded")]
     struct Msg {
         role: String,
         n: u32,
     }
     #[derive(Debug, Deserialize)]
-    #[allow(dead_code)]
+    #[allow(dead_code, reason = "the fields are only decoded")]
     struct Input {
         prompt: String,
         messages: Vec<Msg>,

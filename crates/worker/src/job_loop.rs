@@ -2,13 +2,14 @@
 //! one (its handler task and its ordered sender); malformed jobs are failed, not lost.
 
 use crate::backoff::Backoff;
+use crate::context::Outbox;
 use crate::executor::Executor;
 use crate::held_jobs::HeldJobs;
 use crate::sender::{deliver, Post, Sink};
 use crate::stop::RunningHandlers;
 use crate::worker::Options;
 use crate::worker_api::{Api, Take};
-use crate::Handler;
+use crate::{Failure, Handler};
 use runpod_protocol::Job as WireJob;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -41,7 +42,8 @@ impl<H: Handler> Shared<H> {
         let id = wire.id.clone();
         self.held.insert(&id);
         self.in_flight.fetch_add(1, Ordering::SeqCst);
-        let (ctx, rx) = self.exec.prepare(&wire, &self.hard_stop);
+        let (tx, rx) = mpsc::unbounded_channel();
+        let ctx = self.exec.context(&wire, &self.hard_stop, Outbox::Sender(tx));
         self.running.insert(&ctx);
         self.senders.spawn(deliver(
             self.sink.clone(),
@@ -66,7 +68,7 @@ impl<H: Handler> Shared<H> {
         tracing::error!(job_id = %id, "{why}");
         self.held.insert(&id);
         let (tx, rx) = mpsc::unbounded_channel();
-        let body = self.exec.reporter.failure("MalformedJob", &why, "");
+        let body = self.exec.reporter.failure(Failure::new("MalformedJob", why));
         let _ = tx.send(Post::Done { body, is_stream: false });
         let span = tracing::info_span!("job", job_id = %id);
         self.senders.spawn(deliver(

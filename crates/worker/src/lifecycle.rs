@@ -89,7 +89,7 @@ async fn platform<H: Handler>(
 
     let shared = Arc::new(Shared {
         exec: opts.executor(handler, rt.handle().clone(), &config),
-        sink: Sink::Http(api.clone(), opts.retry.clone()),
+        sink: Sink { api: api.clone(), policy: opts.retry.clone() },
         held: held.clone(),
         running: RunningHandlers::default(),
         in_flight: AtomicUsize::new(0),

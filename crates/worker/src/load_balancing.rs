@@ -34,10 +34,10 @@
 //!
 //! `curl -XPOST localhost:80/double -d 21` then answers `42`.
 
-use crate::context::JobContext;
+use crate::context::{JobContext, Outbox};
 use crate::fitness::{self, FitnessCheck};
 use crate::sender::Post;
-use crate::{decode_input, ConfigError, Handler, Job, StreamError, WorkerError};
+use crate::{decode_input, ConfigError, Failure, Handler, Job, StreamError, WorkerError};
 use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -440,8 +440,9 @@ fn error(status: StatusCode, message: String) -> Response {
 /// A router with one route, `POST path`, that runs `handler` on each request: the body is
 /// the handler's `Input` as JSON, the answer its `Output` as JSON (`200`).
 ///
-/// - A body that is not JSON or does not fit `Input` gets `400` naming the field; an `Err` or
-///   a panic of the handler gets `500`, each as `{"error": "..."}`.
+/// - A body that is not JSON or does not fit `Input` gets `400` naming the field
+///   (`{"error": "..."}`); an `Err` or a panic of the handler gets `500` with the
+///   [`Failure`]'s `{"error": message, "error_type": type}`.
 /// - Chunks the handler streams (`ctx.stream`) turn the answer into
 ///   `application/x-ndjson`: one line per chunk as it comes, then a line with the output
 ///   unless it is `null` or `[]` (what a [`stream_fn`](crate::stream_fn) returns), or
@@ -472,6 +473,7 @@ impl<T> Drop for AbortOnDrop<T> {
     }
 }
 
+/// What the handler task ended with: its result, or why it did not return (a panic).
 type Outcome<O, E> = Result<Result<O, E>, String>;
 
 async fn run_request<H: Handler>(handler: Arc<H>, headers: &HeaderMap, body: Bytes) -> Response {
@@ -499,7 +501,7 @@ async fn run_request<H: Handler>(handler: Arc<H>, headers: &HeaderMap, body: Byt
     let ctx = JobContext::new(
         id.clone(),
         worker_id,
-        tx,
+        Outbox::Sender(tx),
         token.clone(),
         MAX_LOAD_BALANCER_PAYLOAD_BYTES,
         None,
@@ -536,15 +538,15 @@ async fn run_request<H: Handler>(handler: Arc<H>, headers: &HeaderMap, body: Byt
 }
 
 /// The answer when the handler returned before streaming anything.
-fn final_answer<O: serde::Serialize, E: Display>(
+fn final_answer<O: serde::Serialize, E: Into<Failure>>(
     outcome: Outcome<O, E>,
     span: &tracing::Span,
     started: Instant,
 ) -> Response {
     let elapsed_ms = started.elapsed().as_millis() as u64;
-    let failed = |message: String| {
-        tracing::error!(parent: span, elapsed_ms, "request failed: {message}");
-        error(StatusCode::INTERNAL_SERVER_ERROR, message)
+    let failed = |f: Failure| {
+        tracing::error!(parent: span, elapsed_ms, kind = %f.error_type, "request failed: {}", f.error_message);
+        failure(StatusCode::INTERNAL_SERVER_ERROR, &f)
     };
     match outcome {
         Ok(Ok(out)) => match serde_json::to_vec(&out) {
@@ -552,15 +554,23 @@ fn final_answer<O: serde::Serialize, E: Display>(
                 tracing::info!(parent: span, elapsed_ms, "request completed");
                 ([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body).into_response()
             }
-            Err(e) => failed(format!("the handler's output does not serialize to JSON: {e}")),
+            Err(e) => failed(Failure::new(
+                "SerializeError",
+                format!("the handler's output does not serialize to JSON: {e}"),
+            )),
         },
-        Ok(Err(e)) => failed(e.to_string()),
-        Err(message) => failed(message),
+        Ok(Err(e)) => failed(e.into()),
+        Err(message) => failed(Failure::new("Panic", message)),
     }
 }
 
+/// `{"error": message, "error_type": type}` with `status`.
+fn failure(status: StatusCode, f: &Failure) -> Response {
+    (status, Json(json!({"error": f.error_message, "error_type": f.error_type}))).into_response()
+}
+
 /// Switches to an NDJSON answer at the first chunk and pumps the rest into it.
-fn streamed<O: serde::Serialize + Send + 'static, E: Display + Send + 'static>(
+fn streamed<O: serde::Serialize + Send + 'static, E: Into<Failure> + Send + 'static>(
     first: Value,
     ack: tokio::sync::oneshot::Sender<Result<(), StreamError>>,
     mut rx: mpsc::UnboundedReceiver<Post>,
@@ -603,7 +613,10 @@ fn streamed<O: serde::Serialize + Send + 'static, E: Display + Send + 'static>(
                             Ok(v) => Some(v),
                             Err(e) => Some(json!({"error": format!("the handler's output does not serialize to JSON: {e}")})),
                         },
-                        Ok(Err(e)) => Some(json!({"error": e.to_string()})),
+                        Ok(Err(e)) => {
+                            let f: Failure = e.into();
+                            Some(json!({"error": f.error_message, "error_type": f.error_type}))
+                        }
                         Err(message) => Some(json!({"error": message})),
                     };
                     match last.as_ref().and_then(|v| v.get("error")) {

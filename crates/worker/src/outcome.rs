@@ -2,6 +2,7 @@
 //! and the platform's size limits.
 
 use crate::worker_api::VERSION;
+use crate::Failure;
 use runpod_protocol::limits::{MAX_RUNSYNC_PAYLOAD_BYTES, MAX_RUN_PAYLOAD_BYTES};
 use runpod_protocol::{ErrorReport, JobDone};
 use serde_json::Value;
@@ -14,17 +15,18 @@ pub(crate) struct Reporter {
 }
 
 impl Reporter {
-    /// A failed job-done whose `error` is the SDK's JSON error report.
-    pub(crate) fn failure(&self, error_type: &str, message: &str, traceback: &str) -> JobDone {
+    /// A failed job-done whose `error` is the SDK's JSON error report of `failure`.
+    pub(crate) fn failure(&self, failure: Failure) -> JobDone {
+        let Failure { error_type, error_message, error_traceback } = failure;
         let report = ErrorReport {
-            error_type: error_type.to_owned(),
-            error_message: message.to_owned(),
-            error_traceback: traceback.to_owned(),
+            error_type,
+            error_message,
+            error_traceback: error_traceback.unwrap_or_default(),
             hostname: self.hostname.clone(),
             worker_id: self.worker_id.clone(),
             runpod_version: VERSION.to_owned(),
         };
-        let text = serde_json::to_string(&report).unwrap_or_else(|_| message.to_owned());
+        let text = serde_json::to_string(&report).unwrap_or_else(|_| report.error_message.clone());
         JobDone::error(text)
     }
 }
@@ -87,7 +89,7 @@ pub(crate) fn enforce_size(done: JobDone, limit: usize, reporter: &Reporter) -> 
          upload large outputs to a bucket (s3Config) and return their URL instead"
     );
     tracing::error!("{message}");
-    let mut failed = reporter.failure("OutputTooLarge", &message, "");
+    let mut failed = reporter.failure(Failure::new("OutputTooLarge", message));
     failed.stop_pod = done.stop_pod;
     failed
 }

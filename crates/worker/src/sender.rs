@@ -51,13 +51,11 @@ impl Default for RetryPolicy {
     }
 }
 
-/// Where posts go.
+/// Where posts go: the worker API, tried as hard as `policy` says.
 #[derive(Clone)]
-pub(crate) enum Sink {
-    /// The worker API.
-    Http(Api, RetryPolicy),
-    /// A local `--test-input` run: posts are logged.
-    Console,
+pub(crate) struct Sink {
+    pub(crate) api: Api,
+    pub(crate) policy: RetryPolicy,
 }
 
 /// Delivers `rx` in order until the final result (or `End`); then the job leaves `held`.
@@ -100,10 +98,7 @@ pub(crate) async fn deliver(
 }
 
 async fn send_progress(sink: &Sink, job_id: &str, v: Value) {
-    let (api, policy) = match sink {
-        Sink::Console => return tracing::info!("progress: {v}"),
-        Sink::Http(api, policy) => (api, policy),
-    };
+    let Sink { api, policy } = sink;
     let body = JobDone::progress(v);
     let mut backoff = Backoff::new(policy.base_delay, policy.max_delay);
     for attempt in 1..=policy.progress_attempts.max(1) {
@@ -119,13 +114,7 @@ async fn send_progress(sink: &Sink, job_id: &str, v: Value) {
 }
 
 async fn send_chunk(sink: &Sink, job_id: &str, v: Value) -> Result<(), StreamError> {
-    let (api, policy) = match sink {
-        Sink::Console => {
-            tracing::info!("stream chunk: {v}");
-            return Ok(());
-        }
-        Sink::Http(api, policy) => (api, policy),
-    };
+    let Sink { api, policy } = sink;
     let body = StreamPost { output: v };
     retry(policy, policy.chunk_retry_for, || api.post_stream(job_id, &body))
         .await
@@ -133,10 +122,7 @@ async fn send_chunk(sink: &Sink, job_id: &str, v: Value) -> Result<(), StreamErr
 }
 
 async fn send_result(sink: &Sink, job_id: &str, body: JobDone, is_stream: bool) {
-    let (api, policy) = match sink {
-        Sink::Console => return,
-        Sink::Http(api, policy) => (api, policy),
-    };
+    let Sink { api, policy } = sink;
     let started = Instant::now();
     match retry(policy, policy.result_retry_for, || api.post_done(job_id, &body, is_stream)).await {
         Ok(()) => tracing::debug!(elapsed_ms = started.elapsed().as_millis() as u64, "result delivered"),

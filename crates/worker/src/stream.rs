@@ -1,6 +1,6 @@
 //! Streaming handlers: return a `Stream` of chunks instead of one value.
 
-use crate::{Handler, Job, JobContext, StreamError};
+use crate::{Failure, Handler, Job, JobContext, StreamError};
 use futures::{Stream, StreamExt};
 use serde::{de::DeserializeOwned, Serialize};
 use serde_json::Value;
@@ -39,7 +39,7 @@ where
     S: Stream<Item = Result<C, E>> + Send,
     I: DeserializeOwned + Send + 'static,
     C: Serialize + Send + 'static,
-    E: Display + Send + 'static,
+    E: Into<Failure> + Send + 'static,
 {
     StreamFn { f, aggregate: false, _types: PhantomData }
 }
@@ -54,6 +54,7 @@ impl<F, I, C, E> StreamFn<F, I, C, E> {
 
 /// Why a streaming handler failed: its own error, or a chunk that could not be streamed.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum StreamFnError<E> {
     /// The stream yielded an error.
     Handler(E),
@@ -70,6 +71,17 @@ impl<E: Display> Display for StreamFnError<E> {
     }
 }
 
+/// The stream's own error as it converts; a chunk that could not be streamed as
+/// `error_type: "StreamError"`.
+impl<E: Into<Failure>> From<StreamFnError<E>> for Failure {
+    fn from(e: StreamFnError<E>) -> Failure {
+        match e {
+            StreamFnError::Handler(e) => e.into(),
+            StreamFnError::Stream(e) => e.into(),
+        }
+    }
+}
+
 #[async_trait::async_trait]
 impl<F, S, I, C, E> Handler for StreamFn<F, I, C, E>
 where
@@ -77,7 +89,7 @@ where
     S: Stream<Item = Result<C, E>> + Send,
     I: DeserializeOwned + Send + 'static,
     C: Serialize + Send + 'static,
-    E: Display + Send + 'static,
+    E: Into<Failure> + Send + 'static,
 {
     type Input = I;
     type Output = Vec<Value>;

@@ -1,8 +1,12 @@
-//! The `--test-input` mode: one job run locally, without an endpoint, its result printed.
+//! One job run locally, without an endpoint: the `--test-input` mode (its result printed) and
+//! [`Worker::run_test_job`] (its result returned as a [`TestOutcome`]).
 
-use crate::sender::{deliver, Post, Sink};
-use crate::{Config, Handler, Worker, WorkerError};
-use runpod_protocol::Job as WireJob;
+use crate::context::Outbox;
+use crate::record::{Recorder, Sent};
+use crate::sender::Post;
+use crate::{Config, Failure, Handler, Worker, WorkerError};
+use runpod_protocol::{ErrorReport, Job as WireJob, JobStatus};
+use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
@@ -31,29 +35,93 @@ fn test_job(mut value: Value) -> Result<WireJob, WorkerError> {
     serde_json::from_value(value).map_err(|e| WorkerError::TestInput(e.to_string()))
 }
 
-/// Runs one job locally, without an endpoint (see [`Worker::run_test_job`]).
-pub(crate) async fn run_test_job<H: Handler>(worker: Worker<H>, job: Value) -> Result<Value, WorkerError> {
+/// How a job run with [`Worker::run_test_job`] ended, with what it sent on the way.
+///
+/// `O` is the type its output is decoded into: the handler's `Output` (when it also derives
+/// `Deserialize`), any type of the same JSON shape, or [`serde_json::Value`] (the default).
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct TestOutcome<O = Value> {
+    /// The job id (`local_test` unless the test job named one).
+    pub id: String,
+    /// [`JobStatus::Completed`], [`JobStatus::Failed`] or [`JobStatus::Cancelled`].
+    pub status: JobStatus,
+    /// The output, as the platform would report it (absent when the handler returned nothing
+    /// but an `error` or an empty object).
+    pub output: Option<O>,
+    /// Why it failed: the error report (`error_type`, `error_message`, traceback), or for an
+    /// output with an `error` key, `error_type: "Error"` and that text.
+    pub error: Option<Failure>,
+    /// The progress updates it sent, in order.
+    pub progress: Vec<Value>,
+    /// The stream chunks it sent, in order.
+    pub chunks: Vec<Value>,
+}
+
+/// One job run locally: its id, its final post, and what it sent on the way.
+struct LocalRun {
+    id: String,
+    post: Post,
+    sent: Sent,
+}
+
+/// Runs one job locally, without an endpoint: progress and chunks are recorded and logged.
+async fn run_locally<H: Handler>(worker: Worker<H>, job: Value) -> Result<LocalRun, WorkerError> {
     let wire = test_job(job)?;
     let Worker { handler, opts, .. } = worker;
     let rt = opts.handler_runtime()?;
-    let mut config = local_config();
-    config.worker_id = "local".into();
-    let exec = opts.executor(Arc::new(handler), rt.handle().clone(), &config);
-    let (ctx, rx) = exec.prepare(&wire, &CancellationToken::new());
+    let exec = opts.executor(Arc::new(handler), rt.handle().clone(), &local_config());
+    let recorder = Arc::new(Recorder::default());
+    let ctx = exec.context(&wire, &CancellationToken::new(), Outbox::Record(recorder.clone()));
     let id = wire.id.clone();
-    let sender = tokio::spawn(deliver(
-        Sink::Console,
-        id.clone(),
-        rx,
-        CancellationToken::new(),
-        Default::default(),
-        ctx.span().clone(),
-    ));
-    let post = exec.run(wire, ctx.clone()).await;
-    ctx.finish(Post::End);
-    let _ = sender.await;
+    let post = exec.run(wire, ctx).await;
     rt.shutdown_background();
+    Ok(LocalRun { id, post, sent: recorder.sent() })
+}
+
+/// Runs one job locally (see [`Worker::run_test_job`]), its output decoded into `O`.
+pub(crate) async fn run_test_job<H: Handler, O: DeserializeOwned>(
+    worker: Worker<H>,
+    job: Value,
+) -> Result<TestOutcome<O>, WorkerError> {
+    let LocalRun { id, post, sent } = run_locally(worker, job).await?;
+    let (status, output, error) = match post {
+        Post::Done { body, .. } => {
+            let status = if body.error.is_some() { JobStatus::Failed } else { JobStatus::Completed };
+            (status, body.output, body.error.map(|text| parse_failure(&text)))
+        }
+        _ => (JobStatus::Cancelled, None, None),
+    };
+    let output = match output {
+        Some(value) => Some(serde_json::from_value(value).map_err(|e| {
+            WorkerError::TestOutput(format!(
+                "job {id}: the output does not decode into {}: {e}",
+                std::any::type_name::<O>()
+            ))
+        })?),
+        None => None,
+    };
+    Ok(TestOutcome { id, status, output, error, progress: sent.progress, chunks: sent.chunks })
+}
+
+/// The failure an `error` text reports: the SDK's JSON error report, else the text itself.
+fn parse_failure(text: &str) -> Failure {
+    match serde_json::from_str::<ErrorReport>(text) {
+        Ok(r) => Failure {
+            error_type: r.error_type,
+            error_message: r.error_message,
+            error_traceback: Some(r.error_traceback).filter(|t| !t.is_empty()),
+        },
+        Err(_) => Failure::from(text),
+    }
+}
+
+/// Runs the test job, prints its result on stdout (`{"id", "status", "output"?, "error"?}`,
+/// `error` as the job would report it), and fails when the job failed.
+pub(crate) async fn print_test_job<H: Handler>(worker: Worker<H>, job: Value) -> Result<(), WorkerError> {
+    let LocalRun { id, post, .. } = run_locally(worker, job).await?;
     let mut result = json!({"id": id});
+    let mut error = None;
     match post {
         Post::Done { body, .. } => {
             let failed = body.error.is_some();
@@ -63,24 +131,21 @@ pub(crate) async fn run_test_job<H: Handler>(worker: Worker<H>, job: Value) -> R
             }
             if let Some(e) = body.error {
                 result["error"] = json!(e);
+                error = Some(e);
             }
         }
-        _ => result["status"] = json!("CANCELLED"),
+        _ => {
+            result["status"] = json!("CANCELLED");
+            error = Some("cancelled".to_owned());
+        }
     }
-    Ok(result)
-}
-
-/// Runs the test job, prints its result on stdout, and fails when the job failed.
-pub(crate) async fn print_test_job<H: Handler>(worker: Worker<H>, job: Value) -> Result<(), WorkerError> {
-    let result = run_test_job(worker, job).await?;
     println!("{result}");
-    if result["status"] == "COMPLETED" {
-        Ok(())
-    } else {
-        let id = result["id"].as_str().unwrap_or_default().to_owned();
-        let error = result["error"].as_str().unwrap_or("cancelled").to_owned();
-        tracing::error!("job {id} failed: {error}");
-        Err(WorkerError::JobFailed { id, error })
+    match error {
+        None => Ok(()),
+        Some(error) => {
+            tracing::error!("job {id} failed: {error}");
+            Err(WorkerError::JobFailed { id, error })
+        }
     }
 }
 

@@ -6,9 +6,10 @@ use crate::executor::Executor;
 use crate::fitness::FitnessCheck;
 use crate::outcome::Reporter;
 use crate::sender::RetryPolicy;
-use crate::{Handler, WorkerError};
+use crate::{Handler, TestOutcome, WorkerError};
 use futures::future::BoxFuture;
 use runpod_protocol::limits::MAX_STREAM_CHUNK_BYTES;
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 use std::future::Future;
 use std::process::ExitCode;
@@ -209,10 +210,33 @@ impl<H: Handler> Worker<H> {
         crate::cli::run_mode(self, args).await
     }
 
-    /// Runs one job locally, without an endpoint, and returns its result as
-    /// `{"id", "status": "COMPLETED"|"FAILED", "output"?, "error"?}`. Progress and stream
-    /// chunks are logged. `Err` only when `job` is not a usable test job.
-    pub async fn run_test_job(self, job: Value) -> Result<Value, WorkerError> {
+    /// Runs one job (`{"input": ..., "id"?: ...}`) locally, without an endpoint, as the
+    /// platform would (input decoded, output mapped and size-checked, errors reported), and
+    /// returns how it ended: its status, its output decoded into `O`, its [`Failure`](crate::Failure), and the
+    /// progress updates and stream chunks it sent (also logged).
+    ///
+    /// `Err` when `job` is not a usable test job, or its output does not decode into `O`.
+    ///
+    /// ```
+    /// use runpod_worker::{handler_fn, Job, JobContext, JobStatus, TestOutcome, Worker};
+    ///
+    /// async fn double(job: Job<u64>, ctx: JobContext) -> Result<u64, String> {
+    ///     ctx.progress("doubling");
+    ///     job.input.checked_mul(2).ok_or_else(|| "too large".to_owned())
+    /// }
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let done: TestOutcome<u64> =
+    ///     Worker::new(handler_fn(double)).run_test_job(serde_json::json!({"input": 21})).await?;
+    /// assert_eq!((done.status, done.output, done.progress), (JobStatus::Completed, Some(42), vec!["doubling".into()]));
+    ///
+    /// let failed: TestOutcome =
+    ///     Worker::new(handler_fn(double)).run_test_job(serde_json::json!({"input": u64::MAX})).await?;
+    /// assert_eq!(failed.status, JobStatus::Failed);
+    /// assert_eq!(failed.error.unwrap().error_message, "too large");
+    /// # Ok::<(), runpod_worker::WorkerError>(())
+    /// # }).unwrap();
+    /// ```
+    pub async fn run_test_job<O: DeserializeOwned>(self, job: Value) -> Result<TestOutcome<O>, WorkerError> {
         crate::test_input::run_test_job(self, job).await
     }
 }
@@ -221,12 +245,9 @@ impl<H: Handler> Worker<H> {
 /// clean shutdown or a successful `--test-input` job, 1 on a start-up error or a failed test
 /// job. Return it from `main`.
 ///
-/// Flags (the Python SDK's spellings are accepted too; other arguments are left to the
-/// program): `--test-input <json|@file>` (`--test_input`), `--serve-api` (`--rp_serve_api`),
-/// `--host` (`--rp_api_host`), `--port` (`--rp_api_port`), `--concurrency`
-/// (`--rp_api_concurrency`), `--log-level` (`--rp_log_level`), `--debugger` (`--rp_debugger`).
-/// Without one, the worker reads
-/// the platform's `RUNPOD_*` environment.
+/// The flags it reads are [`RUNTIME_FLAGS`](crate::RUNTIME_FLAGS) (`--test-input`,
+/// `--serve-api`, ...; other arguments are left to the program). Without a local flag, the
+/// worker reads the platform's `RUNPOD_*` environment.
 ///
 /// ```no_run
 /// use runpod_worker::{handler_fn, Job, JobContext};

@@ -4,6 +4,7 @@
 mod common;
 
 use common::*;
+use runpod_worker::testing::RunningWorker;
 use runpod_worker::{handler_fn, Job, JobContext, Worker};
 use serde_json::json;
 use std::sync::Arc;
@@ -14,7 +15,7 @@ use tokio::sync::Notify;
 async fn heartbeat_keeps_its_period_while_a_handler_blocks_its_thread() {
     let ep = endpoint(|b| b.ping_interval_ms(200)).await;
     let proxy = Proxy::start(ep.local_addr()).await;
-    let w = spawn_with(
+    let w = RunningWorker::spawn_with(
         proxy.config(&ep, "w1"),
         Worker::new(handler_fn(|_job: Job<u64>, _ctx: JobContext| async move {
             // Blocking CPU-style work inside the async fn, on the only handler thread.
@@ -47,7 +48,7 @@ async fn results_are_retried_through_an_outage_and_not_lost() {
     let proxy = Proxy::start(ep.local_addr()).await;
     let go = Arc::new(Notify::new());
     let g = go.clone();
-    let w = spawn_with(
+    let w = RunningWorker::spawn_with(
         proxy.config(&ep, "w1"),
         Worker::new(handler_fn(move |job: Job<u32>, ctx: JobContext| {
             let g = g.clone();
@@ -80,7 +81,7 @@ async fn job_take_backs_off_while_the_endpoint_is_unreachable() {
     let ep = endpoint(|b| b).await;
     let proxy = Proxy::start(ep.local_addr()).await;
     proxy.set_broken(true);
-    let w = spawn_with(
+    let w = RunningWorker::spawn_with(
         proxy.config(&ep, "w1"),
         Worker::new(handler_fn(|job: Job<u32>, _ctx: JobContext| async move { Ok::<_, String>(job.input) })),
     );

@@ -1,5 +1,6 @@
-//! The echo snippet of README.md ("Writing a worker") compiles, runs, and answers what the README
-//! shows; and the README still holds exactly this code (so the two cannot drift apart).
+//! The echo snippet of README.md ("Writing a worker") and its unit test compile, run, and answer
+//! what the README shows; and the README still holds exactly this code (so they cannot drift
+//! apart).
 
 // README-BEGIN
 use runpod_worker::{handler_fn, Job, JobContext};
@@ -29,9 +30,27 @@ async fn echo(job: Job<Input>, ctx: JobContext) -> Result<Output, String> {
 }
 // README-END
 
+// README-TEST-BEGIN
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use runpod_worker::testing::TestContext;
+
+    #[tokio::test]
+    async fn echo_repeats_and_reports_progress() {
+        let (ctx, sent) = TestContext::new();
+        let out = echo(Job::new("t1", Input { message: "hi".into(), repeat: 2 }), ctx).await.unwrap();
+        assert_eq!((out.echo.as_str(), out.repeat), ("hi hi", 2));
+        assert_eq!(sent.progress(), ["echoing"]);
+        let (ctx, _) = TestContext::new();
+        assert!(echo(Job::new("t2", Input { message: "hi".into(), repeat: 0 }), ctx).await.is_err());
+    }
+}
+// README-TEST-END
+
 #[tokio::test]
 async fn readme_echo_snippet_answers_as_shown() {
-    let result = runpod_worker::Worker::new(handler_fn(echo))
+    let result: runpod_worker::TestOutcome = runpod_worker::Worker::new(handler_fn(echo))
         .run_test_job(serde_json::json!({"input": {"message": "hi", "repeat": 2}}))
         .await
         .unwrap();
@@ -40,27 +59,38 @@ async fn readme_echo_snippet_answers_as_shown() {
         r#"{"id":"local_test","output":{"echo":"hi hi","repeat":2},"status":"COMPLETED"}"#,
     )
     .unwrap();
-    assert_eq!(result, shown);
+    let got = serde_json::json!({"id": result.id, "output": result.output, "status": result.status});
+    assert_eq!(got, shown);
+    assert_eq!(result.progress, ["echoing"]);
     let readme = include_str!("../../../README.md");
     assert!(readme.contains(r#"--test-input '{"input": {"message": "hi", "repeat": 2}}'"#));
     assert!(readme.contains(&shown.to_string()), "README no longer shows {shown}");
 
-    let failed = runpod_worker::Worker::new(handler_fn(echo))
+    let failed: runpod_worker::TestOutcome = runpod_worker::Worker::new(handler_fn(echo))
         .run_test_job(serde_json::json!({"input": {"message": "hi", "repeat": 0}}))
         .await
         .unwrap();
-    assert_eq!(failed["status"], "FAILED", "{failed}");
+    assert_eq!(failed.status, runpod_worker::JobStatus::Failed, "{failed:?}");
+    assert_eq!(failed.error.unwrap().error_message, "repeat must be between 1 and 100, got 0");
+}
+
+/// The text between `// {name}-BEGIN` and `// {name}-END` in this file.
+fn block(name: &str) -> &'static str {
+    let me = include_str!("readme_echo.rs");
+    let begin = format!("// {name}-BEGIN\n");
+    let start = me.find(&begin).unwrap() + begin.len();
+    let end = me.find(&format!("// {name}-END")).unwrap();
+    &me[start..end]
 }
 
 #[test]
-fn readme_holds_this_snippet() {
-    let me = include_str!("readme_echo.rs");
-    let start = me.find("// README-BEGIN\n").unwrap() + "// README-BEGIN\n".len();
-    let end = me.find("// README-END").unwrap();
-    let snippet = &me[start..end];
+fn readme_holds_these_snippets() {
     let readme = include_str!("../../../README.md");
-    assert!(
-        readme.contains(snippet),
-        "README.md's echo snippet differs from tests/readme_echo.rs:\n{snippet}"
-    );
+    for name in ["README", "README-TEST"] {
+        let snippet = block(name);
+        assert!(
+            readme.contains(snippet),
+            "README.md's {name} snippet differs from tests/readme_echo.rs:\n{snippet}"
+        );
+    }
 }

@@ -5,6 +5,7 @@
 mod common;
 
 use common::*;
+use runpod_worker::testing::RunningWorker;
 use runpod_worker::{handler_fn, Job, JobContext, Worker};
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -13,7 +14,7 @@ use std::time::Duration;
 async fn refresh_worker_key_sends_stop_pod_and_takes_say_when_a_job_runs() {
     let ep = endpoint(|b| b).await;
     let proxy = Proxy::start(ep.local_addr()).await;
-    let w = spawn_with(
+    let w = RunningWorker::spawn_with(
         proxy.config(&ep, "w1"),
         Worker::new(handler_fn(|job: Job<Value>, _ctx: JobContext| async move {
             if let Some(ms) = job.input["sleep_ms"].as_u64() {
@@ -55,12 +56,12 @@ async fn refresh_after_job_reports_stop_pod_then_exits() {
     let ep = endpoint(|b| b).await;
     let proxy = Proxy::start(ep.local_addr()).await;
     let id = run(&ep, json!({"input": 7})).await;
-    let w = spawn_with(
+    let w = RunningWorker::spawn_with(
         proxy.config(&ep, "w1"),
         Worker::new(handler_fn(|job: Job<u32>, _ctx: JobContext| async move { Ok::<_, String>(job.input) }))
             .refresh_after_job(true),
     );
-    tokio::time::timeout(Duration::from_secs(20), w.handle).await.expect("exits by itself").unwrap().unwrap();
+    tokio::time::timeout(Duration::from_secs(20), w.join()).await.expect("exits by itself").unwrap();
     assert_eq!(status(&ep, &id).await["output"], 7);
     let stops = proxy.requests("\"stopPod\":true");
     assert_eq!(stops.len(), 1, "the result carried stopPod: {:?}", proxy.requests(""));
@@ -71,7 +72,7 @@ async fn job_take_backs_off_on_429() {
     let ep = endpoint(|b| b).await;
     let proxy = Proxy::start(ep.local_addr()).await;
     proxy.set_throttled(Some("job-take"));
-    let w = spawn_with(
+    let w = RunningWorker::spawn_with(
         proxy.config(&ep, "w1"),
         Worker::new(handler_fn(|job: Job<u32>, _ctx: JobContext| async move { Ok::<_, String>(job.input) })),
     );
@@ -96,7 +97,7 @@ async fn job_take_400_means_no_job_and_backs_off_gently() {
     let ep = endpoint(|b| b).await;
     let proxy = Proxy::start(ep.local_addr()).await;
     proxy.set_answer(Some("job-take"), 400);
-    let w = spawn_with(
+    let w = RunningWorker::spawn_with(
         proxy.config(&ep, "w1"),
         Worker::new(handler_fn(|job: Job<u32>, _ctx: JobContext| async move { Ok::<_, String>(job.input) })),
     );
@@ -148,7 +149,7 @@ async fn ping_interval_override_beats_the_environment() {
     // The environment says 2000 ms; the builder says 100 ms.
     let ep = endpoint(|b| b.ping_interval_ms(2000)).await;
     let proxy = Proxy::start(ep.local_addr()).await;
-    let w = spawn_with(
+    let w = RunningWorker::spawn_with(
         proxy.config(&ep, "w1"),
         Worker::new(handler_fn(|job: Job<u32>, _ctx: JobContext| async move { Ok::<_, String>(job.input) }))
             .ping_interval(Duration::from_millis(100)),

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use candle_core::{Device, Tensor};
 use embeddings::{EmbedError, Embedder};
 use runpod_s3::{DownloadError, StorageError, Uploaded};
-use runpod_worker::{Job, JobContext};
+use runpod_worker::{Failure, Job, JobContext};
 use serde::{Deserialize, Serialize};
 
 /// Most texts one job may carry.
@@ -92,6 +92,22 @@ pub enum BulkError {
     /// The job was cancelled between two batches.
     #[error("cancelled after {0} texts")]
     Cancelled(usize),
+}
+
+/// Each kind of failure is the job's `error_type`: `BadInput`, `Storage`, `Download`, `Write`,
+/// `Cancelled`, or the model's own (see the embeddings example).
+impl From<BulkError> for Failure {
+    fn from(e: BulkError) -> Failure {
+        let error_type = match e {
+            BulkError::Model(model) => return model.into(),
+            BulkError::BadInput(_) => "BadInput",
+            BulkError::Storage(_) => "Storage",
+            BulkError::Download(_) => "Download",
+            BulkError::Write(_) => "Write",
+            BulkError::Cancelled(_) => "Cancelled",
+        };
+        Failure::from_error(error_type, &e)
+    }
 }
 
 /// The bulk-embeddings worker: one loaded model; files go to the job's bucket (its `s3Config`,

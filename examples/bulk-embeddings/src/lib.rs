@@ -17,6 +17,8 @@
 //! assert_eq!(input.file_name, "embeddings.safetensors");
 //! ```
 
+#![forbid(unsafe_code)]
+
 pub mod handler;
 
 pub use embeddings::{Embedder, Hub};

@@ -1,5 +1,7 @@
 //! The bulk-embeddings worker binary: loads the model once, then serves jobs (see the README).
 
+#![forbid(unsafe_code)]
+
 use anyhow::Context;
 use bulk_embeddings::{BulkHandler, Embedder};
 use std::process::ExitCode;

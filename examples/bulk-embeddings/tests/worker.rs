@@ -7,10 +7,11 @@ use std::time::Duration;
 use base64::Engine;
 use bulk_embeddings::{BulkHandler, Embedder};
 use candle_core::Device;
-use example_support::local_worker::LocalWorker;
+use example_support::local_worker::{self, LocalWorker};
 use example_support::test_models::minilm_dir;
 use runpod_client::{Endpoint, JobState, JobStatus, Request, S3Config, S3ConfigBuilder};
 use runpod_s3::test_support::TestS3;
+use runpod_worker::Worker;
 use serde_json::{json, Value};
 
 /// Queues `request` and polls `/status` until the job ends, as an application would.
@@ -43,8 +44,8 @@ async fn embeds_into_a_bucket_and_answers_with_a_presigned_url() {
 
     let reference = Embedder::load(&dir, &Device::Cpu).unwrap();
     let handler = BulkHandler::new(Embedder::load(&dir, &Device::Cpu).unwrap(), "all-MiniLM-L6-v2");
-    let local = LocalWorker::start(handler).await;
-    let client = local.client.clone();
+    let local = LocalWorker::start(Worker::new(handler)).await.unwrap();
+    let client = local_worker::client(&local);
     let http = reqwest::Client::new();
 
     // 22 short texts and 2 past the 256-token limit, in batches of 4.
@@ -124,5 +125,5 @@ async fn embeds_into_a_bucket_and_answers_with_a_presigned_url() {
         assert!(!err.contains("wrong-secret-value") && !err.contains(&s3.secret_key), "{err}");
     }
 
-    local.stop().await;
+    local.stop().await.unwrap();
 }

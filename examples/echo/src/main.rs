@@ -5,6 +5,8 @@
 //! cargo run -p echo -- --serve-api --port 8000   # then: curl localhost:8000/v2/local/runsync -d ...
 //! ```
 
+#![forbid(unsafe_code)]
+
 use runpod_worker::{handler_fn, Job, JobContext};
 use serde::{Deserialize, Serialize};
 use std::process::ExitCode;

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use runpod_worker::{Job, JobContext};
+use runpod_worker::{Failure, Job, JobContext};
 use serde::{Deserialize, Serialize};
 
 use crate::model::{EmbedError, Embedder};
@@ -28,7 +28,8 @@ fn default_normalize() -> bool {
 pub enum Texts {
     /// A single text.
     One(String),
-    /// A batch, embedded in one padded forward pass.
+    /// A batch: sorted by length and embedded in forward passes of similar lengths (see
+    /// [`crate::Embedder::embed`]); the output keeps the input order.
     Batch(Vec<String>),
 }
 
@@ -73,7 +74,7 @@ pub struct EmbedHandler {
 
 impl EmbedHandler {
     /// A handler over a loaded model; `model` names it in outputs, `max_batch` caps the texts
-    /// per job (one forward pass holds them all in memory).
+    /// per job (a job's texts and vectors are all in memory at once).
     pub fn new(embedder: Embedder, model: impl Into<String>, max_batch: usize) -> Self {
         Self { embedder: Arc::new(embedder), model: model.into(), max_batch: max_batch.max(1) }
     }
@@ -122,6 +123,22 @@ impl EmbedHandler {
             max_tokens,
             warnings,
         })
+    }
+}
+
+/// Each kind of failure is the job's `error_type`: `BadInput`, `Cancelled`, `ModelLoad`,
+/// `Tokenizer`, `Model` or `Internal`.
+impl From<EmbedError> for Failure {
+    fn from(e: EmbedError) -> Failure {
+        let error_type = match e {
+            EmbedError::Load(_) => "ModelLoad",
+            EmbedError::Tokenizer(_) => "Tokenizer",
+            EmbedError::Model(_) => "Model",
+            EmbedError::BadInput(_) => "BadInput",
+            EmbedError::Cancelled => "Cancelled",
+            EmbedError::Internal(_) => "Internal",
+        };
+        Failure::from_error(error_type, &e)
     }
 }
 

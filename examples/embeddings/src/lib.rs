@@ -28,6 +28,7 @@
 pub mod handler;
 pub mod hub;
 pub mod model;
+pub mod packed;
 
 /// The device choice (`DEVICE`, the `cuda` feature), shared with the other model examples.
 pub use example_support::device;
@@ -35,7 +36,7 @@ pub use example_support::device::{pick_device, DeviceChoice, DeviceError, DEVICE
 pub use example_support::LoadError;
 pub use handler::{EmbedHandler, EmbedInput, EmbedOutput, Texts};
 pub use hub::{model_from_env, Hub, HubError};
-pub use model::{EmbedError, Embedder, Embeddings};
+pub use model::{EmbedError, Embedder, Embeddings, Engine, LoadOptions, DEFAULT_BATCH_SIZE};
 
 /// The model used when neither `MODEL_DIR` nor `MODEL_ID` is set.
 pub const DEFAULT_MODEL_ID: &str = "sentence-transformers/all-MiniLM-L6-v2";

@@ -1,6 +1,8 @@
 //! The embeddings worker binary: loads the model once, then serves jobs from the queue or, as a
 //! load-balancing worker, `POST /embed` requests (see the README).
 
+#![forbid(unsafe_code)]
+
 use anyhow::Context;
 use candle_core::Device;
 use embeddings::{pick_device, EmbedHandler, Embedder};
@@ -19,6 +21,7 @@ environment:
               (default sentence-transformers/all-MiniLM-L6-v2)
   DEVICE      cpu, cuda or cuda:N (default: cuda:0 in a `--features cuda` build, else cpu)
   MAX_BATCH   most texts per job (default 128)
+  BATCH_SIZE  most texts per forward pass (default 32; a job's texts are sorted by length first)
   PORT, PORT_HEALTH, HEALTH_CHECK_PATH, LISTEN_HOST   load-balancing mode (default 80, PORT, /ping, 0.0.0.0)";
 
 #[tokio::main]
@@ -33,11 +36,15 @@ async fn main() -> anyhow::Result<ExitCode> {
         Ok(v) => v.parse().with_context(|| format!("MAX_BATCH={v:?} is not a number"))?,
         Err(_) => 128,
     };
+    let batch_size = match std::env::var("BATCH_SIZE") {
+        Ok(v) => v.parse().with_context(|| format!("BATCH_SIZE={v:?} is not a number"))?,
+        Err(_) => embeddings::DEFAULT_BATCH_SIZE,
+    };
     if load_balancing_requested() {
-        return Ok(serve_load_balanced(device, max_batch).await);
+        return Ok(serve_load_balanced(device, max_batch, batch_size).await);
     }
     let (dir, name) = embeddings::hub::model_from_env(embeddings::DEFAULT_MODEL_ID).await?;
-    let embedder = load(&dir, &device, &name)?;
+    let embedder = load(&dir, &device, &name, batch_size)?;
     let mut worker = runpod_worker::Worker::new(EmbedHandler::new(embedder, name, max_batch));
     if let Some(check) = gpu_check(&device) {
         worker = worker.fitness(check);
@@ -53,7 +60,7 @@ fn load_balancing_requested() -> bool {
 
 /// Load-balancing mode: `/ping` answers 204 while the model loads, then `POST /embed` takes
 /// the same input as a queue job's `input` and answers its output.
-async fn serve_load_balanced(device: Device, max_batch: usize) -> ExitCode {
+async fn serve_load_balanced(device: Device, max_batch: usize, batch_size: usize) -> ExitCode {
     let worker = match LoadBalancingWorker::from_env() {
         Ok(w) => w,
         Err(e) => {
@@ -67,7 +74,7 @@ async fn serve_load_balanced(device: Device, max_batch: usize) -> ExitCode {
     };
     let startup = async move {
         let (dir, name) = embeddings::hub::model_from_env(embeddings::DEFAULT_MODEL_ID).await?;
-        let embedder = tokio::task::spawn_blocking(move || load(&dir, &device, &name).map(|e| (e, name)))
+        let embedder = tokio::task::spawn_blocking(move || load(&dir, &device, &name, batch_size).map(|e| (e, name)))
             .await
             .context("the model-loading thread failed")??;
         let (embedder, name) = embedder;
@@ -82,12 +89,14 @@ async fn serve_load_balanced(device: Device, max_batch: usize) -> ExitCode {
     }
 }
 
-fn load(dir: &std::path::Path, device: &Device, name: &str) -> anyhow::Result<Embedder> {
+fn load(dir: &std::path::Path, device: &Device, name: &str, batch_size: usize) -> anyhow::Result<Embedder> {
     let started = std::time::Instant::now();
-    let embedder =
-        Embedder::load(dir, device).with_context(|| format!("loading the model from {}", dir.display()))?;
+    let embedder = Embedder::load(dir, device)
+        .with_context(|| format!("loading the model from {}", dir.display()))?
+        .with_batch_size(batch_size);
     tracing::info!(
-        model = %name, device = ?device, dimensions = embedder.dimensions(), max_tokens = embedder.max_tokens(),
+        model = %name, device = ?device, engine = ?embedder.engine(), dimensions = embedder.dimensions(),
+        max_tokens = embedder.max_tokens(), batch_size = embedder.batch_size(),
         ms = started.elapsed().as_millis() as u64, "model loaded"
     );
     Ok(embedder)

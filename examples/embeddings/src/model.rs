@@ -1,12 +1,16 @@
-//! The sentence-embedding model: a BERT-family encoder, attention-masked mean pooling and
-//! optional L2 normalisation, with per-batch padding and truncation to the model's limit.
+//! The sentence-embedding model: a BERT-family encoder, mean pooling over each text's tokens and
+//! optional L2 normalisation, truncation to the model's limit. Texts are sorted by length and
+//! run in forward passes of similar lengths; on the CPU the encoder is [`crate::packed`] (no
+//! padding at all), elsewhere candle's `BertModel` over padded, attention-masked batches.
 
 use std::path::Path;
 
 use candle_core::{DType, Device, Tensor};
 use candle_transformers::models::bert::{BertModel, Config};
 use example_support::load::{self, LoadError};
-use tokenizers::{PaddingParams, PaddingStrategy, Tokenizer, TruncationParams, TruncationStrategy};
+
+use crate::packed::{PackedBert, Sequence};
+use tokenizers::{Encoding, Tokenizer, TruncationParams, TruncationStrategy};
 
 /// Why a model could not be loaded or a batch could not be embedded.
 #[derive(Debug, thiserror::Error)]
@@ -43,14 +47,50 @@ pub struct Embeddings {
     pub truncated: Vec<bool>,
 }
 
+/// Which forward pass runs the encoder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    /// [`crate::packed::PackedBert`]: the CPU, F32, no padding. The default on the CPU.
+    Packed,
+    /// candle's `BertModel` over padded batches: any device and dtype. The default elsewhere.
+    Candle,
+}
+
+/// How to load a model: see [`Embedder::load_with`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoadOptions {
+    /// Weights and activations (`F16` halves the memory and is faster on a GPU; pooling and
+    /// normalising stay in F32). Default F32.
+    pub dtype: DType,
+    /// The forward pass; `None` picks [`Engine::Packed`] for F32 on the CPU, else [`Engine::Candle`].
+    pub engine: Option<Engine>,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        Self { dtype: DType::F32, engine: None }
+    }
+}
+
+enum Encoder {
+    Packed(PackedBert),
+    Candle(BertModel),
+}
+
 /// A loaded sentence-embedding model; load once, then call [`Embedder::embed`] per batch.
 pub struct Embedder {
-    model: BertModel,
+    model: Encoder,
     tokenizer: Tokenizer,
     device: Device,
     max_tokens: usize,
     dimensions: usize,
+    pad_id: u32,
+    batch_size: usize,
 }
+
+/// Texts per forward pass unless [`Embedder::with_batch_size`] says otherwise (the same default
+/// as sentence-transformers' `encode`).
+pub const DEFAULT_BATCH_SIZE: usize = 32;
 
 #[derive(serde::Deserialize)]
 struct SentenceBertConfig {
@@ -62,8 +102,15 @@ impl Embedder {
     ///
     /// The token limit is `max_seq_length` from `sentence_bert_config.json` when that file exists
     /// (256 for all-MiniLM-L6-v2, what sentence-transformers uses), else the model's
-    /// `max_position_embeddings`. The tokenizer's own fixed padding is replaced by per-batch padding.
+    /// `max_position_embeddings`. The tokenizer's own fixed padding is replaced by per-pass padding.
     pub fn load(dir: &Path, device: &Device) -> Result<Self, EmbedError> {
+        Self::load_with(dir, device, LoadOptions::default())
+    }
+
+    /// [`Embedder::load`] with another dtype or forward pass ([`Engine::Packed`] needs the CPU
+    /// and F32).
+    pub fn load_with(dir: &Path, device: &Device, options: LoadOptions) -> Result<Self, EmbedError> {
+        let LoadOptions { dtype, engine } = options;
         let config: Config = load::read_json(&dir.join("config.json"))?;
         let st_config: Option<SentenceBertConfig> =
             load::read_json_if_present(&dir.join("sentence_bert_config.json"))?;
@@ -73,13 +120,8 @@ impl Embedder {
 
         let mut tokenizer = load::load_tokenizer(&dir.join("tokenizer.json"))?;
         let pad_id = config.pad_token_id as u32;
-        let pad_token = tokenizer.id_to_token(pad_id).unwrap_or_else(|| "[PAD]".to_owned());
-        tokenizer.with_padding(Some(PaddingParams {
-            strategy: PaddingStrategy::BatchLongest,
-            pad_id,
-            pad_token,
-            ..Default::default()
-        }));
+        // Padding is done per forward pass, after sorting by length (see `embed`).
+        tokenizer.with_padding(None);
         tokenizer
             .with_truncation(Some(TruncationParams {
                 max_length: max_tokens,
@@ -90,9 +132,27 @@ impl Embedder {
             .map_err(|e| EmbedError::Tokenizer(e.to_string()))?;
 
         // SAFETY: the file is memory-mapped read-only and not modified while the model lives.
-        let vb = unsafe { load::mmap_weights(&[dir.join("model.safetensors")], DType::F32, device)? };
-        let model = BertModel::load(vb, &config)?;
-        Ok(Self { model, tokenizer, device: device.clone(), max_tokens, dimensions: config.hidden_size })
+        #[allow(unsafe_code, reason = "memory-mapped weights load without a copy")]
+        let vb = unsafe { load::mmap_weights(&[dir.join("model.safetensors")], dtype, device)? };
+        let packed_fits = device.is_cpu() && dtype == DType::F32 && PackedBert::supports(&config);
+        let model = match engine {
+            Some(Engine::Packed) if !packed_fits => {
+                return Err(EmbedError::BadInput(format!(
+                    "the packed encoder runs F32 on the CPU only (asked: {dtype:?} on {device:?})"
+                )))
+            }
+            Some(Engine::Packed) | None if packed_fits => Encoder::Packed(PackedBert::load(vb, &config)?),
+            _ => Encoder::Candle(BertModel::load(vb, &config)?),
+        };
+        Ok(Self {
+            model,
+            tokenizer,
+            device: device.clone(),
+            max_tokens,
+            dimensions: config.hidden_size,
+            pad_id,
+            batch_size: DEFAULT_BATCH_SIZE,
+        })
     }
 
     /// The most tokens (special tokens included) one input may have before it is truncated.
@@ -110,8 +170,30 @@ impl Embedder {
         &self.device
     }
 
-    /// Embeds `texts` in one forward pass: pads them to the longest in the batch, masks the
-    /// padding in attention and in mean pooling, and L2-normalises each vector when `normalize`.
+    /// The forward pass in use.
+    pub fn engine(&self) -> Engine {
+        match self.model {
+            Encoder::Packed(_) => Engine::Packed,
+            Encoder::Candle(_) => Engine::Candle,
+        }
+    }
+
+    /// The most texts one forward pass takes (default [`DEFAULT_BATCH_SIZE`]).
+    pub fn batch_size(&self) -> usize {
+        self.batch_size
+    }
+
+    /// Sets the most texts one forward pass takes (at least 1). Larger passes use the matrix
+    /// kernels better, smaller ones pad less and hold less memory.
+    pub fn with_batch_size(mut self, batch_size: usize) -> Self {
+        self.batch_size = batch_size.max(1);
+        self
+    }
+
+    /// Embeds `texts`; the result is in input order. The texts are sorted by token count and run
+    /// in forward passes of at most [`Embedder::batch_size`] texts of similar length, each padded
+    /// only to its own longest text; padding is masked in attention and in mean pooling. Each
+    /// vector is L2-normalised when `normalize`.
     pub fn embed<S: AsRef<str>>(&self, texts: &[S], normalize: bool) -> Result<Embeddings, EmbedError> {
         if texts.is_empty() {
             return Err(EmbedError::BadInput("no input text given".into()));
@@ -119,25 +201,66 @@ impl Embedder {
         let inputs: Vec<&str> = texts.iter().map(AsRef::as_ref).collect();
         let encodings =
             self.tokenizer.encode_batch(inputs, true).map_err(|e| EmbedError::Tokenizer(e.to_string()))?;
-        let seq_len = encodings[0].len();
-        let batch = encodings.len();
-        let mut ids = Vec::with_capacity(batch * seq_len);
-        let mut types = Vec::with_capacity(batch * seq_len);
-        let mut mask = Vec::with_capacity(batch * seq_len);
-        let mut tokens = Vec::with_capacity(batch);
-        let mut truncated = Vec::with_capacity(batch);
-        for enc in &encodings {
-            ids.extend_from_slice(enc.get_ids());
-            types.extend_from_slice(enc.get_type_ids());
-            mask.extend_from_slice(enc.get_attention_mask());
-            tokens.push(enc.get_attention_mask().iter().filter(|&&m| m == 1).count());
-            truncated.push(!enc.get_overflowing().is_empty());
-        }
-        let ids = Tensor::from_vec(ids, (batch, seq_len), &self.device)?;
-        let types = Tensor::from_vec(types, (batch, seq_len), &self.device)?;
-        let mask = Tensor::from_vec(mask, (batch, seq_len), &self.device)?;
+        let n = encodings.len();
+        // Longest first (a stable sort: equal lengths keep their order), as sentence-transformers does.
+        let mut order: Vec<usize> = (0..n).collect();
+        order.sort_by_key(|&i| std::cmp::Reverse(encodings[i].len()));
 
-        let hidden = self.model.forward(&ids, &types, Some(&mask))?; // (batch, seq, hidden)
+        let mut vectors = vec![Vec::new(); n];
+        for pass in order.chunks(self.batch_size) {
+            let batch: Vec<&Encoding> = pass.iter().map(|&i| &encodings[i]).collect();
+            for (&i, vector) in pass.iter().zip(self.forward(&batch, normalize)?) {
+                vectors[i] = vector;
+            }
+        }
+        Ok(Embeddings {
+            vectors,
+            tokens: encodings.iter().map(Encoding::len).collect(),
+            truncated: encodings.iter().map(|e| !e.get_overflowing().is_empty()).collect(),
+        })
+    }
+
+    /// One forward pass over `batch`: the pooled (and maybe normalised) vectors, in order.
+    fn forward(&self, batch: &[&Encoding], normalize: bool) -> Result<Vec<Vec<f32>>, EmbedError> {
+        let model = match &self.model {
+            Encoder::Candle(model) => return self.forward_padded(model, batch, normalize),
+            Encoder::Packed(model) => model,
+        };
+        let seqs: Vec<Sequence> =
+            batch.iter().map(|e| Sequence { ids: e.get_ids(), types: e.get_type_ids() }).collect();
+        let mut vectors = model.mean_pooled(&seqs)?;
+        if normalize {
+            for v in &mut vectors {
+                let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
+                v.iter_mut().for_each(|x| *x /= norm);
+            }
+        }
+        Ok(vectors)
+    }
+
+    /// candle's forward pass over `batch` padded to its longest entry, padding masked.
+    fn forward_padded(
+        &self,
+        model: &BertModel,
+        batch: &[&Encoding],
+        normalize: bool,
+    ) -> Result<Vec<Vec<f32>>, EmbedError> {
+        let size = batch.len();
+        let seq_len = batch.iter().map(|e| e.len()).max().unwrap_or(0);
+        let mut ids = vec![self.pad_id; size * seq_len];
+        let mut types = vec![0u32; size * seq_len];
+        let mut mask = vec![0u32; size * seq_len];
+        for (row, enc) in batch.iter().enumerate() {
+            let at = row * seq_len;
+            ids[at..at + enc.len()].copy_from_slice(enc.get_ids());
+            types[at..at + enc.len()].copy_from_slice(enc.get_type_ids());
+            mask[at..at + enc.len()].fill(1);
+        }
+        let ids = Tensor::from_vec(ids, (size, seq_len), &self.device)?;
+        let types = Tensor::from_vec(types, (size, seq_len), &self.device)?;
+        let mask = Tensor::from_vec(mask, (size, seq_len), &self.device)?;
+
+        let hidden = model.forward(&ids, &types, Some(&mask))?.to_dtype(DType::F32)?; // (batch, seq, hidden)
         let mask = mask.to_dtype(DType::F32)?.unsqueeze(2)?; // (batch, seq, 1)
         let summed = hidden.broadcast_mul(&mask)?.sum(1)?; // (batch, hidden)
         let counts = mask.sum(1)?; // (batch, 1); at least 2: [CLS] and [SEP]
@@ -146,7 +269,6 @@ impl Embedder {
             let norms = pooled.sqr()?.sum_keepdim(1)?.sqrt()?.clamp(1e-12f32, f32::MAX)?;
             pooled = pooled.broadcast_div(&norms)?;
         }
-        let vectors = pooled.to_dtype(DType::F32)?.to_vec2::<f32>()?;
-        Ok(Embeddings { vectors, tokens, truncated })
+        Ok(pooled.to_vec2::<f32>()?)
     }
 }

@@ -135,3 +135,51 @@ fn bad_input_and_bad_model_dirs_are_clear_errors() {
     assert!(err.contains("invalid") && err.contains("config.json"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn packed_and_candle_engines_agree_and_order_is_kept() {
+    use embeddings::{Engine, LoadOptions};
+    let Some(dir) = minilm_dir() else { return };
+    let packed = Embedder::load(&dir, &Device::Cpu).unwrap();
+    assert_eq!(packed.engine(), Engine::Packed, "the default on the CPU");
+    let candle = Embedder::load_with(
+        &dir,
+        &Device::Cpu,
+        LoadOptions { engine: Some(Engine::Candle), ..Default::default() },
+    )
+    .unwrap();
+    // Mixed lengths (one truncated), more texts than one forward pass takes, out of length order.
+    let long = "word ".repeat(400);
+    let texts: Vec<String> = (0..41)
+        .map(|i| match i % 4 {
+            0 => format!("Short text {i}."),
+            1 => format!(
+                "A somewhat longer sentence about the river and the bridge, number {i}, with more words."
+            ),
+            2 if i == 10 => long.clone(),
+            _ => format!("{i} apples"),
+        })
+        .collect();
+    let a = packed.with_batch_size(8).embed(&texts, true).unwrap();
+    let b = candle.embed(&texts, true).unwrap();
+    assert_eq!(a.tokens, b.tokens);
+    assert_eq!(a.truncated, b.truncated);
+    assert!(a.truncated[10] && a.truncated.iter().filter(|t| **t).count() == 1);
+    for (i, (x, y)) in a.vectors.iter().zip(&b.vectors).enumerate() {
+        let cos = dot(x, y) / (norm(x) * norm(y));
+        assert!(cos > 0.99999, "text {i}: packed vs candle cosine {cos}");
+        // In input order: each vector is that text's own.
+        let alone = candle.embed(&[texts[i].as_str()], true).unwrap();
+        assert!(dot(x, &alone.vectors[0]) > 0.99999, "text {i} out of place");
+    }
+    // Asking for the packed encoder where it cannot run is a clear error.
+    let err = Embedder::load_with(
+        &dir,
+        &Device::Cpu,
+        LoadOptions { dtype: candle_core::DType::F16, engine: Some(Engine::Packed) },
+    )
+    .err()
+    .unwrap()
+    .to_string();
+    assert!(err.contains("F32 on the CPU"), "{err}");
+}

@@ -5,9 +5,10 @@ use std::time::Duration;
 
 use candle_core::Device;
 use embeddings::{EmbedHandler, Embedder};
-use example_support::local_worker::LocalWorker;
+use example_support::local_worker::{self, LocalWorker};
 use example_support::test_models::minilm_dir;
 use runpod_client::{Endpoint, JobState, JobStatus, Request};
+use runpod_worker::Worker;
 use serde_json::{json, Value};
 
 /// Queues `input` and polls `/status` until the job ends, as an application would.
@@ -22,8 +23,8 @@ async fn jobs_through_a_local_endpoint() {
     let reference = Embedder::load(&dir, &Device::Cpu).unwrap();
     let handler = EmbedHandler::new(Embedder::load(&dir, &Device::Cpu).unwrap(), "all-MiniLM-L6-v2", 3);
 
-    let local = LocalWorker::start(handler).await;
-    let client = local.client.clone();
+    let local = LocalWorker::start(Worker::new(handler)).await.unwrap();
+    let client = local_worker::client(&local);
 
     // A batch: same vectors as the model gives directly, token counts, truncation reported.
     let long = "lorem ipsum ".repeat(400);
@@ -59,18 +60,21 @@ async fn jobs_through_a_local_endpoint() {
     assert!((norm - 1.0).abs() > 0.05, "normalize=false gives the raw vector, norm {norm}");
 
     // Bad inputs fail the job with a clear error, and the worker keeps serving.
-    for (input, says) in [
-        (json!({"input": 7}), "a string or an array of strings"),
-        (json!({"input": ["a"], "normalise": true}), "normalise"),
-        (json!({"input": []}), "no input text"),
-        (json!({"input": ["a", "b", "c", "d"]}), "at most 3"),
+    // Each reports its kind as the error report's `error_type`.
+    for (input, error_type, says) in [
+        (json!({"input": 7}), "InputError", "a string or an array of strings"),
+        (json!({"input": ["a"], "normalise": true}), "InputError", "normalise"),
+        (json!({"input": []}), "BadInput", "no input text"),
+        (json!({"input": ["a", "b", "c", "d"]}), "BadInput", "at most 3"),
     ] {
         let done: JobState<Value> = run(&client, input.clone()).await;
         assert_eq!(done.status, JobStatus::Failed, "{input}: {done:?}");
-        assert!(done.error.as_deref().unwrap_or_default().contains(says), "{input}: {done:?}");
+        let report: Value = serde_json::from_str(done.error.as_deref().unwrap_or_default()).unwrap();
+        assert_eq!(report["error_type"], error_type, "{input}: {report}");
+        assert!(report["error_message"].as_str().unwrap_or_default().contains(says), "{input}: {report}");
     }
     let done: JobState<Value> = run(&client, json!({"input": "still here"})).await;
     assert_eq!(done.status, JobStatus::Completed);
 
-    local.stop().await;
+    local.stop().await.unwrap();
 }

@@ -1,13 +1,10 @@
-//! The workers' own command-line handling: `-h`/`--help` prints the worker's settings (the
-//! runtime's flags are `runpod-worker`'s to parse).
+//! The workers' own command-line handling: `-h`/`--help` prints the worker's settings, then
+//! the runtime's flags (`runpod-worker` parses and lists those: [`RUNTIME_FLAGS`]).
 
+use runpod_worker::RUNTIME_FLAGS;
 use std::io::Write;
 
-/// The last line of every worker's `--help`: the flags `runpod-worker` itself takes.
-pub const RUNTIME_FLAGS: &str =
-    "runtime flags: --test-input <JSON|@FILE>, --serve-api, --host, --port, --concurrency, --log-level";
-
-/// Prints `help` and then [`RUNTIME_FLAGS`] to stdout and returns true when the command line asks
+/// Prints `help` and then the runtime's flags ([`RUNTIME_FLAGS`]) to stdout and returns true when the command line asks
 /// for it (`-h` or `--help`), so `main` can return before loading anything.
 pub fn help_requested(help: &str) -> bool {
     help_requested_in(std::env::args().skip(1), help, &mut std::io::stdout())
@@ -19,7 +16,7 @@ pub fn help_requested_in(args: impl IntoIterator<Item = String>, help: &str, out
         return false;
     }
     // No panic when stdout is a closed pipe (`worker --help | head -1`).
-    let _ = writeln!(out, "{help}\n{RUNTIME_FLAGS}");
+    let _ = writeln!(out, "{help}\n\n{RUNTIME_FLAGS}");
     true
 }
 
@@ -36,7 +33,7 @@ mod tests {
         for flag in ["-h", "--help"] {
             let mut out = Vec::new();
             assert!(help_requested_in(args(&["--serve-api", flag]), "HELP text", &mut out));
-            assert_eq!(String::from_utf8(out).unwrap(), format!("HELP text\n{RUNTIME_FLAGS}\n"));
+            assert_eq!(String::from_utf8(out).unwrap(), format!("HELP text\n\n{RUNTIME_FLAGS}\n"));
         }
     }
 }

@@ -6,9 +6,13 @@
 //! - [`load`]: reading a model folder (`config.json`, `tokenizer.json`, safetensors weights),
 //!   every failure an error naming the file;
 //! - [`cli`]: the workers' `--help`;
+//! - [`kernels`]: CPU kernels of the examples' own forward passes (matrix products, norms,
+//!   activations, softmax), vectorised for the CPU they run on;
 //! - [`test_models`]: where the examples' tests find real model weights;
-//! - `local_worker` (feature `test-support`): a handler served through a real local endpoint,
-//!   for the examples' end-to-end tests.
+//! - `local_worker` (feature `test-support`): runpod-worker's test bed (a handler served
+//!   through a real local endpoint) and a runpod-client for it, for the examples' end-to-end
+//!   tests;
+//! - [`container`]: the repository's Dockerfiles built and run with podman, for the image tests.
 //!
 //! ```
 //! use example_support::{load, DeviceChoice, DeviceError};
@@ -26,7 +30,9 @@
 //! ```
 
 pub mod cli;
+pub mod container;
 pub mod device;
+pub mod kernels;
 pub mod load;
 #[cfg(feature = "test-support")]
 pub mod local_worker;

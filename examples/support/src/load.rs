@@ -93,6 +93,7 @@ pub fn weight_files(dir: &Path) -> Result<Vec<PathBuf>, LoadError> {
 ///
 /// The files are mapped, not copied: none may be modified or truncated while the returned
 /// builder, or a model built from it, lives (model folders are read-only inputs).
+#[allow(unsafe_code, reason = "memory-mapped weights load without a copy")]
 pub unsafe fn mmap_weights(
     files: &[PathBuf],
     dtype: DType,
@@ -157,6 +158,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(unsafe_code, reason = "tests the memory-mapped loader")]
     fn mmap_weights_reads_safetensors_and_names_a_missing_file() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("model.safetensors");

@@ -1,16 +1,21 @@
 //! The worker's job handler: generation on a blocking thread, text pieces streamed through the
-//! runtime as they are produced, progress reported, cancellation checked between tokens.
+//! runtime as they are produced, progress reported, cancellation checked between tokens; the
+//! native input and the OpenAI route in one handler.
 
 use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use runpod_worker::{Job, JobContext};
+use runpod_worker::openai::{self, Reply, Request, Responder, Usage};
+use runpod_worker::{Failure, Job, JobContext};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use tokio::sync::mpsc;
 
-use crate::model::{FinishReason, GenerateError, Generator, Observer, Params};
+use crate::chat::TemplateMessage;
+use crate::model::{FinishReason, GenerateError, Generation, Observer, Params};
+use crate::text_model::TextModel;
 
 /// One job's input.
 #[derive(Debug, Clone, Deserialize)]
@@ -92,10 +97,11 @@ pub struct Stats {
     pub tokens: AtomicU64,
 }
 
-/// The text-generation worker: one loaded model shared by every job.
+/// The text-generation worker: one loaded model shared by every job. It serves the native
+/// input ([`GenerateInput`]) and the OpenAI route (chat completions, completions, models).
 #[derive(Clone)]
 pub struct GenerateHandler {
-    generator: Arc<Generator>,
+    model: Arc<TextModel>,
     stats: Arc<Stats>,
 }
 
@@ -134,15 +140,31 @@ fn random_seed() -> u64 {
     h.finish()
 }
 
+/// New tokens of an OpenAI call that sets no `max_tokens` (chat; completions default to 16).
+pub const DEFAULT_OPENAI_MAX_TOKENS: usize = 512;
+
+/// A generation running on a blocking thread: its text pieces (when streamed) and its end.
+struct Running {
+    pieces: mpsc::Receiver<String>,
+    work: tokio::task::JoinHandle<Result<Generation, GenerateError>>,
+}
+
+impl Running {
+    async fn finish(self) -> Result<Generation, GenerateError> {
+        drop(self.pieces);
+        self.work.await.map_err(|e| GenerateError::Internal(format!("the model thread failed: {e}")))?
+    }
+}
+
 impl GenerateHandler {
-    /// A handler over a loaded model.
-    pub fn new(generator: Generator) -> Self {
-        Self { generator: Arc::new(generator), stats: Arc::default() }
+    /// A handler over a loaded model (a [`Generator`] or any [`TextModel`]).
+    pub fn new(model: impl Into<TextModel>) -> Self {
+        Self { model: Arc::new(model.into()), stats: Arc::default() }
     }
 
     /// The loaded model.
-    pub fn generator(&self) -> &Generator {
-        &self.generator
+    pub fn model(&self) -> &TextModel {
+        &self.model
     }
 
     /// Counters shared by every clone of this handler.
@@ -150,7 +172,38 @@ impl GenerateHandler {
         self.stats.clone()
     }
 
-    /// Runs one generation job: pieces go to `ctx.stream` in order, progress to `ctx.progress`.
+    /// Starts generating on a blocking thread; pieces of text arrive on the channel when
+    /// `stream` is set. The runtime may drop the caller when the job is cancelled; the thread
+    /// then sees the closed channel (or the cancelled context) before its next token and ends.
+    fn start(&self, prompt: String, params: Params, stream: bool, ctx: &JobContext) -> Running {
+        let (tx, pieces) = mpsc::channel::<String>(64);
+        let mut observer = JobObserver {
+            ctx: ctx.clone(),
+            pieces: stream.then_some(tx),
+            max_tokens: params.max_tokens,
+            every: (params.max_tokens / 10).max(1),
+            consumer_gone: false,
+        };
+        let model = self.model.clone();
+        let span = ctx.span().clone();
+        let stats = self.stats.clone();
+        let work = tokio::task::spawn_blocking(move || {
+            let _g = span.enter();
+            let out = model.generate(&prompt, &params, &mut observer);
+            if let Ok(out) = &out {
+                stats.jobs.fetch_add(1, Ordering::SeqCst);
+                stats.tokens.fetch_add(out.generated_tokens as u64, Ordering::SeqCst);
+                if out.finish_reason == FinishReason::Cancelled {
+                    stats.cancelled.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+            out
+        });
+        Running { pieces, work }
+    }
+
+    /// Runs one native generation job: pieces go to `ctx.stream` in order, progress to
+    /// `ctx.progress`.
     pub async fn run(&self, input: GenerateInput, ctx: &JobContext) -> Result<GenerateOutput, GenerateError> {
         if input.stop.len() > 8 {
             return Err(GenerateError::BadInput(format!("at most 8 stop strings, got {}", input.stop.len())));
@@ -164,43 +217,16 @@ impl GenerateHandler {
             stop: input.stop,
         };
         params.validate()?;
-        let (tx, mut rx) = mpsc::channel::<String>(64);
-        let mut observer = JobObserver {
-            ctx: ctx.clone(),
-            pieces: input.stream.then_some(tx),
-            max_tokens: params.max_tokens,
-            every: (params.max_tokens / 10).max(1),
-            consumer_gone: false,
-        };
-        let generator = self.generator.clone();
-        let span = ctx.span().clone();
-        let prompt = input.prompt;
         let started = Instant::now();
-        let stats = self.stats.clone();
-        // The runtime may drop this future when the job is cancelled; the blocking thread then
-        // sees the closed channel (or the cancelled context) before its next token and ends.
-        let work = tokio::task::spawn_blocking(move || {
-            let _g = span.enter();
-            let out = generator.generate(&prompt, &params, &mut observer);
-            if let Ok(out) = &out {
-                stats.jobs.fetch_add(1, Ordering::SeqCst);
-                stats.tokens.fetch_add(out.generated_tokens as u64, Ordering::SeqCst);
-                if out.finish_reason == FinishReason::Cancelled {
-                    stats.cancelled.fetch_add(1, Ordering::SeqCst);
-                }
-            }
-            out
-        });
+        let mut running = self.start(input.prompt, params, input.stream, ctx);
         // Forward pieces as they come; the channel closes when the generator returns.
-        while let Some(piece) = rx.recv().await {
+        while let Some(piece) = running.pieces.recv().await {
             if let Err(e) = ctx.stream(TextChunk { text: piece }).await {
                 tracing::debug!(parent: ctx.span(), "stream closed ({e}); stopping generation");
                 break;
             }
         }
-        drop(rx);
-        let out =
-            work.await.map_err(|e| GenerateError::Internal(format!("the model thread failed: {e}")))??;
+        let out = running.finish().await?;
         let secs = started.elapsed().as_secs_f64();
         Ok(GenerateOutput {
             text: out.text,
@@ -211,19 +237,113 @@ impl GenerateHandler {
             tokens_per_second: if secs > 0.0 { out.generated_tokens as f64 / secs } else { 0.0 },
         })
     }
+
+    /// Serves one OpenAI call: the model list, or a chat completion (the model's chat template
+    /// applied) or completion, streamed as SSE chunks when the client asked for a stream.
+    pub async fn openai(
+        &self,
+        request: Request,
+        job_id: &str,
+        ctx: &JobContext,
+    ) -> Result<Value, openai::Error> {
+        let (prompt, sampling) = match &request {
+            Request::Models => return Ok(openai::model_list(&[self.model.name()])),
+            Request::Chat(r) => {
+                let template = self.model.chat_template().ok_or_else(|| {
+                    openai::Error::invalid("messages", "this model has no chat template: use /v1/completions")
+                })?;
+                let messages = r
+                    .messages
+                    .iter()
+                    .map(|m| Ok(TemplateMessage::new(m.role.as_template_role(), m.text()?)))
+                    .collect::<Result<Vec<_>, openai::Error>>()?;
+                (template.render(&messages, true).map_err(openai_error)?, r.sampling())
+            }
+            Request::Completion(r) => (r.prompt_text()?.to_owned(), r.sampling()),
+        };
+        let params = Params {
+            max_tokens: sampling.max_tokens.map_or(DEFAULT_OPENAI_MAX_TOKENS, |n| n as usize),
+            temperature: sampling.temperature.unwrap_or(1.0),
+            top_p: sampling.top_p,
+            seed: sampling.seed.unwrap_or_else(random_seed),
+            stop: sampling.stop,
+        };
+        params.validate().map_err(openai_error)?;
+        let mut reply = Responder::new(&request, self.model.name(), job_id);
+        let mut running = self.start(prompt, params, reply.is_streaming(), ctx);
+        while let Some(piece) = running.pieces.recv().await {
+            if let Some(event) = reply.piece(&piece) {
+                if let Err(e) = ctx.stream(event).await {
+                    tracing::debug!(parent: ctx.span(), "stream closed ({e}); stopping generation");
+                    break;
+                }
+            }
+        }
+        let out = running.finish().await.map_err(openai_error)?;
+        if !reply.is_streaming() {
+            reply.piece(&out.text);
+        }
+        let finish = match out.finish_reason {
+            FinishReason::Length => openai::FinishReason::Length,
+            FinishReason::Eos | FinishReason::Stop | FinishReason::Cancelled => openai::FinishReason::Stop,
+        };
+        let usage = Usage::new(out.prompt_tokens as u64, out.generated_tokens as u64);
+        match reply.finish(finish, usage) {
+            Reply::Response(body) => Ok(body),
+            Reply::Stream(tail) => {
+                // The client may be gone; the job is then cancelled and the result unused.
+                let _ = ctx.stream(tail).await;
+                Ok(Value::Null)
+            }
+        }
+    }
+}
+
+/// A generation error as an OpenAI error: bad input is the client's (`400`), the rest the
+/// worker's (`500`).
+fn openai_error(e: GenerateError) -> openai::Error {
+    match e {
+        GenerateError::BadInput(m) => openai::Error::invalid_request(m),
+        other => openai::Error::server(other.to_string()),
+    }
+}
+
+/// Each kind of failure is the job's `error_type`: `BadInput`, `ModelLoad`, `Weights`,
+/// `Tokenizer`, `Model` or `Internal`.
+impl From<GenerateError> for Failure {
+    fn from(e: GenerateError) -> Failure {
+        let error_type = match e {
+            GenerateError::Load(_) => "ModelLoad",
+            GenerateError::Weights(_) => "Weights",
+            GenerateError::Tokenizer(_) => "Tokenizer",
+            GenerateError::Model(_) => "Model",
+            GenerateError::BadInput(_) => "BadInput",
+            GenerateError::Internal(_) => "Internal",
+        };
+        Failure::from_error(error_type, &e)
+    }
 }
 
 #[runpod_worker::async_trait]
 impl runpod_worker::Handler for GenerateHandler {
-    type Input = GenerateInput;
-    type Output = GenerateOutput;
+    type Input = openai::Input<GenerateInput>;
+    type Output = Value;
     type Error = GenerateError;
 
-    async fn handle(
-        &self,
-        job: Job<GenerateInput>,
-        ctx: JobContext,
-    ) -> Result<GenerateOutput, GenerateError> {
-        self.run(job.input, &ctx).await
+    async fn handle(&self, job: Job<Self::Input>, ctx: JobContext) -> Result<Value, GenerateError> {
+        match job.input {
+            openai::Input::Native(input) => {
+                let out = self.run(input, &ctx).await?;
+                serde_json::to_value(out).map_err(|e| GenerateError::Internal(e.to_string()))
+            }
+            // An OpenAI error is returned as `{"error": {...}}`: the job fails with it and the
+            // route answers with its status.
+            openai::Input::OpenAi(call) => Ok(match call {
+                Ok(request) => {
+                    self.openai(request, &job.id, &ctx).await.unwrap_or_else(openai::Error::into_output)
+                }
+                Err(e) => e.into_output(),
+            }),
+        }
     }
 }

@@ -4,7 +4,10 @@
 //! [`Generator`] is the model (load once; generate with temperature, top-p, seed, max tokens
 //! and stop strings, reporting each piece of text to an [`Observer`] that can cancel between
 //! tokens); [`GenerateHandler`] wraps it as a `runpod-worker` handler that streams the pieces,
-//! reports progress and honours job cancellation. See the README for running the binary.
+//! reports progress and honours job cancellation. [`gguf::GgufModel`] runs a quantized GGUF file
+//! (tokenizer and chat template from its metadata), [`TextModel`] is either kind with its
+//! [`chat::ChatTemplate`], and the handler also serves the OpenAI-compatible route (chat
+//! completions, completions, models). See the README for running the binary.
 //!
 //! ```no_run
 //! use text_generation::{Generator, Observer, Params};
@@ -31,14 +34,19 @@
 //! assert_eq!(m.text(), "Answer: 4 ");
 //! ```
 
+pub mod chat;
+pub mod cpu_llama;
 pub mod detok;
+pub mod gguf;
 pub mod handler;
 pub mod model;
 pub mod stop;
+pub mod text_model;
 
 /// The device choice (`DEVICE`, the `cuda` feature), shared with the other model examples.
 pub use example_support::device;
 pub use example_support::device::{pick_device, DeviceChoice, DeviceError, DEVICE_ENV};
 pub use example_support::LoadError;
 pub use handler::{GenerateHandler, GenerateInput, GenerateOutput, GenerateProgress, Stats, TextChunk};
-pub use model::{FinishReason, GenerateError, Generation, Generator, Observer, Params};
+pub use model::{Engine, FinishReason, GenerateError, Generation, Generator, Observer, Params};
+pub use text_model::TextModel;

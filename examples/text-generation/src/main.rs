@@ -1,14 +1,19 @@
-//! The text-generation worker binary: loads the model once from `MODEL_DIR`, then serves jobs.
+//! The text-generation worker binary: loads the model once from `MODEL` (a folder or a `.gguf`
+//! file; `MODEL_DIR` also works), then serves jobs: its native input and the OpenAI route.
+
+#![forbid(unsafe_code)]
 
 use anyhow::Context;
 use std::process::ExitCode;
-use text_generation::{pick_device, GenerateHandler, Generator};
+use text_generation::{pick_device, GenerateHandler, TextModel};
 
 /// `--help`: this worker's settings (`help_requested` adds the runtime's flags).
 const HELP: &str = "\
-text-generation worker: streamed generation with a Llama-family model (see examples/text-generation/README.md)
+text-generation worker: streamed generation with a Llama-family model, native input and the
+OpenAI route (see examples/text-generation/README.md)
 environment:
-  MODEL_DIR   model folder (config.json, tokenizer.json, *.safetensors), required
+  MODEL       a model folder (config.json, tokenizer.json, *.safetensors, tokenizer_config.json)
+              or a .gguf file; required (MODEL_DIR is read when MODEL is unset)
   DEVICE      cpu, cuda or cuda:N (default: cuda:0 in a `--features cuda` build, else cpu)";
 
 #[tokio::main]
@@ -17,17 +22,18 @@ async fn main() -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     runpod_worker::init_logging(None);
-    let dir = std::env::var_os("MODEL_DIR").context(
-        "set MODEL_DIR to a Llama-family model folder (config.json, tokenizer.json, *.safetensors)",
+    let path = std::env::var_os("MODEL").or_else(|| std::env::var_os("MODEL_DIR")).context(
+        "set MODEL to a Llama-family model folder (config.json, tokenizer.json, *.safetensors) or a .gguf file",
     )?;
-    let dir = std::path::PathBuf::from(dir);
+    let path = std::path::PathBuf::from(path);
     let device = pick_device()?;
     let started = std::time::Instant::now();
-    let generator = Generator::load(&dir, &device)
-        .with_context(|| format!("loading the model from {}", dir.display()))?;
+    let model = TextModel::load(&path, &device)
+        .with_context(|| format!("loading the model from {}", path.display()))?;
     tracing::info!(
-        model = %dir.display(), device = ?device, context = generator.context_length(),
+        model = %path.display(), device = ?device, context = model.context_length(),
+        chat_template = model.chat_template().is_some(),
         ms = started.elapsed().as_millis() as u64, "model loaded"
     );
-    Ok(runpod_worker::start(GenerateHandler::new(generator)).await)
+    Ok(runpod_worker::start(GenerateHandler::new(model)).await)
 }

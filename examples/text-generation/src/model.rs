@@ -10,6 +10,7 @@ use candle_transformers::models::llama::{Cache, Config, Llama, LlamaConfig, Llam
 use example_support::load::{self, LoadError};
 use tokenizers::Tokenizer;
 
+use crate::cpu_llama::{CpuLlama, KvCache};
 use crate::detok::Detokenizer;
 use crate::stop::{StopMatcher, StopState};
 
@@ -106,16 +107,37 @@ pub trait Observer {
     }
     /// Called with each new piece of text, in order; the pieces concatenate to the final text.
     fn text(&mut self, _piece: &str) {}
+    /// Called with each new token's id (before [`Observer::token`]), e.g. to compare runs.
+    fn token_id(&mut self, _id: u32) {}
     /// Called after each token with the number of new tokens so far.
     fn token(&mut self, _generated: usize) {}
+}
+
+/// Which forward pass runs the model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    /// [`crate::cpu_llama::CpuLlama`]: the CPU, F32, no `rope_scaling`. The default where it fits.
+    Cpu,
+    /// candle's `Llama`: any device and dtype. The default elsewhere.
+    Candle,
+}
+
+enum Decoder {
+    Cpu(CpuLlama),
+    Candle { model: Llama, cache: Cache },
+}
+
+/// One generation's cache, of the decoder's kind.
+enum State {
+    Cpu(KvCache),
+    Candle(Cache),
 }
 
 /// A loaded causal LM; load once, then call [`Generator::generate`] per request (it takes
 /// `&self`, so requests may run concurrently, each with its own KV cache).
 pub struct Generator {
-    model: Llama,
+    decoder: Decoder,
     config: Config,
-    cache: Cache,
     tokenizer: Tokenizer,
     eos: Vec<u32>,
     device: Device,
@@ -139,6 +161,11 @@ impl Generator {
     /// `model-*.safetensors` shard) from `dir`. End-of-sequence ids come from `config.json` and,
     /// when present, `generation_config.json`. F16 on CUDA, F32 on the CPU.
     pub fn load(dir: &Path, device: &Device) -> Result<Self, GenerateError> {
+        Self::load_with(dir, device, None)
+    }
+
+    /// [`Generator::load`] with a chosen forward pass (`None`: [`Engine::Cpu`] where it fits).
+    pub fn load_with(dir: &Path, device: &Device, engine: Option<Engine>) -> Result<Self, GenerateError> {
         let config: LlamaConfig = load::read_json(&dir.join("config.json"))?;
         let mut eos = eos_list(config.eos_token_id.as_ref());
         let gen: Option<GenerationConfig> = load::read_json_if_present(&dir.join("generation_config.json"))?;
@@ -149,8 +176,9 @@ impl Generator {
         let weights = load::weight_files(dir)?;
         let dtype = if device.is_cuda() { DType::F16 } else { DType::F32 };
         // SAFETY: the files are memory-mapped read-only and not modified while the model lives.
+        #[allow(unsafe_code, reason = "memory-mapped weights load without a copy")]
         let vb = unsafe { load::mmap_weights(&weights, dtype, device)? };
-        Self::from_parts(vb, config.into_config(false), tokenizer, eos)
+        Self::from_parts_with(vb, config.into_config(false), tokenizer, eos, engine)
     }
 
     /// Builds a generator from weights already in a [`VarBuilder`]: for tests and for callers
@@ -161,9 +189,45 @@ impl Generator {
         tokenizer: Tokenizer,
         eos: Vec<u32>,
     ) -> Result<Self, GenerateError> {
+        Self::from_parts_with(vb, config, tokenizer, eos, None)
+    }
+
+    /// [`Generator::from_parts`] with a chosen forward pass (`None`: [`Engine::Cpu`] where it fits).
+    pub fn from_parts_with(
+        vb: VarBuilder,
+        config: Config,
+        tokenizer: Tokenizer,
+        eos: Vec<u32>,
+        engine: Option<Engine>,
+    ) -> Result<Self, GenerateError> {
         let (device, dtype) = (vb.device().clone(), vb.dtype());
+        let cpu_fits = device.is_cpu() && dtype == DType::F32 && CpuLlama::supports(&config);
+        let decoder = match engine {
+            Some(Engine::Cpu) if !cpu_fits => {
+                return Err(GenerateError::BadInput(format!(
+                "the CPU decoder runs F32 on the CPU without rope_scaling (asked: {dtype:?} on {device:?})"
+            )))
+            }
+            Some(Engine::Cpu) | None if cpu_fits => {
+                Decoder::Cpu(CpuLlama::load(vb, &config).map_err(|e| GenerateError::Weights(e.to_string()))?)
+            }
+            _ => Self::candle_decoder(vb, &config, dtype, &device)?,
+        };
+        let mut eos = eos;
+        eos.extend(eos_list(config.eos_token_id.as_ref()));
+        eos.sort_unstable();
+        eos.dedup();
+        Ok(Self { decoder, config, tokenizer, eos, device })
+    }
+
+    fn candle_decoder(
+        vb: VarBuilder,
+        config: &Config,
+        dtype: DType,
+        device: &Device,
+    ) -> Result<Decoder, GenerateError> {
         // `Llama::load` unwraps the per-layer results: turn a panic on bad weights into an error.
-        let model = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| Llama::load(vb, &config)))
+        let model = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| Llama::load(vb, config)))
             .map_err(|p| {
                 let msg = p
                     .downcast_ref::<String>()
@@ -173,12 +237,32 @@ impl Generator {
                 GenerateError::Weights(msg)
             })?
             .map_err(|e| GenerateError::Weights(e.to_string()))?;
-        let cache = Cache::new(true, dtype, &config, &device)?;
-        let mut eos = eos;
-        eos.extend(eos_list(config.eos_token_id.as_ref()));
-        eos.sort_unstable();
-        eos.dedup();
-        Ok(Self { model, config, cache, tokenizer, eos, device })
+        let cache = Cache::new(true, dtype, config, device)?;
+        Ok(Decoder::Candle { model, cache })
+    }
+
+    /// The forward pass in use.
+    pub fn engine(&self) -> Engine {
+        match self.decoder {
+            Decoder::Cpu(_) => Engine::Cpu,
+            Decoder::Candle { .. } => Engine::Candle,
+        }
+    }
+
+    /// Runs `input` at position `pos` and returns the last token's logits (F32).
+    fn step(&self, input: &[u32], pos: usize, state: &mut State) -> Result<Tensor, GenerateError> {
+        match (&self.decoder, state) {
+            (Decoder::Cpu(model), State::Cpu(cache)) => {
+                let logits = model.forward(input, cache)?;
+                let n = logits.len();
+                Ok(Tensor::from_vec(logits, n, &Device::Cpu)?)
+            }
+            (Decoder::Candle { model, .. }, State::Candle(cache)) => {
+                let x = Tensor::new(input, &self.device)?.unsqueeze(0)?;
+                Ok(model.forward(&x, pos, cache)?.squeeze(0)?.to_dtype(DType::F32)?)
+            }
+            _ => Err(GenerateError::Internal("the cache does not belong to this model".into())),
+        }
     }
 
     /// The tokenizer (for counting tokens, or decoding).
@@ -223,7 +307,10 @@ impl Generator {
             )));
         }
 
-        let mut cache = self.cache.clone();
+        let mut state = match &self.decoder {
+            Decoder::Cpu(model) => State::Cpu(model.cache(prompt_tokens + params.max_tokens)),
+            Decoder::Candle { cache, .. } => State::Candle(cache.clone()),
+        };
         let mut sampler =
             LogitsProcessor::new(params.seed, Some(params.temperature), params.top_p.filter(|&p| p < 1.0));
         let mut detok = Detokenizer::new(&self.tokenizer);
@@ -238,13 +325,13 @@ impl Generator {
             if observer.cancelled() {
                 break FinishReason::Cancelled;
             }
-            let x = Tensor::new(input.as_slice(), &self.device)?.unsqueeze(0)?;
-            let logits = self.model.forward(&x, pos, &mut cache)?.squeeze(0)?;
+            let logits = self.step(&input, pos, &mut state)?;
             pos += input.len();
-            let next = sampler.sample(&logits.to_dtype(DType::F32)?)?;
+            let next = sampler.sample(&logits)?;
             generated += 1;
             tokens.push(next);
             input = vec![next];
+            observer.token_id(next);
             observer.token(generated);
             if self.eos.contains(&next) {
                 break FinishReason::Eos;

@@ -1,7 +1,7 @@
 //! A tiny Llama with seeded random weights and a word-level tokenizer, written to a folder the
 //! way a real model ships (config.json, tokenizer.json, model.safetensors): for plumbing tests.
 
-#![allow(dead_code)]
+#![allow(dead_code, reason = "the fixture is shared by several tests")]
 
 use std::path::{Path, PathBuf};
 
@@ -12,7 +12,7 @@ use rand::{Rng, SeedableRng};
 
 /// Words of the tiny vocabulary: `w00` (id 0, also BOS and unknown) to `w61` (id 61). No
 /// special tokens, so every generated token decodes to exactly one word.
-pub fn words() -> Vec<String> {
+pub(crate) fn words() -> Vec<String> {
     (0..62).map(|i| format!("w{i:02}")).collect()
 }
 
@@ -39,7 +39,7 @@ fn tokenizer_json() -> serde_json::Value {
 
 /// Writes the tiny model into a fresh folder under the temp dir and returns it. The weights are
 /// drawn from a fixed seed, so every run writes the same model.
-pub fn write_model(name: &str) -> PathBuf {
+pub(crate) fn write_model(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("tiny-llama-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
@@ -73,6 +73,6 @@ pub fn write_model(name: &str) -> PathBuf {
 }
 
 /// Removes a folder made by [`write_model`].
-pub fn remove(dir: &Path) {
+pub(crate) fn remove(dir: &Path) {
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -8,9 +8,10 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use candle_core::Device;
-use example_support::local_worker::LocalWorker;
+use example_support::local_worker::{self, LocalWorker};
 use futures::StreamExt;
 use runpod_client::{Endpoint, JobState, JobStatus, Request};
+use runpod_worker::Worker;
 use serde_json::{json, Value};
 use text_generation::{FinishReason, GenerateHandler, GenerateOutput, Generator, Observer, Params};
 
@@ -46,8 +47,9 @@ async fn streams_stops_fails_cleanly_and_cancels_through_a_local_endpoint() {
     let handler = GenerateHandler::new(Generator::load(&dir, &Device::Cpu).unwrap());
     let stats = handler.stats();
 
-    let local = LocalWorker::start(handler).await;
-    let c = local.client.clone().with_poll_interval(Duration::from_millis(5), Duration::from_millis(20));
+    let local = LocalWorker::start(Worker::new(handler)).await.unwrap();
+    let c =
+        local_worker::client(&local).with_poll_interval(Duration::from_millis(5), Duration::from_millis(20));
 
     // Streaming: the chunks, in order, are exactly the text the model produces for this seed.
     let prompt = "w01 w02 w03";
@@ -124,6 +126,6 @@ async fn streams_stops_fails_cleanly_and_cancels_through_a_local_endpoint() {
     assert_eq!(seen["max_tokens"], 1000);
     assert_eq!(seen["generated_tokens"].as_u64().unwrap() % 100, 0, "{seen}");
 
-    local.stop().await;
+    local.stop().await.unwrap();
     tiny::remove(&dir);
 }

@@ -8,6 +8,8 @@
 //! the `RUNPOD_*` environment and the runtime's flags, as for any worker started with
 //! `runpod_worker::start`.
 
+#![forbid(unsafe_code)]
+
 use runpod_worker::{handler_fn, Job, JobContext, Worker};
 use serde::Deserialize;
 use serde_json::{json, Value};

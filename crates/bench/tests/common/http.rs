@@ -14,7 +14,7 @@ use tokio::net::TcpListener;
 
 /// A request as a handler sees it.
 #[derive(Debug, Clone)]
-pub struct Req {
+pub(crate) struct Req {
     /// The method.
     pub method: Method,
     /// Path and query.
@@ -26,22 +26,24 @@ pub struct Req {
 }
 
 /// What a handler does with a request.
-pub enum Reply {
+pub(crate) enum Reply {
     /// Answer with this status, content type and body.
     Answer(u16, &'static str, Bytes),
+    /// Answer with this 3xx status and `Location`, no body.
+    Redirect(u16, &'static str),
     /// Close the connection without an answer.
     Drop,
 }
 
 impl Reply {
     /// A JSON answer.
-    pub fn json(status: u16, body: impl Into<Bytes>) -> Reply {
+    pub(crate) fn json(status: u16, body: impl Into<Bytes>) -> Reply {
         Reply::Answer(status, "application/json", body.into())
     }
 }
 
 /// Serves `handler` on a free loopback port until the test process ends; returns the address.
-pub async fn serve<F, Fut>(handler: F) -> SocketAddr
+pub(crate) async fn serve<F, Fut>(handler: F) -> SocketAddr
 where
     F: Fn(Req) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Reply> + Send + 'static,
@@ -65,6 +67,11 @@ where
                                 .header("content-type", ctype)
                                 .body(Full::new(body))
                                 .unwrap()),
+                            Reply::Redirect(status, location) => Ok(Response::builder()
+                                .status(status)
+                                .header("location", location)
+                                .body(Full::new(Bytes::new()))
+                                .unwrap()),
                             Reply::Drop => Err(std::io::Error::other("dropped on purpose")),
                         }
                     }
@@ -77,7 +84,7 @@ where
 }
 
 /// Forwards `req` to `upstream` (`http://host:port`) and returns the upstream's answer.
-pub async fn forward(client: &reqwest::Client, upstream: &str, req: &Req) -> Reply {
+pub(crate) async fn forward(client: &reqwest::Client, upstream: &str, req: &Req) -> Reply {
     let mut r = client.request(req.method.clone(), format!("{upstream}{}", req.uri)).body(req.body.clone());
     for (k, v) in &req.headers {
         if k != "host" && k != "content-length" && k != "connection" {

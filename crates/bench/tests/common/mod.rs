@@ -1,7 +1,8 @@
 //! Helpers shared by the fault tests: real processes, a tiny HTTP server, log capture, secrets.
-#![allow(dead_code)]
+#![allow(dead_code, reason = "each test file uses a part of the helpers")]
 
-pub mod http;
+pub(crate) mod endpoint_process;
+pub(crate) mod http;
 
 use runpod_local::{LocalEndpoint, LocalEndpointBuilder, RateLimits};
 use serde_json::{json, Value};
@@ -13,18 +14,18 @@ use tokio::io::AsyncReadExt;
 use tokio::process::{Child, Command};
 
 /// Everything secret the tests hand out; every log and answer is searched for these.
-pub struct Secrets {
+pub(crate) struct Secrets {
     /// The client and worker API key.
-    pub api_key: String,
+    pub(crate) api_key: String,
     /// `s3Config.accessId` of the jobs.
-    pub access_id: String,
+    pub(crate) access_id: String,
     /// `s3Config.accessSecret` of the jobs.
-    pub access_secret: String,
+    pub(crate) access_secret: String,
 }
 
 impl Secrets {
     /// Fresh, unguessable values (so a hit cannot be a coincidence).
-    pub fn new() -> Secrets {
+    pub(crate) fn new() -> Secrets {
         let r = || format!("{:016x}", rand_u64());
         Secrets {
             api_key: format!("apikeysecret{}", r()),
@@ -34,14 +35,14 @@ impl Secrets {
     }
 
     /// The `s3Config` object carrying the secret keys.
-    pub fn s3_config(&self) -> Value {
+    pub(crate) fn s3_config(&self) -> Value {
         json!({"accessId": self.access_id, "accessSecret": self.access_secret,
                "bucketName": "bucket", "endpointUrl": "http://127.0.0.1:9"})
     }
 
     /// Panics, naming the source, when any secret occurs in `text` (or `text` is empty, which
     /// would make the search prove nothing).
-    pub fn assert_absent(&self, what: &str, text: &str) {
+    pub(crate) fn assert_absent(&self, what: &str, text: &str) {
         assert!(!text.trim().is_empty(), "{what} is empty: nothing to search for secrets");
         for s in [&self.api_key, &self.access_id, &self.access_secret] {
             if let Some(at) = text.find(s.as_str()) {
@@ -60,7 +61,7 @@ fn rand_u64() -> u64 {
 }
 
 /// The log lines of this test process (the in-process endpoint's `tracing` output at trace level).
-pub fn captured_logs() -> String {
+pub(crate) fn captured_logs() -> String {
     String::from_utf8_lossy(&log_buffer().lock().unwrap()).into_owned()
 }
 
@@ -93,24 +94,24 @@ impl Write for LogWriter {
 }
 
 /// An endpoint builder with the test's key, no rate limits, and logs captured.
-pub fn endpoint(secrets: &Secrets) -> LocalEndpointBuilder {
+pub(crate) fn endpoint(secrets: &Secrets) -> LocalEndpointBuilder {
     log_buffer();
     LocalEndpoint::builder().api_key(&secrets.api_key).rate_limits(RateLimits::none())
 }
 
 /// A worker process (`runpod-bench-worker`) whose stdout and stderr are collected.
-pub struct WorkerProcess {
+pub(crate) struct WorkerProcess {
     /// The process.
-    pub child: Child,
+    pub(crate) child: Child,
     /// Its output so far.
-    pub output: Arc<Mutex<String>>,
+    pub(crate) output: Arc<Mutex<String>>,
     /// Its `RUNPOD_POD_ID`.
-    pub id: String,
+    pub(crate) id: String,
 }
 
 impl WorkerProcess {
     /// Starts `runpod-bench-worker` with `env`, `concurrency` and debug logs.
-    pub fn spawn(env: Vec<(String, String)>, concurrency: usize) -> WorkerProcess {
+    pub(crate) fn spawn(env: Vec<(String, String)>, concurrency: usize) -> WorkerProcess {
         let id = env.iter().find(|(k, _)| k == "RUNPOD_POD_ID").map(|(_, v)| v.clone()).unwrap_or_default();
         let mut child = Command::new(env!("CARGO_BIN_EXE_runpod-bench-worker"))
             .envs(env)
@@ -144,12 +145,13 @@ impl WorkerProcess {
     }
 
     /// The process id.
-    pub fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.child.id().expect("worker still running")
     }
 
     /// Sends a signal to the process.
-    pub fn signal(&self, sig: i32) {
+    #[allow(unsafe_code, reason = "libc::kill has no safe wrapper in std")]
+    pub(crate) fn signal(&self, sig: i32) {
         // SAFETY: kill(2) has no memory-safety preconditions.
         unsafe {
             libc::kill(self.pid() as i32, sig);
@@ -157,32 +159,32 @@ impl WorkerProcess {
     }
 
     /// True while the process has not exited.
-    pub fn alive(&mut self) -> bool {
+    pub(crate) fn alive(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
     }
 
     /// Its output so far.
-    pub fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         self.output.lock().unwrap().clone()
     }
 }
 
 /// A client of the client API that keeps every answer body, for the secret grep.
 #[derive(Clone)]
-pub struct Client {
+pub(crate) struct Client {
     /// The HTTP client.
-    pub http: reqwest::Client,
+    pub(crate) http: reqwest::Client,
     /// `{base}/v2/{endpoint_id}`.
-    pub url: String,
+    pub(crate) url: String,
     /// The API key.
-    pub key: String,
+    pub(crate) key: String,
     /// Every answer body received.
-    pub answers: Arc<Mutex<Vec<String>>>,
+    pub(crate) answers: Arc<Mutex<Vec<String>>>,
 }
 
 impl Client {
     /// A client of `ep` with `key`.
-    pub fn new(ep: &LocalEndpoint, key: &str) -> Client {
+    pub(crate) fn new(ep: &LocalEndpoint, key: &str) -> Client {
         Client {
             http: reqwest::Client::builder().timeout(Duration::from_secs(120)).build().unwrap(),
             url: ep.endpoint_url(),
@@ -192,13 +194,13 @@ impl Client {
     }
 
     /// Sends a request; returns the status code and the body, parsed as JSON when it is.
-    pub async fn send(&self, method: &str, path: &str, body: Option<String>) -> (u16, Value) {
+    pub(crate) async fn send(&self, method: &str, path: &str, body: Option<String>) -> (u16, Value) {
         self.send_with(method, &format!("{}{path}", self.url), Some(&format!("Bearer {}", self.key)), body)
             .await
     }
 
     /// Sends a request to any URL with any `Authorization` (or none).
-    pub async fn send_with(
+    pub(crate) async fn send_with(
         &self,
         method: &str,
         url: &str,
@@ -220,21 +222,21 @@ impl Client {
     }
 
     /// `POST /run` of `body`; returns the new job's id.
-    pub async fn run(&self, body: Value) -> String {
+    pub(crate) async fn run(&self, body: Value) -> String {
         let (status, v) = self.send("POST", "/run", Some(body.to_string())).await;
         assert_eq!(status, 200, "/run answered {status}: {v}");
         v["id"].as_str().expect("id").to_string()
     }
 
     /// `GET /status/{id}`.
-    pub async fn status(&self, id: &str) -> Value {
+    pub(crate) async fn status(&self, id: &str) -> Value {
         let (status, v) = self.send("GET", &format!("/status/{id}"), None).await;
         assert_eq!(status, 200, "/status/{id} answered {status}: {v}");
         v
     }
 
     /// Polls `/status/{id}` until the job is final or `deadline` passes; returns the last answer.
-    pub async fn wait_final(&self, id: &str, deadline: Instant) -> Value {
+    pub(crate) async fn wait_final(&self, id: &str, deadline: Instant) -> Value {
         loop {
             let v = self.status(id).await;
             let s = v["status"].as_str().unwrap_or("");
@@ -246,13 +248,13 @@ impl Client {
     }
 
     /// All answers received so far, joined.
-    pub fn all_answers(&self) -> String {
+    pub(crate) fn all_answers(&self) -> String {
         self.answers.lock().unwrap().join("\n")
     }
 }
 
 /// Polls `cond` every 20 ms until true or `timeout`; returns whether it became true.
-pub async fn eventually<F, Fut>(timeout: Duration, mut cond: F) -> bool
+pub(crate) async fn eventually<F, Fut>(timeout: Duration, mut cond: F) -> bool
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,

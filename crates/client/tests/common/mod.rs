@@ -1,6 +1,6 @@
-//! Shared by the integration tests: a local endpoint, a tiny worker that speaks the worker API
-//! over HTTP, scripted HTTP servers, and a webhook receiver.
-#![allow(dead_code)]
+//! Shared by the integration tests: a local endpoint, a worker taking scripted jobs from it over
+//! HTTP (runpod-worker's test bed), scripted HTTP servers, and a webhook receiver.
+#![allow(dead_code, reason = "each test file uses a part of the helpers")]
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -9,21 +9,22 @@ use axum::routing::{any, post};
 use axum::{Json, Router};
 use runpod_client::Endpoint;
 use runpod_local::LocalEndpoint;
+use runpod_worker::testing::RunningWorker;
+use runpod_worker::{handler_fn, Job, JobContext, StreamError, Worker};
 use serde_json::{json, Value};
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::net::TcpListener;
 
-pub const KEY: &str = "test-key-0123456789";
+pub(crate) const KEY: &str = "test-key-0123456789";
 
 /// A local endpoint with key [`KEY`] and short long-polls.
-pub async fn local() -> LocalEndpoint {
+pub(crate) async fn local() -> LocalEndpoint {
     local_with(|b| b).await
 }
 
 /// A local endpoint with key [`KEY`], short long-polls, and more settings from `f`.
-pub async fn local_with(
+pub(crate) async fn local_with(
     f: impl FnOnce(runpod_local::LocalEndpointBuilder) -> runpod_local::LocalEndpointBuilder,
 ) -> LocalEndpoint {
     let b = LocalEndpoint::builder()
@@ -35,7 +36,7 @@ pub async fn local_with(
 }
 
 /// A client for `ep`, polling fast.
-pub fn client(ep: &LocalEndpoint) -> Endpoint {
+pub(crate) fn client(ep: &LocalEndpoint) -> Endpoint {
     Endpoint::new(ep.endpoint_id(), Some(KEY))
         .unwrap()
         .with_base_url(ep.base_url())
@@ -43,113 +44,69 @@ pub fn client(ep: &LocalEndpoint) -> Endpoint {
         .with_poll_interval(Duration::from_millis(20), Duration::from_millis(200))
 }
 
-/// Starts a worker that takes jobs from `ep` over the worker API and runs each in its own task.
+/// Starts a worker (runpod-worker's test bed, worker id `w1`) that takes jobs from `ep` over
+/// the worker API, up to 16 at once. Dropping it stops the worker.
 ///
 /// What it does is driven by the input:
 /// - `{"sleep_ms": n, "progress": [..]?}`: posts each progress value, sleeps n ms, returns `{"slept": n}`
-/// - `{"stream": n, "fail"?: msg}`: posts chunks `0..n` to job-stream, then a final result (or the error)
+/// - `{"stream": n, "fail"?: msg}`: streams chunks `0..n`, then returns `[]` (or fails with `msg`)
 /// - `{"fail": msg}`: fails with `msg`
 /// - anything else: returns `{"echo": input}`
-pub fn spawn_worker(ep: &LocalEndpoint, worker_id: &str) -> tokio::task::JoinHandle<()> {
-    let env: HashMap<String, String> = ep.worker_env(worker_id).into_iter().collect();
-    let w = Arc::new(Worker {
-        http: reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap(),
-        take: env["RUNPOD_WEBHOOK_GET_JOB"].replace("$ID", worker_id),
-        done: env["RUNPOD_WEBHOOK_POST_OUTPUT"].replace("$RUNPOD_POD_ID", worker_id),
-        stream: env["RUNPOD_WEBHOOK_POST_STREAM"].replace("$RUNPOD_POD_ID", worker_id),
-        key: env["RUNPOD_AI_API_KEY"].clone(),
-    });
-    tokio::spawn(async move {
-        loop {
-            let r = match w
-                .http
-                .get(format!("{}&job_in_progress=0", w.take))
-                .header("Authorization", &w.key)
-                .send()
-                .await
-            {
-                Ok(r) => r,
-                Err(_) => {
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            };
-            if r.status() != 200 {
-                continue;
-            }
-            let job: Value = r.json().await.expect("job JSON");
-            let w = w.clone();
-            tokio::spawn(async move { w.handle(job).await });
+///
+/// A failure is returned as `{"error": msg}`, so the job's `error` is `msg` itself (the Python
+/// SDK's rule), not a JSON error report.
+pub(crate) fn spawn_worker(ep: &LocalEndpoint) -> RunningWorker {
+    let worker = Worker::new(handler_fn(scripted_job)).concurrency(16);
+    RunningWorker::spawn(ep, worker).expect("worker_env is a valid configuration")
+}
+
+async fn scripted_job(job: Job<Value>, ctx: JobContext) -> Result<Value, StreamError> {
+    let input = job.input;
+    if let Some(n) = input.get("stream").and_then(Value::as_u64) {
+        for i in 0..n {
+            ctx.stream(i).await?;
         }
+        return Ok(match input.get("fail") {
+            Some(msg) => json!({"error": msg}),
+            None => json!([]),
+        });
+    }
+    if let Some(ms) = input.get("sleep_ms").and_then(Value::as_u64) {
+        for p in input.get("progress").and_then(Value::as_array).cloned().unwrap_or_default() {
+            ctx.progress(p);
+        }
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+        return Ok(json!({"slept": ms}));
+    }
+    Ok(match input.get("fail") {
+        Some(msg) => json!({"error": msg}),
+        None => json!({"echo": input}),
     })
 }
 
-struct Worker {
-    http: reqwest::Client,
-    take: String,
-    done: String,
-    stream: String,
-    key: String,
-}
-
-impl Worker {
-    async fn post(&self, template: &str, id: &str, is_stream: bool, body: Value) {
-        let url = format!("{}&isStream={is_stream}", template.replace("$ID", id));
-        let r =
-            self.http.post(url).header("Authorization", &self.key).json(&body).send().await.expect("post");
-        // 409: the job was cancelled meanwhile; anything else is a test bug.
-        assert!(r.status().is_success() || r.status() == 409, "worker post refused: {}", r.status());
-    }
-
-    async fn handle(&self, job: Value) {
-        let id = job["id"].as_str().expect("job id").to_owned();
-        let input = &job["input"];
-        if let Some(n) = input.get("stream").and_then(Value::as_u64) {
-            for i in 0..n {
-                self.post(&self.stream, &id, false, json!({"output": i})).await;
-            }
-            let fin = match input.get("fail") {
-                Some(msg) => json!({"error": msg}),
-                None => json!({"output": []}),
-            };
-            self.post(&self.done, &id, true, fin).await;
-        } else if let Some(ms) = input.get("sleep_ms").and_then(Value::as_u64) {
-            for p in input.get("progress").and_then(Value::as_array).cloned().unwrap_or_default() {
-                self.post(&self.done, &id, false, json!({"status": "IN_PROGRESS", "output": p})).await;
-            }
-            tokio::time::sleep(Duration::from_millis(ms)).await;
-            self.post(&self.done, &id, false, json!({"output": {"slept": ms}})).await;
-        } else if let Some(msg) = input.get("fail") {
-            self.post(&self.done, &id, false, json!({"error": msg})).await;
-        } else {
-            self.post(&self.done, &id, false, json!({"output": {"echo": input}})).await;
-        }
-    }
-}
-
 /// Method, path with query, and arrival time of each request a [`ScriptServer`] got.
-pub type RequestLog = Arc<Mutex<Vec<(String, String, tokio::time::Instant)>>>;
+pub(crate) type RequestLog = Arc<Mutex<Vec<(String, String, tokio::time::Instant)>>>;
 
 /// One scripted answer: status, extra headers, JSON body.
 #[derive(Clone)]
-pub struct Scripted {
-    pub status: u16,
-    pub headers: Vec<(&'static str, String)>,
-    pub body: Value,
-    pub delay: Duration,
+pub(crate) struct Scripted {
+    pub(crate) status: u16,
+    pub(crate) headers: Vec<(&'static str, String)>,
+    pub(crate) body: Value,
+    pub(crate) delay: Duration,
 }
 
 impl Scripted {
-    pub fn new(status: u16, body: Value) -> Self {
+    pub(crate) fn new(status: u16, body: Value) -> Self {
         Scripted { status, headers: vec![], body, delay: Duration::ZERO }
     }
 
-    pub fn header(mut self, k: &'static str, v: impl Into<String>) -> Self {
+    pub(crate) fn header(mut self, k: &'static str, v: impl Into<String>) -> Self {
         self.headers.push((k, v.into()));
         self
     }
 
-    pub fn delay(mut self, d: Duration) -> Self {
+    pub(crate) fn delay(mut self, d: Duration) -> Self {
         self.delay = d;
         self
     }
@@ -157,9 +114,9 @@ impl Scripted {
 
 /// A real HTTP server that answers each request with the next scripted answer (the last one
 /// repeats), recording the method, path and time of every request.
-pub struct ScriptServer {
-    pub url: String,
-    pub log: RequestLog,
+pub(crate) struct ScriptServer {
+    pub(crate) url: String,
+    pub(crate) log: RequestLog,
 }
 
 #[derive(Clone)]
@@ -169,7 +126,7 @@ struct ScriptState {
 }
 
 impl ScriptServer {
-    pub async fn start(answers: Vec<Scripted>) -> ScriptServer {
+    pub(crate) async fn start(answers: Vec<Scripted>) -> ScriptServer {
         assert!(!answers.is_empty());
         let st = ScriptState { answers: Arc::new(Mutex::new(answers)), log: Arc::new(Mutex::new(vec![])) };
         let log = st.log.clone();
@@ -180,7 +137,7 @@ impl ScriptServer {
         ScriptServer { url, log }
     }
 
-    pub fn requests(&self) -> Vec<(String, String, tokio::time::Instant)> {
+    pub(crate) fn requests(&self) -> Vec<(String, String, tokio::time::Instant)> {
         self.log.lock().unwrap().clone()
     }
 }
@@ -210,13 +167,13 @@ async fn scripted(State(st): State<ScriptState>, req: axum::extract::Request) ->
 type ReceiverState = (Arc<Mutex<Vec<Value>>>, Arc<Mutex<Vec<u16>>>);
 
 /// A webhook receiver: records each POSTed JSON body; answers with `statuses` in turn (then 200).
-pub struct Receiver {
-    pub url: String,
-    pub got: Arc<Mutex<Vec<Value>>>,
+pub(crate) struct Receiver {
+    pub(crate) url: String,
+    pub(crate) got: Arc<Mutex<Vec<Value>>>,
 }
 
 impl Receiver {
-    pub async fn start(statuses: Vec<u16>) -> Receiver {
+    pub(crate) async fn start(statuses: Vec<u16>) -> Receiver {
         let got = Arc::new(Mutex::new(vec![]));
         let st = (got.clone(), Arc::new(Mutex::new(statuses)));
         let app = Router::new()
@@ -237,7 +194,7 @@ impl Receiver {
     }
 
     /// Waits (up to 20 s) until `n` bodies arrived and returns them.
-    pub async fn wait_for(&self, n: usize) -> Vec<Value> {
+    pub(crate) async fn wait_for(&self, n: usize) -> Vec<Value> {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
         loop {
             let got = self.got.lock().unwrap().clone();
@@ -251,7 +208,7 @@ impl Receiver {
 }
 
 /// A port on 127.0.0.1 with nothing listening (bound, then released).
-pub async fn closed_port() -> u16 {
+pub(crate) async fn closed_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
     l.local_addr().unwrap().port()
 }

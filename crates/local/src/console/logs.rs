@@ -51,12 +51,12 @@ pub(crate) struct LogBook {
 
 impl LogBook {
     /// True once a [`JobLogs`] was handed out: the page then shows a logs section.
-    pub fn enabled(&self) -> bool {
+    pub(crate) fn enabled(&self) -> bool {
         self.enabled.load(Ordering::Relaxed)
     }
 
     /// Woken on every new line of any job.
-    pub fn changed(&self) -> &Notify {
+    pub(crate) fn changed(&self) -> &Notify {
         &self.changed
     }
 
@@ -91,7 +91,7 @@ impl LogBook {
     }
 
     /// The lines of `job_id` from index `from` on.
-    pub fn since(&self, job_id: &str, from: usize) -> Vec<LogLine> {
+    pub(crate) fn since(&self, job_id: &str, from: usize) -> Vec<LogLine> {
         let book = self.lock();
         book.jobs.get(job_id).and_then(|l| l.get(from..)).map(<[LogLine]>::to_vec).unwrap_or_default()
     }

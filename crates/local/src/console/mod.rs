@@ -22,7 +22,6 @@ pub(crate) use logs::LogBook;
 
 use crate::client_api::check_request;
 use crate::error::ApiError;
-use crate::request::parse_json;
 use crate::server::Shared;
 use axum::body::Body;
 use axum::extract::State;
@@ -111,14 +110,9 @@ async fn start_request(State(sh): State<Arc<Shared>>) -> Json<Value> {
 /// `POST /console/api/check`: `{"ok": true}` when `/run` would accept this body (queue room
 /// and rate limits aside), else the very `400` `/run` would answer.
 async fn check(State(sh): State<Arc<Shared>>, body: Body) -> Result<Json<Value>, ApiError> {
-    let bytes = axum::body::to_bytes(body, sh.cfg.max_run_bytes).await.map_err(|_| {
-        ApiError::PayloadTooLarge(format!(
-            "request body is larger than the /run limit of {} bytes",
-            sh.cfg.max_run_bytes
-        ))
-    })?;
-    let req: JobRequest = parse_json(&bytes)?;
-    check_request(&req)?;
+    let (req, _): (JobRequest, usize) =
+        crate::request::read_json(body, sh.cfg.max_run_bytes, sh.cfg.body_timeout).await?;
+    check_request(&sh.cfg, &req)?;
     req.validate().map_err(|e| ApiError::BadRequest(e.to_string()))?;
     Ok(Json(json!({"ok": true})))
 }

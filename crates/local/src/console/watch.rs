@@ -42,7 +42,7 @@ struct Watch {
     id: String,
     last: Option<StatusResponse>,
     /// Chunks sent so far.
-    chunks: usize,
+    chunks: u64,
     /// Log lines sent so far.
     logs: usize,
     ended_at: Option<Instant>,
@@ -81,19 +81,15 @@ impl Watch {
         let store = self.sh.lock();
         let entry = store.get(&self.id).ok()?;
         let status = entry.status_response();
-        let all_chunks = entry.stream();
-        if all_chunks.len() < self.chunks {
-            // Retried: the job starts over with no chunks.
-            self.chunks = 0;
-        }
-        let chunks = all_chunks[self.chunks..].to_vec();
+        let (chunks, next) = entry.stream_from(self.chunks);
+        let chunks = chunks.to_vec();
         let submitted = entry.submitted_at();
         drop(store);
         let lines = self.sh.logs.since(&self.id, self.logs);
         if self.last.as_ref() == Some(&status) && chunks.is_empty() && lines.is_empty() {
             return Some(None);
         }
-        self.chunks += chunks.len();
+        self.chunks = next;
         self.logs += lines.len();
         if status.status.is_final() {
             self.ended_at.get_or_insert_with(Instant::now);

@@ -11,9 +11,13 @@ use tokio::time::Instant;
 #[derive(Debug)]
 pub(crate) struct Entry {
     pub(super) id: String,
-    pub(super) input: Value,
+    /// The handler's input; `None` once the job can never be handed out again (it ended
+    /// `COMPLETED` or `CANCELLED`: only `FAILED` and `TIMED_OUT` jobs can be retried).
+    pub(super) input: Option<Arc<Value>>,
+    /// Dropped with the input.
     pub(super) webhook: Option<String>,
     pub(super) policy: Option<Policy>,
+    /// Dropped with the input.
     pub(super) s3_config: Option<S3Config>,
     pub(super) status: JobStatus,
     pub(super) submitted_at: Instant,
@@ -25,10 +29,12 @@ pub(crate) struct Entry {
     pub(super) delay_ms: Option<u64>,
     pub(super) execution_ms: Option<u64>,
     pub(super) worker_id: Option<String>,
-    pub(super) output: Option<Value>,
+    pub(super) output: Option<Arc<Value>>,
     pub(super) error: Option<String>,
+    /// Chunks streamed and not yet read by `/stream` (read ones are dropped).
     pub(super) stream: Vec<Value>,
-    pub(super) stream_read: usize,
+    /// How many chunks were read (and dropped) before `stream[0]`.
+    pub(super) stream_base: u64,
     pub(super) retention: Duration,
     pub(super) execution_timeout: Duration,
     pub(super) ttl: Duration,
@@ -36,6 +42,35 @@ pub(crate) struct Entry {
     pub(super) changed: Arc<Notify>,
     /// Other fields the worker gets with the job (e.g. `batchId`).
     pub(super) extra: serde_json::Map<String, Value>,
+    /// Its key in the index of active jobs' deadlines, while it has one.
+    pub(super) deadline_at: Option<Instant>,
+    /// Its key in the index of finished jobs' expiries, while it has one.
+    pub(super) expires_at: Option<Instant>,
+    /// Sizes of the input, the output and the unread chunks, as JSON bytes.
+    pub(super) sizes: Sizes,
+    /// What the data directory holds of it already.
+    pub(super) saved: Saved,
+}
+
+/// JSON sizes of what a job holds, for the bound on retained bytes.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Sizes {
+    pub input: usize,
+    pub output: usize,
+    pub stream: usize,
+}
+
+/// What of a job the data directory already holds (see `store::journal`).
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Saved {
+    /// The input is written (it never changes while kept).
+    pub input: bool,
+    /// The current output is written.
+    pub output: bool,
+    /// Chunks below this absolute index are written.
+    pub chunks: u64,
+    /// Chunks below this absolute index are deleted (read by `/stream`).
+    pub base: u64,
 }
 
 impl Entry {
@@ -53,6 +88,12 @@ impl Entry {
         self.policy.as_ref().is_some_and(Policy::is_low_priority)
     }
 
+    /// Bytes it holds once finished: output, unread chunks, and the input while kept.
+    pub(super) fn retained_bytes(&self) -> usize {
+        let input = if self.input.is_some() { self.sizes.input } else { 0 };
+        input + self.sizes.output + self.sizes.stream
+    }
+
     /// The client-facing view: never includes `s3Config`.
     pub(crate) fn status_response(&self) -> StatusResponse {
         StatusResponse {
@@ -61,7 +102,7 @@ impl Entry {
             delay_time: self.delay_ms,
             execution_time: self.execution_ms,
             worker_id: self.worker_id.clone(),
-            output: self.output.clone(),
+            output: self.output.as_deref().cloned(),
             error: self.error.clone(),
         }
     }
@@ -83,7 +124,7 @@ impl Entry {
     pub(super) fn job(&self) -> Job {
         Job {
             id: self.id.clone(),
-            input: self.input.clone(),
+            input: self.input.as_deref().cloned().unwrap_or(Value::Null),
             webhook: self.webhook.clone(),
             policy: self.policy.clone(),
             s3_config: self.s3_config.clone(),
@@ -100,9 +141,13 @@ impl Entry {
         self.submitted_at
     }
 
-    /// Every chunk the job has streamed so far (what `/stream` drains is kept here).
-    pub(crate) fn stream(&self) -> &[Value] {
-        &self.stream
+    /// The chunks still held from absolute index `from` on (those `/stream` returned are gone),
+    /// and the absolute index after the last one. Indices keep growing across a retry, so a
+    /// reader that passes back what it got never sees a chunk twice.
+    pub(crate) fn stream_from(&self, from: u64) -> (&[Value], u64) {
+        let start = usize::try_from(from.saturating_sub(self.stream_base)).unwrap_or(usize::MAX);
+        let end = self.stream_base + self.stream.len() as u64;
+        (self.stream.get(start..).unwrap_or_default(), end)
     }
 
     pub(crate) fn changed(&self) -> Arc<Notify> {
@@ -115,6 +160,8 @@ impl Entry {
 pub(crate) struct Ended {
     pub webhook: Option<String>,
     pub status: StatusResponse,
+    /// The key of its pending webhook in the data directory (0 without one).
+    pub hook_key: u64,
 }
 
 /// Puts an entry back to `IN_QUEUE` with no worker, output or stream.
@@ -127,9 +174,12 @@ pub(super) fn reset_for_queue(e: &mut Entry, now: Instant) {
     e.execution_ms = None;
     e.worker_id = None;
     e.output = None;
+    e.sizes.output = 0;
+    e.saved.output = false;
     e.error = None;
+    e.stream_base += e.stream.len() as u64;
     e.stream.clear();
-    e.stream_read = 0;
+    e.sizes.stream = 0;
 }
 
 /// A duration in whole milliseconds.

@@ -2,20 +2,22 @@
 //!
 //! Everything here is synchronous and runs under one mutex, never across an `.await`; the
 //! HTTP handlers wait on the [`Notify`]s it hands out. Methods that end a job return the
-//! [`Ended`] record so that the caller can send the webhook outside the lock.
+//! [`Ended`] record so that the caller can send the webhook outside the lock. With a data
+//! directory, every change is noted in the [`journal`] for the writer to save.
 
 mod entry;
+pub(crate) mod journal;
 mod sweep;
 
-pub(crate) use entry::{Ended, Entry};
+pub(crate) use entry::{Ended, Entry, Sizes};
 
 use crate::config::Config;
 use crate::error::ApiError;
-use entry::{ms, reset_for_queue};
+use entry::{ms, reset_for_queue, Saved};
+use journal::Journal;
 use runpod_protocol::{Health, Job, JobDone, JobRequest, JobStatus, StatusResponse};
 use serde_json::Value;
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -41,6 +43,8 @@ struct Worker {
     reports_jobs: bool,
     stops: Vec<String>,
     stop_notify: Arc<Notify>,
+    /// The jobs `IN_PROGRESS` on it.
+    running: HashSet<String>,
 }
 
 impl Worker {
@@ -52,6 +56,7 @@ impl Worker {
             reports_jobs: false,
             stops: Vec::new(),
             stop_notify: Arc::default(),
+            running: HashSet::new(),
         }
     }
 }
@@ -64,34 +69,19 @@ struct Counters {
     retried: u64,
 }
 
-/// Indexes that keep the sweep proportional to the jobs that can still change, not to every
-/// job kept: a sweep over all of them every 100 ms grew with the result retention (30 min of
-/// `/run` results).
+/// Indexes that keep each sweep proportional to the jobs due, not to every job kept: walking
+/// 200,000 queued jobs every 100 ms took 61 % of a core on an idle endpoint.
 #[derive(Debug, Default)]
 struct Index {
-    /// Ids of the jobs `IN_QUEUE` or `IN_PROGRESS`.
-    active: HashSet<String>,
-    /// When an ended job's result may be dropped, soonest first. An entry is only a hint: the
-    /// job's own `finished_at + retention` decides (retention can change; a retried job ends
-    /// again and gets a new entry).
-    expiry: BinaryHeap<Reverse<(Instant, String)>>,
-    /// No queued job's ttl and no running job's execution timeout passes before this, so a
-    /// sweep need not look at the active jobs until then; `None`: look at the next sweep.
-    /// Lowered whenever a job is queued or starts; recomputed by each sweep that looks.
-    next_due: Option<Instant>,
-}
-
-impl Index {
-    /// Notes that some active job may be due at `at` (an [`Entry::deadline`]; `None`: never).
-    fn due_at(&mut self, at: Option<Instant>) {
-        if let (Some(next), Some(at)) = (self.next_due, at) {
-            self.next_due = Some(next.min(at));
-        }
-    }
+    /// Active jobs by when the sweep must end them (a queued job's ttl, a running one's
+    /// execution timeout); one entry per active job with a deadline.
+    deadlines: BTreeSet<(Instant, String)>,
+    /// Finished jobs by when their result expires; one entry per finished job.
+    expiry: BTreeSet<(Instant, String)>,
 }
 
 /// The whole state of an endpoint.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Store {
     jobs: HashMap<String, Entry>,
     queue: VecDeque<String>,
@@ -99,20 +89,51 @@ pub(crate) struct Store {
     workers: HashMap<String, Worker>,
     counters: Counters,
     index: Index,
+    /// Bytes held by finished jobs ([`Entry::retained_bytes`] summed).
+    retained_bytes: usize,
+    max_retained_bytes: usize,
+    /// Bytes (roughly) let go of since the last [`Store::take_freed`].
+    freed: usize,
+    pub(crate) journal: Journal,
+}
+
+impl Default for Store {
+    fn default() -> Self {
+        Store::new(usize::MAX)
+    }
 }
 
 impl Store {
+    /// An empty store whose finished jobs may hold `max_retained_bytes` in all.
+    pub(crate) fn new(max_retained_bytes: usize) -> Self {
+        Store {
+            jobs: HashMap::new(),
+            queue: VecDeque::new(),
+            low_queue: VecDeque::new(),
+            workers: HashMap::new(),
+            counters: Counters::default(),
+            index: Index::default(),
+            retained_bytes: 0,
+            max_retained_bytes,
+            freed: 0,
+            journal: Journal::default(),
+        }
+    }
+
     fn queued(&self) -> usize {
         self.queue.len() + self.low_queue.len()
     }
 
     fn check_room(&self, cfg: &Config) -> Result<(), ApiError> {
         if self.queued() >= cfg.max_queue {
-            return Err(ApiError::TooManyRequests(format!(
-                "queue is full: {} jobs are waiting (limit {}); retry later",
-                self.queued(),
-                cfg.max_queue
-            )));
+            return Err(ApiError::TooManyRequests {
+                message: format!(
+                    "queue is full: {} jobs are waiting (limit {}); retry later",
+                    self.queued(),
+                    cfg.max_queue
+                ),
+                retry_after: Duration::from_secs(1),
+            });
         }
         Ok(())
     }
@@ -130,11 +151,60 @@ impl Store {
         self.low_queue.retain(|q| q != id);
     }
 
-    /// Queues a validated request under a new id.
+    /// Files `id` under its current deadline (and out of its previous one).
+    fn index_deadline(&mut self, id: &str) {
+        let Some(e) = self.jobs.get_mut(id) else { return };
+        if let Some(at) = e.deadline_at.take() {
+            self.index.deadlines.remove(&(at, e.id.clone()));
+        }
+        if let Some(at) = e.deadline() {
+            self.index.deadlines.insert((at, e.id.clone()));
+            e.deadline_at = Some(at);
+        }
+    }
+
+    /// Files finished job `id` to expire `retention` after it finished (out of any earlier
+    /// expiry).
+    fn index_expiry(&mut self, id: &str) {
+        let Some(e) = self.jobs.get_mut(id) else { return };
+        if let Some(at) = e.expires_at.take() {
+            self.index.expiry.remove(&(at, e.id.clone()));
+        }
+        if let Some(finished) = e.finished_at {
+            let at = expiry(finished, e.retention);
+            self.index.expiry.insert((at, e.id.clone()));
+            e.expires_at = Some(at);
+        }
+    }
+
+    /// Bytes let go of since the previous call (to decide when to return memory to the system).
+    pub(crate) fn take_freed(&mut self) -> usize {
+        std::mem::take(&mut self.freed)
+    }
+
+    /// Forgets job `id` entirely (its result expired or was dropped to make room).
+    fn remove(&mut self, id: &str) {
+        let Some(e) = self.jobs.remove(id) else { return };
+        // The entry itself, its id in the indexes and the queue: a few hundred bytes.
+        self.freed += e.retained_bytes() + 512;
+        if let Some(at) = e.deadline_at {
+            self.index.deadlines.remove(&(at, e.id.clone()));
+        }
+        if let Some(at) = e.expires_at {
+            self.index.expiry.remove(&(at, e.id.clone()));
+        }
+        if e.status.is_final() {
+            self.retained_bytes = self.retained_bytes.saturating_sub(e.retained_bytes());
+        }
+        self.journal.job(id);
+    }
+
+    /// Queues a validated request under a new id; `bytes` is its size as JSON.
     pub(crate) fn submit(
         &mut self,
         cfg: &Config,
         req: JobRequest,
+        bytes: usize,
         origin: Origin,
         now: Instant,
     ) -> Result<String, ApiError> {
@@ -145,7 +215,7 @@ impl Store {
             Origin::Run => uuid.to_string(),
             Origin::RunSync => format!("sync-{uuid}"),
         };
-        self.submit_as(cfg, id, req, origin, now)
+        self.submit_as(cfg, id, req, bytes, origin, now)
     }
 
     /// Queues a validated request under `id`; `409` when a job with that id exists.
@@ -161,6 +231,7 @@ impl Store {
         cfg: &Config,
         id: String,
         req: JobRequest,
+        bytes: usize,
         origin: Origin,
         now: Instant,
     ) -> Result<String, ApiError> {
@@ -181,7 +252,7 @@ impl Store {
         };
         let entry = Entry {
             id: id.clone(),
-            input: req.input,
+            input: Some(Arc::new(req.input)),
             webhook: req.webhook,
             policy,
             s3_config: req.s3_config,
@@ -197,17 +268,21 @@ impl Store {
             output: None,
             error: None,
             stream: Vec::new(),
-            stream_read: 0,
+            stream_base: 0,
             retention,
             execution_timeout,
             ttl,
             changed: Arc::default(),
             extra: Default::default(),
+            deadline_at: None,
+            expires_at: None,
+            sizes: Sizes { input: bytes, ..Sizes::default() },
+            saved: Saved::default(),
         };
         let low = entry.low_priority();
-        self.index.due_at(entry.deadline());
         self.jobs.insert(id.clone(), entry);
-        self.index.active.insert(id.clone());
+        self.index_deadline(&id);
+        self.journal.job(&id);
         self.enqueue_back(id.clone(), low);
         Ok(id)
     }
@@ -226,43 +301,56 @@ impl Store {
         self.jobs.get_mut(id).ok_or_else(|| ApiError::unknown_job(id))
     }
 
-    /// Sets how long a job's result is kept once it ends (`/status?ttl=`).
+    /// Sets how long a job's result is kept once it ends (`/status?ttl=`). One index entry per
+    /// job whatever the number of calls.
     pub(crate) fn set_retention(&mut self, id: &str, retention: Duration) -> Result<(), ApiError> {
-        let e = self.jobs.get_mut(id).ok_or_else(|| ApiError::unknown_job(id))?;
-        e.retention = retention;
-        if let Some(f) = e.finished_at {
-            self.index.expiry.push(Reverse((expiry(f, retention), id.to_owned())));
+        let e = self.get_mut(id)?;
+        if e.retention == retention {
+            return Ok(());
         }
+        e.retention = retention;
+        self.index_expiry(id);
+        self.journal.job(id);
         Ok(())
     }
 
-    /// The chunks streamed since the previous call, each returned once.
+    /// The chunks streamed since the previous call, each returned once (and then dropped).
     pub(crate) fn drain_stream(
         &mut self,
         id: &str,
     ) -> Result<(JobStatus, Vec<Value>, Option<String>), ApiError> {
-        let e = self.get_mut(id)?;
-        let new = e.stream[e.stream_read..].to_vec();
-        e.stream_read = e.stream.len();
+        let e = self.jobs.get_mut(id).ok_or_else(|| ApiError::unknown_job(id))?;
+        let new = std::mem::take(&mut e.stream);
+        if !new.is_empty() {
+            e.stream_base += new.len() as u64;
+            if e.status.is_final() {
+                self.retained_bytes = self.retained_bytes.saturating_sub(e.sizes.stream);
+            }
+            e.sizes.stream = 0;
+            self.journal.job(id);
+        }
         Ok((e.status, new, e.error.clone()))
+    }
+
+    /// The chunks `id` streamed from absolute index `from` on, and the index after the last one
+    /// ([`Entry::stream_from`]), leaving `/stream`'s reading place alone.
+    pub(crate) fn stream_since(&self, id: &str, from: u64) -> Result<(&[Value], u64), ApiError> {
+        Ok(self.get(id)?.stream_from(from))
     }
 
     /// True when `id` has chunks not yet returned by `/stream`.
     pub(crate) fn has_unread_stream(&self, id: &str) -> bool {
-        self.jobs.get(id).is_some_and(|e| e.stream_read < e.stream.len())
+        self.jobs.get(id).is_some_and(|e| !e.stream.is_empty())
     }
 
-    /// Ends `e` with `status`; returns the webhook record.
-    fn end(
-        e: &mut Entry,
-        counters: &mut Counters,
-        index: &mut Index,
-        status: JobStatus,
-        error: Option<String>,
-        now: Instant,
-    ) -> Ended {
-        index.active.remove(&e.id);
-        index.expiry.push(Reverse((expiry(now, e.retention), e.id.clone())));
+    /// Ends active job `id` with `status`; returns the webhook record.
+    fn end(&mut self, id: &str, status: JobStatus, error: Option<String>, now: Instant) -> Option<Ended> {
+        let e = self.jobs.get_mut(id)?;
+        if let Some(w) = &e.worker_id {
+            if let Some(worker) = self.workers.get_mut(w) {
+                worker.running.remove(id);
+            }
+        }
         e.status = status;
         if error.is_some() {
             e.error = error;
@@ -272,12 +360,31 @@ impl Store {
             e.execution_ms = Some(ms(now - started));
         }
         match status {
-            JobStatus::Completed => counters.completed += 1,
-            JobStatus::Failed | JobStatus::TimedOut => counters.failed += 1,
+            JobStatus::Completed => self.counters.completed += 1,
+            JobStatus::Failed | JobStatus::TimedOut => self.counters.failed += 1,
             _ => {}
         }
+        let webhook = e.webhook.clone();
+        // Only FAILED and TIMED_OUT jobs can be retried: the others never hand out their
+        // input (or s3Config) again.
+        if !matches!(status, JobStatus::Failed | JobStatus::TimedOut) {
+            if e.input.take().is_some() {
+                self.freed += e.sizes.input;
+            }
+            e.s3_config = None;
+            e.webhook = None;
+        }
         e.changed.notify_waiters();
-        Ended { webhook: e.webhook.clone(), status: e.status_response() }
+        self.retained_bytes += e.retained_bytes();
+        let response = e.status_response();
+        self.index_deadline(id);
+        self.index_expiry(id);
+        self.journal.job(id);
+        let hook_key = match &webhook {
+            Some(url) => self.journal.hook(url, &response),
+            None => 0,
+        };
+        Some(Ended { webhook, status: response, hook_key })
     }
 
     /// Cancels a queued or running job; a running job's worker is told on `job-stop`.
@@ -286,13 +393,13 @@ impl Store {
         id: &str,
         now: Instant,
     ) -> Result<(StatusResponse, Option<Ended>), ApiError> {
-        let e = self.jobs.get_mut(id).ok_or_else(|| ApiError::unknown_job(id))?;
+        let e = self.get(id)?;
         let was = e.status;
         if was.is_final() {
             return Ok((e.status_response(), None));
         }
-        let ended = Self::end(e, &mut self.counters, &mut self.index, JobStatus::Cancelled, None, now);
         let worker = e.worker_id.clone();
+        let ended = self.end(id, JobStatus::Cancelled, None, now).expect("the job exists");
         match was {
             JobStatus::InQueue => self.unqueue(id),
             _ => {
@@ -325,12 +432,14 @@ impl Store {
         }
         self.check_room(cfg)?;
         let e = self.get_mut(id)?;
+        let held = e.retained_bytes();
         reset_for_queue(e, now);
         let low = e.low_priority();
-        let due = e.deadline();
         e.changed.notify_waiters();
-        self.index.active.insert(id.to_string());
-        self.index.due_at(due);
+        self.retained_bytes = self.retained_bytes.saturating_sub(held);
+        self.index_expiry(id);
+        self.index_deadline(id);
+        self.journal.job(id);
         self.counters.retried += 1;
         self.enqueue_back(id.to_string(), low);
         Ok(JobStatus::InQueue)
@@ -339,20 +448,7 @@ impl Store {
     /// Drops every queued job (they end `CANCELLED`); running jobs are left alone.
     pub(crate) fn purge(&mut self, now: Instant) -> Vec<Ended> {
         let ids: Vec<String> = self.queue.drain(..).chain(self.low_queue.drain(..)).collect();
-        let mut ended = Vec::new();
-        for id in ids {
-            if let Some(e) = self.jobs.get_mut(&id) {
-                ended.push(Self::end(
-                    e,
-                    &mut self.counters,
-                    &mut self.index,
-                    JobStatus::Cancelled,
-                    None,
-                    now,
-                ));
-            }
-        }
-        ended
+        ids.iter().filter_map(|id| self.end(id, JobStatus::Cancelled, None, now)).collect()
     }
 
     /// Records that worker `w` made a request now.
@@ -422,8 +518,11 @@ impl Store {
             e.worker_id = Some(w.to_string());
             e.changed.notify_waiters();
             jobs.push(e.job());
-            let due = e.deadline();
-            self.index.due_at(due);
+            self.index_deadline(&id);
+            self.journal.job(&id);
+            if let Some(worker) = self.workers.get_mut(w) {
+                worker.running.insert(id);
+            }
         }
         jobs
     }
@@ -450,19 +549,35 @@ impl Store {
         Ok(e)
     }
 
-    /// A `job-done` post: a progress update, or the final result.
+    /// A `job-done` post of `bytes` JSON bytes: a progress update, or the final result. A
+    /// final result repeated by the worker that delivered it (its answer was lost) is accepted
+    /// and ignored.
     pub(crate) fn done(
         &mut self,
         w: &str,
         id: &str,
         done: JobDone,
+        bytes: usize,
         now: Instant,
     ) -> Result<Option<Ended>, ApiError> {
         self.seen(w, now);
+        if !done.is_progress() {
+            let repeated = self.jobs.get(id).is_some_and(|e| {
+                matches!(e.status, JobStatus::Completed | JobStatus::Failed)
+                    && e.worker_id.as_deref() == Some(w)
+            });
+            if repeated {
+                return Ok(None);
+            }
+        }
+        let progress = done.is_progress();
         let e = Self::held_by(&mut self.jobs, w, id)?;
-        if done.is_progress() {
-            e.output = done.output;
+        e.output = done.output.map(Arc::new);
+        e.sizes.output = if e.output.is_some() { bytes } else { 0 };
+        e.saved.output = false;
+        if progress {
             e.changed.notify_waiters();
+            self.journal.job(id);
             return Ok(None);
         }
         let failed = done.error.is_some() || done.status == Some(JobStatus::Failed);
@@ -472,45 +587,45 @@ impl Store {
         } else {
             (JobStatus::Completed, None)
         };
-        e.output = done.output;
         if done.stop_pod == Some(true) {
             tracing::info!(worker = w, job = id, "worker asked to be replaced after this job (stopPod)");
         }
-        Ok(Some(Self::end(e, &mut self.counters, &mut self.index, status, error, now)))
+        Ok(self.end(id, status, error, now))
     }
 
-    /// A `job-stream` post: one more chunk for `/stream`.
-    pub(crate) fn stream(&mut self, w: &str, id: &str, chunk: Value, now: Instant) -> Result<(), ApiError> {
+    /// A `job-stream` post of `bytes` JSON bytes: one more chunk for `/stream`.
+    pub(crate) fn stream(
+        &mut self,
+        w: &str,
+        id: &str,
+        chunk: Value,
+        bytes: usize,
+        now: Instant,
+    ) -> Result<(), ApiError> {
         self.seen(w, now);
         let e = Self::held_by(&mut self.jobs, w, id)?;
         e.stream.push(chunk);
+        e.sizes.stream += bytes;
         e.changed.notify_waiters();
+        self.journal.job(id);
         Ok(())
     }
 
-    /// Counters and gauges for `/health`.
+    /// Counters and gauges for `/health`: proportional to the workers, not to the jobs.
     pub(crate) fn health(&self, cfg: &Config, now: Instant) -> Health {
         let mut h = Health::default();
         h.jobs.completed = self.counters.completed;
         h.jobs.failed = self.counters.failed;
         h.jobs.retried = self.counters.retried;
         h.jobs.in_queue = self.queued() as u64;
-        let running: Vec<&str> = self
-            .index
-            .active
-            .iter()
-            .filter_map(|id| self.jobs.get(id))
-            .filter(|e| e.status == JobStatus::InProgress)
-            .filter_map(|e| e.worker_id.as_deref())
-            .collect();
-        h.jobs.in_progress = running.len() as u64;
-        for (id, w) in &self.workers {
+        for w in self.workers.values() {
+            h.jobs.in_progress += w.running.len() as u64;
             if w.open_polls == 0 && now - w.last_seen > cfg.ping_grace {
                 continue;
             }
             if w.unhealthy {
                 h.workers.unhealthy += 1;
-            } else if running.contains(&id.as_str()) {
+            } else if !w.running.is_empty() {
                 h.workers.running += 1;
             } else {
                 h.workers.idle += 1;

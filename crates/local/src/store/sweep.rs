@@ -1,48 +1,36 @@
-//! The time-based rules: execution timeouts, queue expiry, lost workers, result retention.
+//! The time-based rules: execution timeouts, queue expiry, lost workers, result retention, and
+//! the bound on the bytes finished jobs hold.
 
 use super::entry::{ms, reset_for_queue, Ended};
 use super::Store;
 use crate::config::Config;
 use runpod_protocol::JobStatus;
-use std::cmp::Reverse;
-use std::time::Duration;
+use std::collections::HashSet;
 use tokio::time::Instant;
 
-/// The longest a sweep goes without looking at the active jobs (a safety net; the deadline
-/// hint is exact).
-const RESCAN_WHEN_IDLE: Duration = Duration::from_secs(60);
+/// What one sweep did.
+#[derive(Debug, Default)]
+pub(crate) struct Swept {
+    /// Jobs that ended (timed out or expired in the queue).
+    pub ended: Vec<Ended>,
+    /// True when a job went back to the queue.
+    pub requeued: bool,
+    /// Finished jobs forgotten (expired, or dropped to stay under the byte bound).
+    pub dropped: usize,
+}
 
 impl Store {
     /// Applies every time-based rule: execution timeouts, queue expiry, lost workers (their jobs
-    /// re-queued), result retention. Returns the jobs that ended and whether any was re-queued.
-    pub(crate) fn sweep(&mut self, cfg: &Config, now: Instant) -> (Vec<Ended>, bool) {
-        let mut ended = Vec::new();
+    /// re-queued), result retention, and the bound on retained bytes. Looks only at the jobs
+    /// due, the running jobs of workers that list theirs in pings, and the workers.
+    pub(crate) fn sweep(&mut self, cfg: &Config, now: Instant) -> Swept {
+        let mut swept = Swept::default();
+        let mut expired = HashSet::new();
         let mut stops = Vec::new();
-        let mut expired = std::collections::HashSet::new();
-        // The active jobs are looked at only once one of them may be due (`Index::next_due`):
-        // looking at each of them every 100 ms took 8 % of the endpoint's CPU with 60 k jobs
-        // queued (`perf`, runpod-bench with --jobs 1000000).
-        let todo: Vec<String> = if self.index.next_due.is_none_or(|d| now >= d) {
-            let mut todo = Vec::new();
-            let mut next = now + RESCAN_WHEN_IDLE;
-            for id in &self.index.active {
-                match self.jobs.get(id.as_str()).map(|e| e.deadline()) {
-                    Some(Some(at)) if at > now => next = next.min(at),
-                    Some(None) => {}
-                    _ => todo.push(id.clone()),
-                }
-            }
-            self.index.next_due = Some(next);
-            todo
-        } else {
-            Vec::new()
-        };
-        // Every job in `todo` is due (its deadline was checked above, on this same state).
-        for id in &todo {
-            let Some(e) = self.jobs.get_mut(id) else {
-                self.index.active.remove(id);
-                continue;
-            };
+        while self.index.deadlines.first().is_some_and(|(at, _)| *at <= now) {
+            let Some((_, id)) = self.index.deadlines.pop_first() else { break };
+            let Some(e) = self.jobs.get_mut(&id) else { continue };
+            e.deadline_at = None;
             let msg = match e.status {
                 JobStatus::InProgress => {
                     format!("job timed out after {} ms of execution", ms(e.execution_timeout))
@@ -51,12 +39,14 @@ impl Store {
                 _ => continue,
             };
             let queued = e.status == JobStatus::InQueue;
-            let end = Self::end(e, &mut self.counters, &mut self.index, JobStatus::TimedOut, Some(msg), now);
-            ended.push(end);
+            let worker = e.worker_id.clone();
+            if let Some(end) = self.end(&id, JobStatus::TimedOut, Some(msg), now) {
+                swept.ended.push(end);
+            }
             if queued {
-                expired.insert(e.id.clone());
-            } else if let Some(w) = &e.worker_id {
-                stops.push((w.clone(), e.id.clone()));
+                expired.insert(id);
+            } else if let Some(w) = worker {
+                stops.push((w, id));
             }
         }
         for (w, id) in stops {
@@ -67,24 +57,60 @@ impl Store {
             self.queue.retain(|id| !expired.contains(id));
             self.low_queue.retain(|id| !expired.contains(id));
         }
-        let requeued = self.drop_lost_jobs(cfg, now);
-        self.drop_expired_results(now);
-        (ended, requeued)
+        swept.requeued = self.drop_lost_jobs(cfg, now);
+        swept.dropped = self.drop_expired_results(now) + self.drop_over_bound();
+        if swept.dropped > 0 {
+            self.shrink();
+        }
+        swept
     }
 
-    /// Forgets the ended jobs whose retention has passed.
-    fn drop_expired_results(&mut self, now: Instant) {
-        while let Some(Reverse((at, _))) = self.index.expiry.peek() {
-            if *at > now {
-                break;
-            }
-            let Some(Reverse((_, id))) = self.index.expiry.pop() else { break };
-            let gone =
-                self.jobs.get(&id).is_some_and(|e| e.finished_at.is_some_and(|f| now - f >= e.retention));
-            if gone {
-                self.jobs.remove(&id);
+    /// Gives back the room of tables that emptied: a map sized for 100,000 jobs keeps about
+    /// 60 MB when they are gone (an entry is some 600 bytes).
+    fn shrink(&mut self) {
+        fn roomy(len: usize, capacity: usize) -> bool {
+            capacity > 1024 && len * 4 < capacity
+        }
+        if roomy(self.jobs.len(), self.jobs.capacity()) {
+            let before = self.jobs.capacity();
+            self.jobs.shrink_to(self.jobs.len() * 2);
+            self.freed += (before - self.jobs.capacity()) * std::mem::size_of::<(String, super::Entry)>();
+        }
+        for q in [&mut self.queue, &mut self.low_queue] {
+            if roomy(q.len(), q.capacity()) {
+                q.shrink_to(q.len() * 2);
             }
         }
+    }
+
+    /// Forgets the finished jobs whose retention has passed; returns how many.
+    fn drop_expired_results(&mut self, now: Instant) -> usize {
+        let mut n = 0;
+        while self.index.expiry.first().is_some_and(|(at, _)| *at <= now) {
+            let Some((_, id)) = self.index.expiry.pop_first() else { break };
+            self.remove(&id);
+            n += 1;
+        }
+        n
+    }
+
+    /// Forgets the finished jobs closest to their expiry until they hold at most
+    /// `max_retained_bytes`; returns how many.
+    fn drop_over_bound(&mut self) -> usize {
+        let mut n = 0;
+        while self.retained_bytes > self.max_retained_bytes {
+            let Some((_, id)) = self.index.expiry.pop_first() else { break };
+            self.remove(&id);
+            n += 1;
+        }
+        if n > 0 {
+            tracing::warn!(
+                dropped = n,
+                max_retained_bytes = self.max_retained_bytes,
+                "finished jobs dropped before their retention ended: the results retained would exceed the bound (see --max-retained-mb)"
+            );
+        }
+        n
     }
 
     /// Re-queues, at the front (at-least-once), the running jobs of workers silent for longer
@@ -98,26 +124,31 @@ impl Store {
             .filter(|(_, w)| w.open_polls == 0 && now - w.last_seen > cfg.ping_grace)
             .map(|(id, _)| id.clone())
             .collect();
-        for w in &lost {
-            self.workers.remove(w);
-        }
-        if lost.is_empty() && !self.workers.values().any(|wk| wk.reports_jobs) {
-            return false; // no job can be lost: leave the active jobs alone
-        }
         let mut ids: Vec<(Instant, String, String, &'static str)> = Vec::new();
-        let running = self.index.active.iter().filter_map(|id| self.jobs.get(id));
-        for e in running.filter(|e| e.status == JobStatus::InProgress) {
-            let Some(w) = e.worker_id.as_deref() else { continue };
-            let reason = if lost.iter().any(|l| l == w) {
-                "worker lost (no request within the ping grace); job re-queued"
-            } else if self.workers.get(w).is_some_and(|wk| wk.reports_jobs)
-                && now - e.last_listed > cfg.ping_grace
-            {
-                "job missing from its worker's pings for the ping grace; job re-queued"
-            } else {
-                continue;
-            };
-            ids.push((e.submitted_at, e.id.clone(), w.to_owned(), reason));
+        for w in &lost {
+            let Some(worker) = self.workers.remove(w) else { continue };
+            for id in worker.running {
+                let Some(e) = self.jobs.get(&id) else { continue };
+                ids.push((
+                    e.submitted_at,
+                    id,
+                    w.clone(),
+                    "worker lost (no request within the ping grace); job re-queued",
+                ));
+            }
+        }
+        for (w, worker) in self.workers.iter().filter(|(_, wk)| wk.reports_jobs) {
+            for id in &worker.running {
+                let Some(e) = self.jobs.get(id) else { continue };
+                if now - e.last_listed > cfg.ping_grace {
+                    ids.push((
+                        e.submitted_at,
+                        id.clone(),
+                        w.clone(),
+                        "job missing from its worker's pings for the ping grace; job re-queued",
+                    ));
+                }
+            }
         }
         // Re-queued at the front, oldest first.
         ids.sort();
@@ -128,7 +159,11 @@ impl Store {
             reset_for_queue(e, now);
             e.changed.notify_waiters();
             let low = e.low_priority();
-            self.index.due_at(e.deadline());
+            if let Some(worker) = self.workers.get_mut(&w) {
+                worker.running.remove(&id);
+            }
+            self.index_deadline(&id);
+            self.journal.job(&id);
             self.counters.retried += 1;
             if low {
                 self.low_queue.push_front(id.clone())
@@ -145,13 +180,17 @@ impl Store {
 mod tests {
     use super::super::Origin;
     use super::*;
-    use runpod_protocol::{JobDone, JobRequest};
+    use runpod_protocol::{JobDone, JobRequest, Policy};
     use std::time::Duration;
 
     fn fail(store: &mut Store, id: &str, now: Instant) {
         assert_eq!(store.take("w", 1, now).len(), 1);
         let done = JobDone { error: Some("boom".into()), ..Default::default() };
-        store.done("w", id, done, now).unwrap();
+        store.done("w", id, done, 10, now).unwrap();
+    }
+
+    fn submit(s: &mut Store, cfg: &Config, input: serde_json::Value, now: Instant) -> String {
+        s.submit(cfg, JobRequest::new(input), 10, Origin::Run, now).unwrap()
     }
 
     #[test]
@@ -159,7 +198,7 @@ mod tests {
         let cfg = Config { run_retention: Duration::from_secs(10), ..Config::default() };
         let mut s = Store::default();
         let t0 = Instant::now();
-        let id = s.submit(&cfg, JobRequest::new(1.into()), Origin::Run, t0).unwrap();
+        let id = submit(&mut s, &cfg, 1.into(), t0);
         fail(&mut s, &id, t0);
         // Retried at 5 s: the expiry the first end scheduled (10 s) must not drop it.
         s.retry(&cfg, &id, t0 + Duration::from_secs(5)).unwrap();
@@ -173,12 +212,12 @@ mod tests {
         assert!(s.get(&id).is_err(), "dropped once its retention passed");
 
         // A shorter `/status?ttl=` takes effect; a longer one keeps the job past the old expiry.
-        let a = s.submit(&cfg, JobRequest::new(1.into()), Origin::Run, t0).unwrap();
+        let a = submit(&mut s, &cfg, 1.into(), t0);
         fail(&mut s, &a, t0);
         s.set_retention(&a, Duration::from_secs(1)).unwrap();
         s.sweep(&cfg, t0 + Duration::from_secs(1));
         assert!(s.get(&a).is_err());
-        let b = s.submit(&cfg, JobRequest::new(1.into()), Origin::Run, t0).unwrap();
+        let b = submit(&mut s, &cfg, 1.into(), t0);
         fail(&mut s, &b, t0);
         s.set_retention(&b, Duration::from_secs(60)).unwrap();
         s.sweep(&cfg, t0 + Duration::from_secs(30));
@@ -187,22 +226,44 @@ mod tests {
         assert!(s.get(&b).is_err());
     }
 
+    /// 300,000 `/status?ttl=` calls kept 300,000 index entries (27.7 MB) past the job's end.
+    #[test]
+    fn ttl_calls_keep_one_index_entry_per_job() {
+        let cfg = Config::default();
+        let mut s = Store::default();
+        let t0 = Instant::now();
+        let id = submit(&mut s, &cfg, 1.into(), t0);
+        fail(&mut s, &id, t0);
+        for ms in (1..=300_000u64).rev() {
+            s.set_retention(&id, Duration::from_millis(ms + 1000)).unwrap();
+        }
+        assert_eq!(s.index.expiry.len(), 1);
+        s.sweep(&cfg, t0 + Duration::from_millis(1001));
+        assert!(s.get(&id).is_err());
+        assert!(s.index.expiry.is_empty() && s.index.deadlines.is_empty());
+        // Calls on a job still running keep no entry at all.
+        let r = submit(&mut s, &cfg, 1.into(), t0);
+        for ms in 1..1000 {
+            s.set_retention(&r, Duration::from_millis(ms)).unwrap();
+        }
+        assert!(s.index.expiry.is_empty());
+    }
+
     #[test]
     fn timeouts_still_apply_to_active_jobs() {
         let cfg = Config { execution_timeout: Duration::from_secs(5), ..Config::default() };
         let mut s = Store::default();
         let t0 = Instant::now();
-        let id = s.submit(&cfg, JobRequest::new(1.into()), Origin::Run, t0).unwrap();
+        let id = submit(&mut s, &cfg, 1.into(), t0);
         s.take("w", 1, t0);
-        let (ended, _) = s.sweep(&cfg, t0 + Duration::from_secs(5));
-        assert_eq!(ended.len(), 1);
+        let swept = s.sweep(&cfg, t0 + Duration::from_secs(5));
+        assert_eq!(swept.ended.len(), 1);
         assert_eq!(s.get(&id).unwrap().status(), JobStatus::TimedOut);
-        assert!(s.index.active.is_empty());
+        assert!(s.index.deadlines.is_empty());
     }
 
     #[test]
-    fn the_deadline_hint_skips_idle_sweeps_and_misses_no_deadline() {
-        use runpod_protocol::Policy;
+    fn deadlines_are_met_in_order() {
         let cfg = Config { execution_timeout: Duration::from_secs(30), ..Config::default() };
         let mut s = Store::default();
         let t0 = Instant::now();
@@ -212,26 +273,64 @@ mod tests {
             r.policy = Some(Policy { ttl: Some(ms), ..Policy::default() });
             r
         };
-        // A: queue ttl 60 s. The first sweep looks, and then not before 60 s.
-        let a = s.submit(&cfg, with_ttl(60_000), Origin::Run, t0).unwrap();
-        s.sweep(&cfg, sec(1));
-        assert_eq!(s.index.next_due, Some(sec(60)));
-        // B, queued later with a 10 s ttl, lowers the hint and expires on time.
-        let b = s.submit(&cfg, with_ttl(10_000), Origin::Run, sec(2)).unwrap();
-        assert_eq!(s.index.next_due, Some(sec(12)));
+        let a = s.submit(&cfg, with_ttl(60_000), 10, Origin::Run, t0).unwrap();
+        let b = s.submit(&cfg, with_ttl(10_000), 10, Origin::Run, sec(2)).unwrap();
         s.sweep(&cfg, sec(11));
         assert_eq!(s.get(&b).unwrap().status(), JobStatus::InQueue);
-        let (ended, _) = s.sweep(&cfg, sec(12));
-        assert_eq!(ended.len(), 1);
+        assert_eq!(s.sweep(&cfg, sec(12)).ended.len(), 1);
         assert_eq!(s.get(&b).unwrap().status(), JobStatus::TimedOut);
         // A starts at 13 s: its 30 s execution timeout, not its queue ttl, is what counts.
         assert_eq!(s.take("w", 1, sec(13)).len(), 1);
         s.sweep(&cfg, sec(42));
         assert_eq!(s.get(&a).unwrap().status(), JobStatus::InProgress);
-        let (ended, _) = s.sweep(&cfg, sec(43));
-        assert_eq!(ended.len(), 1);
+        assert_eq!(s.sweep(&cfg, sec(43)).ended.len(), 1);
         assert_eq!(s.get(&a).unwrap().status(), JobStatus::TimedOut);
-        // Nothing active: the next look is the idle safety net.
-        assert_eq!(s.index.next_due, Some(sec(43) + RESCAN_WHEN_IDLE));
+        assert!(s.index.deadlines.is_empty());
+    }
+
+    #[test]
+    fn finished_jobs_drop_what_cannot_be_read_again_and_stay_under_the_byte_bound() {
+        let cfg = Config::default();
+        let mut s = Store::new(2500);
+        let t0 = Instant::now();
+        let done = |s: &mut Store, id: &str, out: usize| {
+            assert_eq!(s.take("w", 1, t0).len(), 1);
+            let d = JobDone { output: Some(serde_json::json!(1)), ..Default::default() };
+            s.done("w", id, d, out, t0).unwrap();
+        };
+        let a = s.submit(&cfg, JobRequest::new(1.into()), 5000, Origin::Run, t0).unwrap();
+        done(&mut s, &a, 1000);
+        assert!(s.get(&a).unwrap().input.is_none(), "a COMPLETED job drops its input");
+        assert_eq!(s.retained_bytes, 1000);
+        let b = s.submit(&cfg, JobRequest::new(1.into()), 700, Origin::Run, t0).unwrap();
+        fail(&mut s, &b, t0);
+        assert!(s.get(&b).unwrap().input.is_some(), "a FAILED job keeps it for /retry");
+        assert_eq!(s.retained_bytes, 1000 + 700);
+        let c = s.submit(&cfg, JobRequest::new(1.into()), 10, Origin::RunSync, t0).unwrap();
+        done(&mut s, &c, 1000);
+        // Over 2500: the runsync result (1 min retention) expires first, so it goes first.
+        assert_eq!(s.sweep(&cfg, t0).dropped, 1);
+        assert!(s.get(&c).is_err() && s.get(&a).is_ok() && s.get(&b).is_ok());
+        assert_eq!(s.retained_bytes, 1700);
+    }
+
+    #[test]
+    fn lost_worker_checks_look_at_running_jobs_only() {
+        let cfg = Config { ping_grace: Duration::from_secs(5), max_queue: 100_000, ..Config::default() };
+        let mut s = Store::default();
+        let t0 = Instant::now();
+        for i in 0..50_000 {
+            submit(&mut s, &cfg, i.into(), t0);
+        }
+        let jobs = s.take("w", 2, t0);
+        s.ping("w", &[&jobs[0].id], false, t0 + Duration::from_secs(1));
+        assert!(!s.sweep(&cfg, t0 + Duration::from_secs(5)).requeued);
+        // The job left out of the pings is re-queued; the listed one stays.
+        let swept = s.sweep(&cfg, t0 + Duration::from_millis(5001));
+        assert!(swept.requeued);
+        assert_eq!(s.get(&jobs[1].id).unwrap().status(), JobStatus::InQueue);
+        assert_eq!(s.get(&jobs[0].id).unwrap().status(), JobStatus::InProgress);
+        let h = s.health(&cfg, t0 + Duration::from_millis(5001));
+        assert_eq!((h.jobs.in_progress, h.jobs.in_queue), (1, 49_999));
     }
 }

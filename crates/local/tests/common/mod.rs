@@ -1,6 +1,6 @@
 //! Helpers shared by the integration tests: a small HTTP client for both APIs, and the
 //! `runpod-local` binary started as a child process.
-#![allow(dead_code)]
+#![allow(dead_code, reason = "each test file uses a part of the helpers")]
 
 use runpod_local::LocalEndpoint;
 use serde_json::Value;
@@ -9,10 +9,39 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 /// The `runpod-local` binary Cargo built for these tests.
-pub const BIN: &str = env!("CARGO_BIN_EXE_runpod-local");
+pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_runpod-local");
 
 /// A running `runpod-local` process, killed on drop so a failed assertion leaves no server behind.
-pub struct LocalProcess(std::process::Child);
+pub(crate) struct LocalProcess(std::process::Child);
+
+impl LocalProcess {
+    /// Sends `sig` to the process.
+    #[allow(unsafe_code, reason = "libc::kill has no safe wrapper in std")]
+    pub(crate) fn signal(&self, sig: i32) {
+        // SAFETY: kill(2) has no memory-safety preconditions.
+        unsafe {
+            libc::kill(self.0.id() as i32, sig);
+        }
+    }
+
+    /// SIGKILL, and waits for the exit.
+    pub(crate) fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+
+    /// Waits up to `timeout` for the process to exit; its status, or `None` if it still runs.
+    pub(crate) fn wait(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let end = std::time::Instant::now() + timeout;
+        while std::time::Instant::now() < end {
+            if let Ok(Some(st)) = self.0.try_wait() {
+                return Some(st);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
 
 impl Drop for LocalProcess {
     fn drop(&mut self) {
@@ -23,7 +52,7 @@ impl Drop for LocalProcess {
 
 /// Starts `runpod-local` with `args` and reads the first `lines` lines it prints (the address
 /// it serves, ...); stderr is discarded. The process runs until the returned value is dropped.
-pub async fn spawn_local(args: &[&str], lines: usize) -> (LocalProcess, Vec<String>) {
+pub(crate) async fn spawn_local(args: &[&str], lines: usize) -> (LocalProcess, Vec<String>) {
     let mut child = LocalProcess(
         Command::new(BIN).args(args).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap(),
     );
@@ -38,14 +67,14 @@ pub async fn spawn_local(args: &[&str], lines: usize) -> (LocalProcess, Vec<Stri
 
 /// Talks to one endpoint: client routes with `Bearer KEY`, worker routes with the raw key and
 /// the Python SDK's content type.
-pub struct Api {
-    pub http: reqwest::Client,
-    pub url: String,
-    pub key: Option<String>,
+pub(crate) struct Api {
+    pub(crate) http: reqwest::Client,
+    pub(crate) url: String,
+    pub(crate) key: Option<String>,
 }
 
 /// The status code and the JSON body (`Null` when empty).
-pub type Answer = (u16, Value);
+pub(crate) type Answer = (u16, Value);
 
 async fn answer(r: reqwest::Response) -> Answer {
     let status = r.status().as_u16();
@@ -59,7 +88,7 @@ async fn answer(r: reqwest::Response) -> Answer {
 }
 
 impl Api {
-    pub fn new(ep: &LocalEndpoint, key: Option<&str>) -> Self {
+    pub(crate) fn new(ep: &LocalEndpoint, key: Option<&str>) -> Self {
         let http = reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap();
         Api { http, url: ep.endpoint_url(), key: key.map(str::to_owned) }
     }
@@ -79,31 +108,31 @@ impl Api {
     }
 
     /// POST a JSON body to a client route.
-    pub async fn post(&self, path: &str, body: &Value) -> Answer {
+    pub(crate) async fn post(&self, path: &str, body: &Value) -> Answer {
         let rb = self.http.post(format!("{}/{path}", self.url)).json(body);
         answer(self.client_req(rb).send().await.expect("send")).await
     }
 
     /// POST raw bytes to a client route.
-    pub async fn post_raw(&self, path: &str, body: impl Into<reqwest::Body>) -> Answer {
+    pub(crate) async fn post_raw(&self, path: &str, body: impl Into<reqwest::Body>) -> Answer {
         let rb = self.http.post(format!("{}/{path}", self.url)).body(body);
         answer(self.client_req(rb).send().await.expect("send")).await
     }
 
     /// GET a client route.
-    pub async fn get(&self, path: &str) -> Answer {
+    pub(crate) async fn get(&self, path: &str) -> Answer {
         let rb = self.http.get(format!("{}/{path}", self.url));
         answer(self.client_req(rb).send().await.expect("send")).await
     }
 
     /// GET a worker route (raw key).
-    pub async fn wget(&self, path: &str) -> Answer {
+    pub(crate) async fn wget(&self, path: &str) -> Answer {
         let rb = self.http.get(format!("{}/{path}", self.url));
         answer(self.worker_req(rb).send().await.expect("send")).await
     }
 
     /// POST a JSON body to a worker route as the Python SDK does (form content type).
-    pub async fn wpost(&self, path: &str, body: &Value) -> Answer {
+    pub(crate) async fn wpost(&self, path: &str, body: &Value) -> Answer {
         let rb = self
             .http
             .post(format!("{}/{path}", self.url))
@@ -113,7 +142,7 @@ impl Api {
     }
 
     /// POST raw bytes to a worker route with the form content type.
-    pub async fn wpost_raw(&self, path: &str, body: impl Into<reqwest::Body>) -> Answer {
+    pub(crate) async fn wpost_raw(&self, path: &str, body: impl Into<reqwest::Body>) -> Answer {
         let rb = self
             .http
             .post(format!("{}/{path}", self.url))
@@ -123,7 +152,7 @@ impl Api {
     }
 
     /// Queues `input` with `/run` and returns the job id.
-    pub async fn run(&self, input: Value) -> String {
+    pub(crate) async fn run(&self, input: Value) -> String {
         let (code, body) = self.post("run", &serde_json::json!({ "input": input })).await;
         assert_eq!(code, 200, "{body}");
         assert_eq!(body["status"], "IN_QUEUE");
@@ -131,12 +160,12 @@ impl Api {
     }
 
     /// `/status/{id}`.
-    pub async fn status(&self, id: &str) -> Answer {
+    pub(crate) async fn status(&self, id: &str) -> Answer {
         self.get(&format!("status/{id}")).await
     }
 
     /// Polls `/status/{id}` until it reports `want` (or panics after 20 s).
-    pub async fn wait_status(&self, id: &str, want: &str) -> Value {
+    pub(crate) async fn wait_status(&self, id: &str, want: &str) -> Value {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
         loop {
             let (code, body) = self.status(id).await;

@@ -27,6 +27,7 @@ pub const DEFAULT_MAX_DOWNLOAD_BYTES: u64 = 5 * 1024 * 1024 * 1024;
 
 /// How downloads behave.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct DownloadOptions {
     /// Largest file accepted, in bytes.
     pub max_bytes: u64,
@@ -59,6 +60,48 @@ impl Default for DownloadOptions {
 }
 
 impl DownloadOptions {
+    /// Sets the largest file accepted, in bytes.
+    pub fn with_max_bytes(mut self, n: u64) -> Self {
+        self.max_bytes = n;
+        self
+    }
+
+    /// Allows (or not) non-public destinations: loopback, private networks, link-local.
+    pub fn with_allow_private(mut self, yes: bool) -> Self {
+        self.allow_private = yes;
+        self
+    }
+
+    /// Sets how many files are downloaded at once.
+    pub fn with_concurrency(mut self, n: usize) -> Self {
+        self.concurrency = n;
+        self
+    }
+
+    /// Sets the tries per file.
+    pub fn with_attempts(mut self, n: u32) -> Self {
+        self.attempts = n;
+        self
+    }
+
+    /// Sets the redirects followed per file.
+    pub fn with_max_redirects(mut self, n: usize) -> Self {
+        self.max_redirects = n;
+        self
+    }
+
+    /// Sets the time allowed to connect.
+    pub fn with_connect_timeout(mut self, d: Duration) -> Self {
+        self.connect_timeout = d;
+        self
+    }
+
+    /// Sets the longest wait for the next bytes of an answer.
+    pub fn with_read_timeout(mut self, d: Duration) -> Self {
+        self.read_timeout = d;
+        self
+    }
+
     /// Defaults with `RUNPOD_MAX_DOWNLOAD_BYTES` and `RUNPOD_ALLOW_PRIVATE_DOWNLOAD_URLS` applied.
     pub fn from_env() -> Self {
         Self::from_vars(|k| std::env::var(k).ok())

@@ -1,58 +1,33 @@
-//! Helpers for the end-to-end tests: a real `runpod-local` endpoint over HTTP on 127.0.0.1.
-#![allow(dead_code)]
+//! Helpers for the end-to-end tests: a real `runpod-local` endpoint over HTTP on 127.0.0.1 (the
+//! worker runs through `runpod_worker::testing`), calls to its client API, and a TCP proxy.
+#![allow(dead_code, reason = "each test file uses a part of the helpers")]
 
-use runpod_local::{LocalEndpoint, LocalEndpointBuilder};
-use runpod_worker::{Config, Handler, Worker, WorkerError};
+pub(crate) use runpod_worker::testing::API_KEY as KEY;
+use runpod_worker::testing::{LocalEndpoint, LocalEndpointBuilder, RunningWorker};
+use runpod_worker::{Config, Handler, Worker};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 
-pub const KEY: &str = "test-key";
-
-/// An endpoint with a key, a fast ping interval and the given tweaks.
-pub async fn endpoint(tweak: impl FnOnce(LocalEndpointBuilder) -> LocalEndpointBuilder) -> LocalEndpoint {
+/// An endpoint with the test key, a fast ping interval and the given tweaks.
+pub(crate) async fn endpoint(
+    tweak: impl FnOnce(LocalEndpointBuilder) -> LocalEndpointBuilder,
+) -> LocalEndpoint {
     let b = LocalEndpoint::builder().api_key(KEY).ping_interval_ms(200).take_wait(Duration::from_secs(5));
     tweak(b).bind("127.0.0.1:0").await.expect("bind the local endpoint")
 }
 
-pub fn config(ep: &LocalEndpoint, worker: &str) -> Config {
-    Config::from_vars(ep.worker_env(worker)).expect("worker_env is a valid configuration")
-}
-
-/// A worker running in the background; `stop()` shuts it down gracefully.
-pub struct Running {
-    stop: Option<oneshot::Sender<()>>,
-    pub handle: JoinHandle<Result<(), WorkerError>>,
-}
-
-impl Running {
-    pub async fn stop(mut self) -> Result<(), WorkerError> {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        tokio::time::timeout(Duration::from_secs(60), self.handle)
-            .await
-            .expect("worker stops")
-            .expect("no panic")
-    }
-}
-
-pub fn spawn<H: Handler>(ep: &LocalEndpoint, worker: Worker<H>) -> Running {
-    let (tx, rx) = oneshot::channel::<()>();
-    let worker = worker.config(config(ep, "w1")).shutdown_on(async move {
-        let _ = rx.await;
-    });
-    Running { stop: Some(tx), handle: tokio::spawn(worker.run()) }
+/// `worker` taking jobs from `ep` as worker `w1`, in the background.
+pub(crate) fn spawn<H: Handler>(ep: &LocalEndpoint, worker: Worker<H>) -> RunningWorker {
+    RunningWorker::spawn(ep, worker).expect("worker_env is a valid configuration")
 }
 
 /// One client for all test calls (fresh connections per call would dominate timings).
-pub fn client() -> reqwest::Client {
+pub(crate) fn client() -> reqwest::Client {
     static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
     CLIENT.get_or_init(reqwest::Client::new).clone()
 }
 
-pub async fn post(ep: &LocalEndpoint, path: &str, body: Value) -> Value {
+pub(crate) async fn post(ep: &LocalEndpoint, path: &str, body: Value) -> Value {
     let r = client()
         .post(format!("{}/{path}", ep.endpoint_url()))
         .bearer_auth(KEY)
@@ -66,27 +41,32 @@ pub async fn post(ep: &LocalEndpoint, path: &str, body: Value) -> Value {
     v
 }
 
-pub async fn get(ep: &LocalEndpoint, path: &str) -> Value {
+pub(crate) async fn get(ep: &LocalEndpoint, path: &str) -> Value {
     let r = client().get(format!("{}/{path}", ep.endpoint_url())).bearer_auth(KEY).send().await.unwrap();
     assert!(r.status().is_success(), "{path}: {}", r.status());
     r.json().await.unwrap()
 }
 
 /// Queues a job with `/run`; returns its id.
-pub async fn run(ep: &LocalEndpoint, body: Value) -> String {
+pub(crate) async fn run(ep: &LocalEndpoint, body: Value) -> String {
     post(ep, "run", body).await["id"].as_str().expect("an id").to_owned()
 }
 
-pub async fn status(ep: &LocalEndpoint, id: &str) -> Value {
+pub(crate) async fn status(ep: &LocalEndpoint, id: &str) -> Value {
     get(ep, &format!("status/{id}")).await
 }
 
 /// Polls `/status` until the job is final, or panics after `secs`.
-pub async fn wait_final(ep: &LocalEndpoint, id: &str, secs: u64) -> Value {
+pub(crate) async fn wait_final(ep: &LocalEndpoint, id: &str, secs: u64) -> Value {
     wait_status(ep, id, secs, |s| !matches!(s["status"].as_str(), Some("IN_QUEUE" | "IN_PROGRESS"))).await
 }
 
-pub async fn wait_status(ep: &LocalEndpoint, id: &str, secs: u64, done: impl Fn(&Value) -> bool) -> Value {
+pub(crate) async fn wait_status(
+    ep: &LocalEndpoint,
+    id: &str,
+    secs: u64,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
     let until = Instant::now() + Duration::from_secs(secs);
     loop {
         let s = status(ep, id).await;
@@ -99,7 +79,7 @@ pub async fn wait_status(ep: &LocalEndpoint, id: &str, secs: u64, done: impl Fn(
 }
 
 /// The job's error report (the JSON text in `error`), parsed.
-pub fn report(status: &Value) -> Value {
+pub(crate) fn report(status: &Value) -> Value {
     let text = status["error"].as_str().unwrap_or_else(|| panic!("no error in {status}"));
     serde_json::from_str(text).unwrap_or_else(|_| json!({"error_message": text}))
 }
@@ -107,8 +87,8 @@ pub fn report(status: &Value) -> Value {
 /// A TCP proxy in front of the endpoint that a test can break (every connection dropped,
 /// new ones refused) and heal, or make answer `429` to some requests, and that records the
 /// request lines passing through it (and body lines that carry `"stopPod"`).
-pub struct Proxy {
-    pub addr: std::net::SocketAddr,
+pub(crate) struct Proxy {
+    pub(crate) addr: std::net::SocketAddr,
     broken: tokio::sync::watch::Sender<bool>,
     throttle: Arc<Mutex<Option<(String, u16)>>>,
     lines: Arc<Mutex<Vec<(Instant, String)>>>,
@@ -117,7 +97,7 @@ pub struct Proxy {
 use std::sync::{Arc, Mutex};
 
 impl Proxy {
-    pub async fn start(target: std::net::SocketAddr) -> Proxy {
+    pub(crate) async fn start(target: std::net::SocketAddr) -> Proxy {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (broken, watch) = tokio::sync::watch::channel(false);
@@ -186,41 +166,32 @@ impl Proxy {
     /// From now on, new connections whose first request line contains `needle` get `429 Too
     /// Many Requests` (noted as `ANSWERED 429 <line>`) and are closed, and other new connections
     /// carry one request only; `None` stops that.
-    pub fn set_throttled(&self, needle: Option<&str>) {
+    pub(crate) fn set_throttled(&self, needle: Option<&str>) {
         self.set_answer(needle, 429);
     }
 
     /// Like [`Proxy::set_throttled`] with another status: matching requests get `status`
     /// (noted as `ANSWERED <status> <line>`).
-    pub fn set_answer(&self, needle: Option<&str>, status: u16) {
+    pub(crate) fn set_answer(&self, needle: Option<&str>, status: u16) {
         *self.throttle.lock().unwrap() = needle.map(|n| (n.to_owned(), status));
     }
 
     /// The endpoint's worker environment, routed through this proxy.
-    pub fn config(&self, ep: &LocalEndpoint, worker: &str) -> Config {
+    pub(crate) fn config(&self, ep: &LocalEndpoint, worker: &str) -> Config {
         let real = ep.local_addr().to_string();
         let env =
             ep.worker_env(worker).into_iter().map(|(k, v)| (k, v.replace(&real, &self.addr.to_string())));
         Config::from_vars(env).unwrap()
     }
 
-    pub fn set_broken(&self, broken: bool) {
+    pub(crate) fn set_broken(&self, broken: bool) {
         self.broken.send_replace(broken);
     }
 
     /// Request lines seen so far whose text contains `needle`.
-    pub fn requests(&self, needle: &str) -> Vec<(Instant, String)> {
+    pub(crate) fn requests(&self, needle: &str) -> Vec<(Instant, String)> {
         self.lines.lock().unwrap().iter().filter(|(_, l)| l.contains(needle)).cloned().collect()
     }
-}
-
-/// Like [`spawn`], with an explicit configuration.
-pub fn spawn_with<H: Handler>(config: Config, worker: Worker<H>) -> Running {
-    let (tx, rx) = oneshot::channel::<()>();
-    let worker = worker.config(config).shutdown_on(async move {
-        let _ = rx.await;
-    });
-    Running { stop: Some(tx), handle: tokio::spawn(worker.run()) }
 }
 
 /// One connection in throttle mode: `status` for a request matching `needle`, else passed on.

@@ -3,7 +3,7 @@
 //! the test needs, and clicks and key presses are real input events.
 //!
 //! Without the browser the tests print `SKIPPED` (and fail when `CI` is set).
-#![allow(dead_code)]
+#![allow(dead_code, reason = "each test binary uses part of the browser helpers")]
 
 use base64::Engine as _;
 use serde_json::{json, Value};
@@ -55,7 +55,7 @@ fn binaries() -> Option<(PathBuf, PathBuf)> {
 }
 
 /// One browser session. Dropping it ends the session (Chromium quits) and stops the driver.
-pub struct Browser {
+pub(crate) struct Browser {
     http: reqwest::Client,
     driver: Child,
     driver_addr: String,
@@ -88,7 +88,7 @@ fn delete_session(addr: &str, session: &str) {
 impl Browser {
     /// Starts chromedriver and a headless Chromium with a new, empty profile; `None` when the
     /// browser is not installed (the test is then skipped, or fails under `CI`).
-    pub async fn start() -> Option<Browser> {
+    pub(crate) async fn start() -> Option<Browser> {
         let (chromium, chromedriver) = binaries()?;
         // It prints "... started successfully on port N." on stdout (`--silent` would hide it).
         let mut driver = Command::new(&chromedriver)
@@ -163,7 +163,7 @@ impl Browser {
     }
 
     /// Opens `url`.
-    pub async fn goto(&self, url: &str) {
+    pub(crate) async fn goto(&self, url: &str) {
         self.post("/url", json!({"url": url})).await;
     }
 
@@ -174,13 +174,13 @@ impl Browser {
     }
 
     /// Clicks `css` as a user would.
-    pub async fn click(&self, css: &str) {
+    pub(crate) async fn click(&self, css: &str) {
         let el = self.element(css).await;
         self.post(&format!("/element/{el}/click"), json!({})).await;
     }
 
     /// Empties the field `css` and types `text` into it, key by key.
-    pub async fn type_into(&self, css: &str, text: &str) {
+    pub(crate) async fn type_into(&self, css: &str, text: &str) {
         let el = self.element(css).await;
         self.post(&format!("/element/{el}/clear"), json!({})).await;
         self.post(&format!("/element/{el}/value"), json!({"text": text})).await;
@@ -188,19 +188,19 @@ impl Browser {
 
     /// Presses `keys` in the element `css` (WebDriver key codes: `\u{E009}` is Control,
     /// `\u{E007}` Enter; a modifier stays down until the end).
-    pub async fn press(&self, css: &str, keys: &str) {
+    pub(crate) async fn press(&self, css: &str, keys: &str) {
         let el = self.element(css).await;
         self.post(&format!("/element/{el}/value"), json!({"text": keys})).await;
     }
 
     /// Runs `script` (a function body; `arguments` holds `args`) in the page; returns its value.
-    pub async fn eval(&self, script: &str, args: Value) -> Value {
+    pub(crate) async fn eval(&self, script: &str, args: Value) -> Value {
         self.post("/execute/sync", json!({"script": script, "args": args})).await
     }
 
     /// Calls `probe` until it returns `Some`, at most `secs` seconds; panics naming `what`
     /// with the last value seen.
-    pub async fn wait_for<T, F, Fut>(&self, what: &str, secs: u64, mut probe: F) -> T
+    pub(crate) async fn wait_for<T, F, Fut>(&self, what: &str, secs: u64, mut probe: F) -> T
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = (Option<T>, Value)>,
@@ -219,7 +219,7 @@ impl Browser {
     }
 
     /// Saves a PNG of the window to `path`.
-    pub async fn screenshot(&self, path: &Path) {
+    pub(crate) async fn screenshot(&self, path: &Path) {
         let v = self.command(reqwest::Method::GET, "/screenshot", None).await;
         let png = base64::engine::general_purpose::STANDARD.decode(v.as_str().unwrap()).unwrap();
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();

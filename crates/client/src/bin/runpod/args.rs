@@ -7,7 +7,7 @@ use clap::{Args, Parser, Subcommand};
 /// The API key is read from RUNPOD_API_KEY (never from a flag, so it stays out of `ps`).
 #[derive(Debug, Parser)]
 #[command(name = "runpod", version, after_help = crate::exit::HELP)]
-pub struct Cli {
+pub(crate) struct Cli {
     /// Endpoint id.
     #[arg(long, short = 'e', env = "RUNPOD_ENDPOINT_ID", global = true)]
     pub endpoint: Option<String>,
@@ -21,7 +21,7 @@ pub struct Cli {
 
 /// What to do.
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Queue a job; print {"id","status"} (with --wait: wait, print the final status).
     Run {
         #[command(flatten)]
@@ -78,7 +78,7 @@ pub enum Command {
 
 /// The flags that describe a job request.
 #[derive(Debug, Args)]
-pub struct JobArgs {
+pub(crate) struct JobArgs {
     /// The job input: JSON text, @FILE, or @- for stdin.
     #[arg(long, short = 'i')]
     pub input: String,

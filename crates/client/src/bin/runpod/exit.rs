@@ -35,7 +35,7 @@ pub enum Exit {
 }
 
 /// The table printed after `--help`.
-pub const HELP: &str = "\
+pub(crate) const HELP: &str = "\
 Exit codes:
    0  ok (a job waited for ended COMPLETED; a plain status of a queued or running job)
    1  job FAILED                        7  401/403, or RUNPOD_API_KEY unset

@@ -5,7 +5,7 @@ use serde_json::Value;
 use std::io::Read;
 
 /// Reads and parses the `--input` value.
-pub fn parse(arg: &str) -> anyhow::Result<Value> {
+pub(crate) fn parse(arg: &str) -> anyhow::Result<Value> {
     let text = match arg.strip_prefix('@') {
         Some("-") => {
             let mut s = String::new();

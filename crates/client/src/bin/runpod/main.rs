@@ -3,6 +3,8 @@
 //! JSON answers go to stdout, one per line; errors go to stderr; the exit code says what
 //! happened (see [`exit`]). While it waits on a terminal, a live progress line is drawn on stderr.
 
+#![forbid(unsafe_code)]
+
 mod args;
 mod exit;
 mod input;

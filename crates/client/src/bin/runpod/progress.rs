@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 const WIDTH: usize = 100;
 
 /// A progress line: redrawn every 200 ms by a task, fed by [`update`](Progress::update).
-pub struct Progress {
+pub(crate) struct Progress {
     line: Option<Arc<Mutex<Line>>>,
     ticker: Option<tokio::task::JoinHandle<()>>,
 }
@@ -24,7 +24,7 @@ struct Line {
 
 impl Progress {
     /// Starts drawing (a no-op when stderr is not a terminal).
-    pub fn start(label: &str) -> Progress {
+    pub(crate) fn start(label: &str) -> Progress {
         if !std::io::stderr().is_terminal() {
             return Progress { line: None, ticker: None };
         }
@@ -45,7 +45,7 @@ impl Progress {
     }
 
     /// Records the latest state seen.
-    pub fn update(&self, s: &JobState<Value>) {
+    pub(crate) fn update(&self, s: &JobState<Value>) {
         if let Some(line) = &self.line {
             let mut l = line.lock().unwrap_or_else(|p| p.into_inner());
             l.label = s.id.clone();
@@ -55,7 +55,7 @@ impl Progress {
     }
 
     /// Stops drawing and clears the line.
-    pub fn finish(self) {
+    pub(crate) fn finish(self) {
         if let Some(t) = self.ticker {
             t.abort();
         }

@@ -1,0 +1,24 @@
+"""The benchmark's peer: llama-cpp-python generating from the same GGUF file, one request per
+line on stdin (a JSON object: prompt, max_tokens), one JSON line per request on stdout:
+{"tokens", "seconds", "ttft"}. Greedy, CPU, N threads (argv[2]).
+"""
+
+import json
+import sys
+import time
+
+from llama_cpp import Llama
+
+llm = Llama(model_path=sys.argv[1], n_threads=int(sys.argv[2]), n_threads_batch=int(sys.argv[2]),
+            n_ctx=2048, verbose=False)
+print(json.dumps({"ready": True}), flush=True)
+for line in sys.stdin:
+    req = json.loads(line)
+    started = time.perf_counter()
+    ttft, tokens = None, 0
+    for chunk in llm.create_completion(req["prompt"], max_tokens=req["max_tokens"], temperature=0.0,
+                                       stream=True):
+        if ttft is None:
+            ttft = time.perf_counter() - started
+        tokens += 1
+    print(json.dumps({"tokens": tokens, "seconds": time.perf_counter() - started, "ttft": ttft}), flush=True)

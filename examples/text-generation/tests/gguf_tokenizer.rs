@@ -1,0 +1,104 @@
+//! The tokenizer built from a GGUF file's vocabulary and merges, checked token for token
+//! against llama.cpp's own tokenization of the same file (PyPI `llama-cpp-python`,
+//! `Llama(model_path, vocab_only=True).tokenize`) on a few hundred strings: prose, code,
+//! numbers, whitespace runs, accents, CJK, emoji, and special tokens written in the text.
+
+use candle_core::quantized::gguf_file;
+use example_support::test_models;
+use rand::{Rng, SeedableRng};
+
+const PIECES: &[&str] = &[
+    "The capital of France is Paris.",
+    "What is the capital of France?",
+    "hello",
+    " world",
+    "Hello,",
+    "  two spaces",
+    "\ttab",
+    "\n",
+    "\n\n",
+    "line1\nline2",
+    "   ",
+    "1234567",
+    "3.14159",
+    "x=42;",
+    "2026-11-30",
+    "fn main() { println!(\"hi\"); }",
+    "def f(x):\n    return x**2",
+    "<div class=\"a\">",
+    "$HOME/.cache",
+    "don't",
+    "I'll",
+    "we've",
+    "they're",
+    "O'Brien's",
+    "café",
+    "naïve",
+    "Ærøskøbing",
+    "straße",
+    "日本語のテキスト",
+    "中文",
+    "한국어",
+    "Привет, мир!",
+    "مرحبا",
+    "🙂",
+    "👩‍💻 emoji",
+    "a—b",
+    "“quoted”",
+    "…",
+    "<|im_start|>",
+    "<|im_end|>",
+    "<|endoftext|>",
+    "<|im_start|>user\nHi<|im_end|>\n",
+    "UPPER lower MiXeD",
+    "snake_case_name",
+    "camelCaseName",
+    "http://example.com/a?b=c",
+    "100%",
+    "#hashtag",
+    "@mention",
+    "a  b   c",
+    "end.",
+];
+
+fn strings() -> Vec<String> {
+    let mut all: Vec<String> = PIECES.iter().map(|s| s.to_string()).collect();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(16);
+    while all.len() < 400 {
+        let n = rng.random_range(2..7);
+        let joined: String = (0..n).map(|_| PIECES[rng.random_range(0..PIECES.len())]).collect();
+        all.push(joined);
+    }
+    all
+}
+
+#[test]
+fn gguf_tokenizer_matches_llama_cpp_token_for_token() {
+    let (Some(file), Some(python)) =
+        (test_models::smollm2_gguf(), test_models::python("RUNPOD_TEST_LLAMA_CPP_PYTHON"))
+    else {
+        return;
+    };
+    let mut f = std::fs::File::open(&file).unwrap();
+    let vocab = text_generation::gguf::vocab_from_gguf(&gguf_file::Content::read(&mut f).unwrap()).unwrap();
+    let strings = strings();
+    let list = std::env::temp_dir().join(format!("gguf-tokenizer-strings-{}.json", std::process::id()));
+    std::fs::write(&list, serde_json::to_string(&strings).unwrap()).unwrap();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/reference.py");
+    let out =
+        std::process::Command::new(python).args([script, "tokenize-gguf"]).arg(&file).arg(&list).output();
+    let _ = std::fs::remove_file(&list);
+    let out = out.unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let theirs: Vec<Vec<u32>> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(theirs.len(), strings.len());
+    let mut tokens = 0;
+    for (s, expected) in strings.iter().zip(&theirs) {
+        let ours = vocab.encode(s).unwrap();
+        assert_eq!(&ours, expected, "tokens of {s:?}");
+        // And back: decoding gives the text (special tokens kept).
+        assert_eq!(&vocab.tokenizer.decode(&ours, false).unwrap(), s);
+        tokens += ours.len();
+    }
+    eprintln!("{} strings, {tokens} tokens: identical to llama.cpp", strings.len());
+}
