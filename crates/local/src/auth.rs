@@ -25,7 +25,7 @@ pub(crate) fn check_key(sh: &Shared, req: &Request) -> Result<(), ApiError> {
 /// True when header value `given` (`Bearer KEY` or `KEY`) carries `key`; compares in
 /// constant time for equal lengths. An empty key matches nothing (the endpoint refuses to start
 /// with one; this is the second guard).
-fn key_matches(given: &str, key: &str) -> bool {
+pub(crate) fn key_matches(given: &str, key: &str) -> bool {
     if key.is_empty() {
         return false;
     }

@@ -108,6 +108,8 @@ pub(crate) struct Config {
     pub max_run_bytes: usize,
     pub max_runsync_bytes: usize,
     pub max_result_bytes: usize,
+    /// Also answer the Python SDK's local routes at the root (`/run`, `/runsync`, ...).
+    pub python_sdk_routes: bool,
     pub max_stream_chunk_bytes: usize,
     pub sweep_interval: Duration,
     pub rate_limits: RateLimits,
@@ -144,6 +146,7 @@ impl Default for Config {
             max_run_bytes: limits::MAX_RUN_PAYLOAD_BYTES,
             max_runsync_bytes: limits::MAX_RUNSYNC_PAYLOAD_BYTES,
             max_result_bytes: limits::MAX_RUNSYNC_PAYLOAD_BYTES,
+            python_sdk_routes: false,
             max_stream_chunk_bytes: limits::MAX_STREAM_CHUNK_BYTES,
             sweep_interval: Duration::from_millis(100),
             rate_limits: RateLimits::default(),
@@ -270,6 +273,15 @@ impl LocalEndpointBuilder {
     /// Largest `/runsync` body in bytes (default 20 MB); larger is answered `413`.
     pub fn max_runsync_bytes(mut self, n: usize) -> Self {
         self.config.max_runsync_bytes = n;
+        self
+    }
+
+    /// Also answers the Python SDK's local-testing routes (`rp_fastapi`) at the root:
+    /// `POST /run`, `POST /runsync`, `GET|POST /status/{id}` and `GET|POST /stream/{id}` are
+    /// this endpoint's `/v2/{endpoint_id}/...` routes, so the SDK docs' `curl` lines work as
+    /// written. Off by default; the worker's `--serve-api` turns it on.
+    pub fn python_sdk_routes(mut self, yes: bool) -> Self {
+        self.config.python_sdk_routes = yes;
         self
     }
 

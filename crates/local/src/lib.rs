@@ -53,6 +53,7 @@ mod console;
 mod disk;
 mod env;
 mod error;
+mod load_balancer;
 mod memory;
 mod openai;
 mod ratelimit;
@@ -67,6 +68,7 @@ pub use config::{LocalEndpointBuilder, RateLimit, RateLimits};
 pub use console::JobLogs;
 pub use env::worker_env_vars;
 pub use error::ApiError;
+pub use load_balancer::{LoadBalancer, LoadBalancerBuilder, WORKER_ID_HEADER};
 pub use signal::shutdown_signal;
 pub use webhook::WebhookTargets;
 
@@ -137,6 +139,17 @@ impl LocalEndpoint {
         let ping_interval_ms = shared.cfg.ping_interval_ms;
         tokio::spawn(server::sweeper(shared.clone()));
         let app = server::router(shared.clone());
+        // The Python SDK's root routes are rewritten before routing: an outer router whose
+        // every request goes to the rewrite, then to the API's router.
+        let app = match shared.cfg.python_sdk_routes {
+            true => {
+                let prefix = format!("/v2/{endpoint_id}");
+                axum::Router::new().fallback_service(tower::ServiceExt::map_request(app, move |req| {
+                    server::python_sdk_route(req, &prefix)
+                }))
+            }
+            false => app,
+        };
         let server = tokio::spawn(connections::serve(listener, app, shared.clone()));
         Ok(LocalEndpoint {
             base_url,
@@ -176,6 +189,29 @@ impl LocalEndpoint {
             store::Origin::Run,
             tokio::time::Instant::now(),
         )?;
+        sh.queue_changed.notify_waiters();
+        sh.kick_writer();
+        Ok(())
+    }
+
+    /// [`LocalEndpoint::queue_with_id`] with other fields the worker gets with the job, next to
+    /// `id` and `input`: e.g. `{"batchId": "batch_1"}`, as the platform's batch jobs carry
+    /// (docs/python-sdk.md); for tests of workers.
+    pub fn queue_with_fields(
+        &self,
+        id: &str,
+        request: runpod_protocol::JobRequest,
+        fields: serde_json::Map<String, serde_json::Value>,
+    ) -> Result<(), ApiError> {
+        client_api::check_request(&self.shared.cfg, &request)?;
+        let sh = &self.shared;
+        let bytes = serde_json::to_vec(&request.input).map_or(0, |v| v.len());
+        {
+            let mut store = sh.lock();
+            let now = tokio::time::Instant::now();
+            store.submit_as(&sh.cfg, id.to_owned(), request, bytes, store::Origin::Run, now)?;
+            store.set_extra(id, fields);
+        }
         sh.queue_changed.notify_waiters();
         sh.kick_writer();
         Ok(())

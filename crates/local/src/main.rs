@@ -38,7 +38,53 @@ enum Command {
         /// Heartbeat period to advertise, in ms.
         #[arg(long, default_value_t = 10_000)]
         ping_interval_ms: u64,
+        /// `env`: KEY=VALUE lines for `env $(...)`; `shell`: `export KEY='VALUE'` lines that a
+        /// shell can source (`$ID` stays literal).
+        #[arg(long, value_enum, default_value_t = EnvFormat::Env)]
+        format: EnvFormat,
     },
+    /// Serve a load-balancing endpoint in front of load-balancing workers
+    /// (docs/load-balancing.md).
+    LoadBalance(LoadBalance),
+}
+
+/// How `worker-env` prints the variables.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum EnvFormat {
+    /// KEY=VALUE, one a line.
+    Env,
+    /// export KEY='VALUE', one a line, quoted for sh/bash/zsh.
+    Shell,
+}
+
+/// `load-balance`: the platform's load balancer, locally.
+#[derive(Args)]
+struct LoadBalance {
+    /// A worker's base URL, optionally `=HEALTH_URL` when its health path is on another port;
+    /// repeat the flag or separate with commas.
+    #[arg(long = "worker", value_delimiter = ',', required = true)]
+    workers: Vec<String>,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: String,
+    /// Port to listen on; 0 picks a free one (the address is printed).
+    #[arg(long, default_value_t = 8000)]
+    port: u16,
+    /// API key requests must carry (`Authorization: Bearer KEY`); without it any is accepted.
+    #[arg(long, env = "RUNPOD_LOCAL_API_KEY", hide_env_values = true)]
+    api_key: Option<String>,
+    /// The health path polled on each worker.
+    #[arg(long, default_value = "/ping")]
+    health_path: String,
+    /// How often each worker's health is polled, in ms.
+    #[arg(long, default_value_t = 1_000)]
+    probe_interval_ms: u64,
+    /// How long a request waits for a healthy worker before 400, in ms (the platform: 2 min).
+    #[arg(long, default_value_t = 120_000)]
+    no_worker_timeout_ms: u64,
+    /// How long a worker may take to answer before 524, in ms (the platform: 5.5 min).
+    #[arg(long, default_value_t = 330_000)]
+    request_timeout_ms: u64,
 }
 
 /// Serve an endpoint (the default command).
@@ -111,9 +157,15 @@ struct Serve {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    if let Some(Command::WorkerEnv { url, worker_id, api_key, endpoint_id, ping_interval_ms }) = cli.command {
+    let command = cli.command;
+    if let Some(Command::WorkerEnv { url, worker_id, api_key, endpoint_id, ping_interval_ms, format }) =
+        command
+    {
         for (k, v) in worker_env_vars(&url, &endpoint_id, &worker_id, api_key.as_deref(), ping_interval_ms) {
-            println!("{k}={v}");
+            match format {
+                EnvFormat::Env => println!("{k}={v}"),
+                EnvFormat::Shell => println!("export {k}={}", shell_quote(&v)),
+            }
         }
         return Ok(());
     }
@@ -124,6 +176,9 @@ async fn main() -> anyhow::Result<()> {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .init();
+    if let Some(Command::LoadBalance(lb)) = command {
+        return load_balance(lb).await;
+    }
     let s = cli.serve;
     let mut builder = LocalEndpoint::builder()
         .endpoint_id(&s.endpoint_id)
@@ -165,5 +220,41 @@ async fn main() -> anyhow::Result<()> {
     out.flush()?;
     runpod_local::shutdown_signal().await;
     ep.shutdown().await;
+    Ok(())
+}
+
+/// `value` in single quotes for a POSIX shell: nothing inside is expanded.
+fn shell_quote(value: &str) -> String {
+    format!("'{}'", value.replace('\'', "'\\''"))
+}
+
+/// `runpod-local load-balance`: serves until Ctrl-C.
+async fn load_balance(a: LoadBalance) -> anyhow::Result<()> {
+    let mut builder = runpod_local::LoadBalancer::builder()
+        .health_path(&a.health_path)
+        .probe_interval(Duration::from_millis(a.probe_interval_ms.max(1)))
+        .no_worker_timeout(Duration::from_millis(a.no_worker_timeout_ms))
+        .request_timeout(Duration::from_millis(a.request_timeout_ms));
+    for w in &a.workers {
+        builder = builder.worker(w);
+    }
+    if let Some(key) = &a.api_key {
+        builder = builder.api_key(key);
+    }
+    let lb = builder
+        .bind((a.host.as_str(), a.port))
+        .await
+        .with_context(|| format!("cannot start the load balancer on {}:{}", a.host, a.port))?;
+    let mut out = std::io::stdout();
+    writeln!(out, "runpod-local load balancer listening on {}", lb.base_url())?;
+    for (id, url, _) in lb.workers() {
+        writeln!(out, "worker {id}: {url}")?;
+    }
+    if a.api_key.is_none() {
+        writeln!(out, "no --api-key given: accepting any key")?;
+    }
+    out.flush()?;
+    tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
+    lb.shutdown().await;
     Ok(())
 }

@@ -140,6 +140,23 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
     api.merge(console::public_routes(shared))
 }
 
+/// Rewrites the Python SDK's local routes at the root (`/run`, `/runsync`, `/status/{id}`,
+/// `/stream/{id}`) to this endpoint's (`{prefix}/run`, ...); other requests pass unchanged.
+pub(crate) fn python_sdk_route(mut req: Request, prefix: &str) -> Request {
+    let path = req.uri().path();
+    let sdk = matches!(path, "/run" | "/runsync")
+        || ["/status/", "/stream/"]
+            .iter()
+            .any(|p| path.strip_prefix(p).is_some_and(|id| !id.is_empty() && !id.contains('/')));
+    if sdk {
+        let pq = req.uri().path_and_query().map(|p| p.as_str()).unwrap_or(path);
+        if let Ok(uri) = format!("{prefix}{pq}").parse() {
+            *req.uri_mut() = uri;
+        }
+    }
+    req
+}
+
 /// The checks every request passes, in order: API key, endpoint id, rate limit. One layer
 /// rather than three: each layer cost a boxed future and a service clone per request.
 async fn gate(State(sh): State<Arc<Shared>>, req: Request, next: Next) -> Response {

@@ -32,3 +32,16 @@ pub const RUNSYNC_RESULT_RETENTION_MS: u64 = 60 * 1000;
 
 /// Default heartbeat period of a worker (`RUNPOD_PING_INTERVAL`), in ms.
 pub const DEFAULT_PING_INTERVAL_MS: u64 = 10_000;
+
+/// Load-balancing endpoints: largest request and response body, in bytes (30 MB).
+pub const MAX_LOAD_BALANCER_PAYLOAD_BYTES: usize = 30 * 1024 * 1024;
+/// Load-balancing endpoints: longest time one request may be processed before the platform
+/// cuts it with `524`, in ms (5.5 min).
+pub const LOAD_BALANCER_PROCESSING_TIMEOUT_MS: u64 = 330_000;
+/// Load-balancing endpoints: how long a request waits for a healthy worker before the platform
+/// answers `400`, in ms (2 min).
+pub const LOAD_BALANCER_NO_WORKER_TIMEOUT_MS: u64 = 120_000;
+/// Load-balancing workers: the default application port (`PORT`).
+pub const LOAD_BALANCER_DEFAULT_PORT: u16 = 80;
+/// Load-balancing workers: the default health path (`HEALTH_CHECK_PATH`).
+pub const LOAD_BALANCER_DEFAULT_HEALTH_PATH: &str = "/ping";

@@ -164,6 +164,14 @@ pub enum DownloadError {
         /// The storage error.
         source: Box<StorageError>,
     },
+    /// A downloaded `.zip` could not be extracted (corrupt, unsafe entry names, over the cap).
+    #[error("cannot extract {path}: {reason}")]
+    Archive {
+        /// The archive.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// The file could not be written.
     #[error("writing {path}: {source}")]
     Io {

@@ -82,7 +82,7 @@ pub use config::{
 };
 pub use content_type::content_type_for;
 pub use download::{
-    is_public, DownloadOptions, Downloader, Downloads, DEFAULT_MAX_DOWNLOAD_BYTES,
+    extract_zip, is_public, DownloadOptions, Downloader, Downloads, DEFAULT_MAX_DOWNLOAD_BYTES,
     ENV_ALLOW_PRIVATE_DOWNLOAD_URLS, ENV_MAX_DOWNLOAD_BYTES,
 };
 pub use endpoint_policy::{EndpointPolicy, ENV_ALLOW_PRIVATE_S3_ENDPOINTS};

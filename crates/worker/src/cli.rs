@@ -13,6 +13,7 @@ pub(crate) struct Args {
     pub(crate) port: Option<u16>,
     pub(crate) concurrency: Option<usize>,
     pub(crate) log_level: Option<String>,
+    pub(crate) debugger: bool,
     pub(crate) help: bool,
     pub(crate) ignored: Vec<String>,
 }
@@ -28,9 +29,10 @@ runpod worker options:
   --port <PORT>               port for --serve-api (default 8000; 0 picks a free one)
   --concurrency <N>           jobs run at once
   --log-level <LEVEL>         TRACE, DEBUG, INFO, WARN or ERROR (else RUNPOD_LOG_LEVEL, RUNPOD_DEBUG_LEVEL)
+  --debugger                  per-job timings in each object output, under \"rp_debugger\"
 The Python SDK's spellings work too: --test_input, --rp_serve_api, --rp_api_host, --rp_api_port,
---rp_api_concurrency, --rp_log_level. Without a local flag the worker reads the platform's
-RUNPOD_* environment.";
+--rp_api_concurrency, --rp_log_level, --rp_debugger. Without a local flag the worker reads the
+platform's RUNPOD_* environment.";
 
 /// Parses the runtime's flags out of `args` (the program name excluded).
 pub(crate) fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, WorkerError> {
@@ -68,6 +70,7 @@ pub(crate) fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args,
                 }
             }
             "--log-level" | "--rp_log_level" => out.log_level = Some(value("--log-level")?),
+            "--debugger" | "--rp_debugger" => out.debugger = true,
             "-h" | "--help" => out.help = true,
             _ => out.ignored.push(arg),
         }
@@ -92,6 +95,9 @@ pub(crate) async fn run_mode<H: Handler>(
     }
     if let Some(n) = args.concurrency {
         worker = worker.concurrency(n);
+    }
+    if args.debugger {
+        worker = worker.debugger(true);
     }
     if let Some(raw) = &args.test_input {
         let job = test_input::read_test_input(raw)?;

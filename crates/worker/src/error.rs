@@ -27,6 +27,12 @@ pub enum WorkerError {
         /// The job's error.
         error: String,
     },
+    /// A fitness check failed at start-up (reported to the platform as unhealthy).
+    #[error(transparent)]
+    Unfit(#[from] crate::fitness::FitnessFailure),
+    /// The program's start-up (a load-balancing worker's model load) failed.
+    #[error("start-up failed: {0}")]
+    Startup(String),
     /// An OS resource (thread, runtime, socket) could not be set up.
     #[error("{what}: {source}")]
     Io {

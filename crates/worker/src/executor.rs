@@ -3,6 +3,7 @@
 //! job's final post.
 
 use crate::context::{CancelReason, Outbox};
+use crate::debugger::{self, Timings};
 use crate::outcome::{enforce_size, map_output, result_limit, Reporter};
 use crate::sender::Post;
 use crate::{Failure, Handler, Job, JobContext};
@@ -28,6 +29,10 @@ pub(crate) struct Executor<H> {
     pub(crate) max_result_bytes: Option<usize>,
     pub(crate) max_chunk_bytes: usize,
     pub(crate) refresh_after_job: bool,
+    /// `--rp_debugger`: per-job timings in the output (see `debugger`).
+    pub(crate) debugger: bool,
+    /// How long the process had run when the worker started (for the debugger's report).
+    pub(crate) ready_delay_ms: Option<f64>,
 }
 
 impl<H: Handler> Executor<H> {
@@ -41,7 +46,10 @@ impl<H: Handler> Executor<H> {
             parent.child_token(),
             self.max_chunk_bytes,
             wire.s3_config.clone(),
-            tracing::info_span!("job", job_id = %wire.id),
+            match wire.extra.get("batchId").and_then(|b| b.as_str()) {
+                Some(batch) => tracing::info_span!("job", job_id = %wire.id, batch_id = %batch),
+                None => tracing::info_span!("job", job_id = %wire.id),
+            },
         )
     }
 
@@ -52,8 +60,12 @@ impl<H: Handler> Executor<H> {
         let timeout = wire.policy.as_ref().and_then(|p| p.execution_timeout).map(Duration::from_millis);
         let job_id = wire.id.clone();
         tracing::debug!(parent: &span, "job started");
+        let mut timings = self.debugger.then(Timings::default);
 
-        let job = match Job::<H::Input>::from_wire(wire) {
+        let decoding = debugger::start(&mut timings, "decode_input");
+        let decoded = Job::<H::Input>::from_wire(wire);
+        debugger::stop(&mut timings, decoding);
+        let job = match decoded {
             Ok(job) => job,
             Err(e) => {
                 tracing::warn!(parent: &span, "{e}");
@@ -78,6 +90,7 @@ impl<H: Handler> Executor<H> {
                 }
             }
         };
+        let handling = debugger::start(&mut timings, "handler");
         let mut handle = self.rt.spawn(task.instrument(span.clone()));
 
         let deadline = async {
@@ -99,6 +112,7 @@ impl<H: Handler> Executor<H> {
             }
         };
         let elapsed_ms = started.elapsed().as_millis() as u64;
+        debugger::stop(&mut timings, handling);
 
         let mut done = match result {
             Some(Ok(value)) => map_output(value),
@@ -133,7 +147,16 @@ impl<H: Handler> Executor<H> {
         if self.refresh_after_job {
             done.stop_pod = Some(true);
         }
-        let done = enforce_size(done, result_limit(&job_id, self.max_result_bytes), &self.reporter);
+        let limit = result_limit(&job_id, self.max_result_bytes);
+        #[cfg(feature = "s3")]
+        let mut done = match crate::storage::offload_output(done, limit, &ctx, &self.rt, &mut timings).await {
+            Ok(d) => d,
+            Err(message) => self.reporter.failure(Failure::new("OutputTooLarge", message)),
+        };
+        if let Some(t) = &timings {
+            debugger::attach(done.output.as_mut(), t.report(self.ready_delay_ms), &span);
+        }
+        let done = enforce_size(done, limit, &self.reporter);
         if done.error.is_none() {
             tracing::info!(parent: &span, elapsed_ms, "job completed");
         }

@@ -16,6 +16,8 @@ pub struct Job<T> {
     pub policy: Option<Policy>,
     /// The job's bucket credentials, if any (`Debug` redacts the keys).
     pub s3_config: Option<S3Config>,
+    /// The job's other fields, as the platform sent them (e.g. `batchId`).
+    pub extra: serde_json::Map<String, serde_json::Value>,
 }
 
 /// `input` did not match the handler's `Input` type.
@@ -30,10 +32,15 @@ pub struct InputError {
 }
 
 impl<T> Job<T> {
-    /// A job with this id and input and nothing else (no webhook, policy or bucket), for
-    /// calling a handler in a test.
+    /// A job with this id and input and nothing else (no webhook, policy, bucket or other
+    /// fields), for calling a handler in a test.
     pub fn new(id: impl Into<String>, input: T) -> Job<T> {
-        Job { id: id.into(), input, webhook: None, policy: None, s3_config: None }
+        Job { id: id.into(), input, webhook: None, policy: None, s3_config: None, extra: Default::default() }
+    }
+
+    /// The job's `batchId`, when it was sent as part of a batch.
+    pub fn batch_id(&self) -> Option<&str> {
+        self.extra.get("batchId").and_then(|v| v.as_str())
     }
 
     /// The same job with another input (e.g. after a conversion).
@@ -44,6 +51,7 @@ impl<T> Job<T> {
             webhook: self.webhook,
             policy: self.policy,
             s3_config: self.s3_config,
+            extra: self.extra,
         }
     }
 }
@@ -52,7 +60,14 @@ impl<T: DeserializeOwned> Job<T> {
     /// Decodes a wire job, naming the field path of any mismatch.
     pub fn from_wire(job: runpod_protocol::Job) -> Result<Job<T>, InputError> {
         let input = decode_input::<T>(job.input)?;
-        Ok(Job { id: job.id, input, webhook: job.webhook, policy: job.policy, s3_config: job.s3_config })
+        Ok(Job {
+            id: job.id,
+            input,
+            webhook: job.webhook,
+            policy: job.policy,
+            s3_config: job.s3_config,
+            extra: job.extra,
+        })
     }
 }
 

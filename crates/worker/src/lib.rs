@@ -58,7 +58,8 @@
 //!
 //! Features: `serve-api` (default: `--serve-api`, the local endpoint in the binary), `s3`
 //! (default: `JobContext::s3`, uploads, downloads, the `runpod_s3` re-export), `anyhow`
-//! (`From<anyhow::Error> for Failure`), `testing` (the `testing` module).
+//! (`From<anyhow::Error> for Failure`), `testing` (the `testing` module), `load-balancing`
+//! (default: the `load_balancing` module, serving axum, which `serve-api` brings in anyway).
 
 #![forbid(unsafe_code)]
 
@@ -66,9 +67,11 @@ mod backoff;
 mod cli;
 mod config;
 mod context;
+mod debugger;
 mod error;
 mod executor;
 mod failure;
+pub mod fitness;
 mod handler;
 mod heartbeat;
 mod held_jobs;
@@ -76,7 +79,10 @@ mod http;
 mod job;
 mod job_loop;
 mod lifecycle;
+#[cfg(feature = "load-balancing")]
+pub mod load_balancing;
 mod logging;
+pub mod model_cache;
 pub mod openai;
 mod outcome;
 mod record;

@@ -114,10 +114,11 @@ impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for JobLogTap {
     }
 }
 
-/// The job id a `job` span carries, kept in the span's extensions for the JSON format.
-struct JobId(String);
+/// The job id (and batch id) a `job` span carries, kept in the span's extensions for the JSON
+/// format.
+struct JobId(String, Option<String>);
 
-/// Records each span's `job_id` field.
+/// Records each span's `job_id` and `batch_id` fields.
 struct JobIdLayer;
 
 impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for JobIdLayer {
@@ -125,7 +126,7 @@ impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for JobIdLayer {
         let mut v = FieldsVisitor::default();
         attrs.record(&mut v);
         if let (Some(job), Some(span)) = (v.job_id, ctx.span(id)) {
-            span.extensions_mut().insert(JobId(job));
+            span.extensions_mut().insert(JobId(job, v.batch_id));
         }
     }
 }
@@ -135,6 +136,7 @@ struct FieldsVisitor {
     message: String,
     rest: String,
     job_id: Option<String>,
+    batch_id: Option<String>,
 }
 
 impl Visit for FieldsVisitor {
@@ -142,6 +144,7 @@ impl Visit for FieldsVisitor {
         match field.name() {
             "message" => self.message = value.to_owned(),
             "job_id" => self.job_id = Some(value.to_owned()),
+            "batch_id" => self.batch_id = Some(value.to_owned()),
             name => self.rest.push_str(&format!(" {name}={value}")),
         }
     }
@@ -150,6 +153,7 @@ impl Visit for FieldsVisitor {
         match field.name() {
             "message" => self.message = format!("{value:?}"),
             "job_id" => self.job_id = Some(format!("{value:?}")),
+            "batch_id" => self.batch_id = Some(format!("{value:?}")),
             name => self.rest.push_str(&format!(" {name}={value:?}")),
         }
     }
@@ -165,7 +169,8 @@ impl<'w> tracing_subscriber::fmt::FormatFields<'w> for NoSpanFields {
     }
 }
 
-/// `{"requestId": <job id or null>, "message": "...", "level": "INFO"}`.
+/// `{"requestId": <job id or null>, "message": "...", "level": "INFO"}`; a job sent in a batch
+/// has `[batchId=...] ` before its messages, as the Python SDK 1.12 writes them.
 struct RunpodJson;
 
 impl<S, N> FormatEvent<S, N> for RunpodJson
@@ -181,14 +186,24 @@ where
     ) -> fmt::Result {
         let mut v = FieldsVisitor::default();
         event.record(&mut v);
-        let job = v.job_id.or_else(|| {
-            ctx.event_scope().and_then(|scope| {
-                scope.from_root().find_map(|s| s.extensions().get::<JobId>().map(|j| j.0.clone()))
-            })
-        });
+        let (job, batch) = match v.job_id {
+            Some(job) => (Some(job), v.batch_id),
+            None => ctx
+                .event_scope()
+                .and_then(|scope| {
+                    scope
+                        .from_root()
+                        .find_map(|s| s.extensions().get::<JobId>().map(|j| (j.0.clone(), j.1.clone())))
+                })
+                .map_or((None, None), |(j, b)| (Some(j), b)),
+        };
+        let message = match batch {
+            Some(b) => format!("[batchId={b}] {}{}", v.message, v.rest),
+            None => format!("{}{}", v.message, v.rest),
+        };
         let line = serde_json::json!({
             "requestId": job,
-            "message": format!("{}{}", v.message, v.rest),
+            "message": message,
             "level": event.metadata().level().as_str(),
         });
         writeln!(writer, "{line}")

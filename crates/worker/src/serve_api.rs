@@ -1,5 +1,7 @@
 //! The `--serve-api` mode: the local endpoint (runpod-local) in-process, this worker taking
-//! jobs from it.
+//! jobs from it. Besides the platform's routes under `/v2/local/`, it answers the Python SDK's
+//! local routes at the root (`POST /run`, `/runsync`, `/status/{id}`, `/stream/{id}`), so the
+//! SDK docs' `curl` lines work unchanged.
 
 #[cfg(feature = "serve-api")]
 use crate::Config;
@@ -14,6 +16,7 @@ pub(crate) async fn serve_api<H: Handler>(
     port: u16,
 ) -> Result<(), WorkerError> {
     let ep = runpod_local::LocalEndpoint::builder()
+        .python_sdk_routes(true)
         .bind((host, port))
         .await
         .map_err(|source| WorkerError::Io { what: "cannot bind the local endpoint", source })?;
@@ -23,6 +26,10 @@ pub(crate) async fn serve_api<H: Handler>(
     eprintln!("serving the local endpoint at {url}");
     eprintln!("  console: {} (open it in a browser)", ep.console_url());
     eprintln!("  try: curl -s {url}/runsync -H 'Content-Type: application/json' -d '{{\"input\": {{...}}}}'");
+    eprintln!(
+        "  (the Python SDK's routes answer too: POST {}/runsync, /run, /status/ID, /stream/ID)",
+        ep.base_url()
+    );
     // The console shows each job's log lines next to it.
     let logs = ep.job_logs();
     crate::logging::send_job_logs(Some(std::sync::Arc::new(move |job, level, line| {

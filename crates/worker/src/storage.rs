@@ -124,3 +124,66 @@ impl JobContext {
             .await
     }
 }
+
+/// An output over the result limit goes to the job's bucket as `{job_id}/output.json`, and
+/// the job's output becomes that upload's record (`{"url": presigned GET, "bucket", "key",
+/// "size", "contentType": "application/json", "inline": false}`): beyond the Python SDK, which
+/// drops such a result. Without a bucket, `done` is returned unchanged (the size check then
+/// fails the job clearly); `Err` when the upload itself failed. The upload runs on the handler
+/// runtime `rt`, where the job's S3 clients live.
+pub(crate) async fn offload_output(
+    mut done: runpod_protocol::JobDone,
+    limit: usize,
+    ctx: &JobContext,
+    rt: &tokio::runtime::Handle,
+    timings: &mut Option<crate::debugger::Timings>,
+) -> Result<runpod_protocol::JobDone, String> {
+    if done.error.is_some() || done.output.is_none() {
+        return Ok(done);
+    }
+    let size = encoded_len(&done);
+    if size <= limit || !matches!(ctx.storage_config(), Ok(Some(_))) {
+        return Ok(done);
+    }
+    let step = crate::debugger::start(timings, "upload_output");
+    let body = serde_json::to_vec(&done.output).map_err(|e| format!("the output does not serialize: {e}"))?;
+    let job = ctx.clone();
+    let uploaded = rt
+        .spawn(async move { job.upload_bytes("output.json", body, "application/json").await })
+        .await
+        .map_err(|e| format!("the upload task failed: {e}"))
+        .and_then(|r| r.map_err(|e| e.to_string()));
+    crate::debugger::stop(timings, step);
+    match uploaded {
+        Ok(up) => {
+            tracing::warn!(
+                parent: ctx.span(),
+                "the result is {size} bytes, over the {limit}-byte limit: uploaded to {}/{}, the output is its URL",
+                up.bucket.as_deref().unwrap_or_default(),
+                up.key.as_deref().unwrap_or_default()
+            );
+            done.output = Some(serde_json::to_value(&up).map_err(|e| e.to_string())?);
+            Ok(done)
+        }
+        Err(e) => Err(format!(
+            "the job's result is {size} bytes, over the platform's {limit}-byte limit, and uploading it to the bucket failed: {e}"
+        )),
+    }
+}
+
+/// The length of `value` as JSON, without building the text.
+fn encoded_len(value: &impl serde::Serialize) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0 += b.len();
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut c = Count(0);
+    let _ = serde_json::to_writer(&mut c, value);
+    c.0
+}

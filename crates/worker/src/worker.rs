@@ -3,6 +3,7 @@
 
 use crate::config::Config;
 use crate::executor::Executor;
+use crate::fitness::FitnessCheck;
 use crate::outcome::Reporter;
 use crate::sender::RetryPolicy;
 use crate::{Handler, TestOutcome, WorkerError};
@@ -51,6 +52,10 @@ pub(crate) struct Options {
     handler_threads: Option<usize>,
     max_result_bytes: Option<usize>,
     pub(crate) config: Option<Config>,
+    /// Checks run before the first job-take, then the system checks unless turned off.
+    pub(crate) fitness: Vec<FitnessCheck>,
+    pub(crate) system_checks: bool,
+    pub(crate) debugger: bool,
 }
 
 impl<H: Handler> Worker<H> {
@@ -68,6 +73,9 @@ impl<H: Handler> Worker<H> {
                 handler_threads: None,
                 max_result_bytes: None,
                 config: None,
+                fitness: Vec::new(),
+                system_checks: true,
+                debugger: false,
             },
             shutdown: None,
         }
@@ -132,6 +140,39 @@ impl<H: Handler> Worker<H> {
         self
     }
 
+    /// Adds a fitness check, run once before the first job-take (in the order added, before
+    /// the system checks). When one fails the worker reports itself unhealthy and `run`
+    /// returns [`WorkerError::Unfit`] (exit status 1 from [`start`]); see [`crate::fitness`].
+    pub fn fitness_check<F, Fut, E>(mut self, name: impl Into<String>, check: F) -> Self
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = Result<(), E>> + Send + 'static,
+        E: std::fmt::Display,
+    {
+        self.opts.fitness.push(FitnessCheck::new(name, check));
+        self
+    }
+
+    /// Adds a ready-made check, e.g. [`fitness::free_disk`](crate::fitness::free_disk).
+    pub fn fitness(mut self, check: FitnessCheck) -> Self {
+        self.opts.fitness.push(check);
+        self
+    }
+
+    /// Runs the system checks (free disk, available memory; see [`crate::fitness`]) after the
+    /// program's own (default `true`).
+    pub fn system_checks(mut self, on: bool) -> Self {
+        self.opts.system_checks = on;
+        self
+    }
+
+    /// Adds per-job timings to each object output under `rp_debugger`, as the Python SDK's
+    /// `--rp_debugger` does (also the `--rp_debugger`/`--debugger` flag of [`start`]).
+    pub fn debugger(mut self, on: bool) -> Self {
+        self.opts.debugger = on;
+        self
+    }
+
     /// Shuts down gracefully when `signal` completes, instead of on SIGTERM/SIGINT.
     pub fn shutdown_on(mut self, signal: impl Future<Output = ()> + Send + 'static) -> Self {
         self.shutdown = Some(Box::pin(signal));
@@ -149,7 +190,11 @@ impl<H: Handler> Worker<H> {
     }
 
     async fn run_with(self, config: Config) -> Result<(), WorkerError> {
-        let Worker { handler, opts, shutdown } = self;
+        let Worker { handler, mut opts, shutdown } = self;
+        if let Err(failure) = crate::fitness::run_checks(opts.take_fitness_checks()).await {
+            crate::worker_api::Api::new(Arc::new(config.clone())).report_unhealthy(&failure).await;
+            return Err(WorkerError::Unfit(failure));
+        }
         let signal = shutdown.unwrap_or_else(|| Box::pin(crate::shutdown::signal()));
         crate::lifecycle::run_platform(Arc::new(handler), opts, config, signal).await
     }
@@ -224,6 +269,15 @@ pub async fn start<H: Handler>(handler: H) -> ExitCode {
 }
 
 impl Options {
+    /// The program's checks, then the system checks when on.
+    pub(crate) fn take_fitness_checks(&mut self) -> Vec<FitnessCheck> {
+        let mut checks = std::mem::take(&mut self.fitness);
+        if self.system_checks {
+            checks.extend(crate::fitness::system_checks());
+        }
+        checks
+    }
+
     pub(crate) fn handler_runtime(&self) -> Result<tokio::runtime::Runtime, WorkerError> {
         let threads = self
             .handler_threads
@@ -252,6 +306,8 @@ impl Options {
             max_result_bytes: self.max_result_bytes,
             max_chunk_bytes: MAX_STREAM_CHUNK_BYTES,
             refresh_after_job: self.refresh_after_job,
+            debugger: self.debugger,
+            ready_delay_ms: if self.debugger { crate::debugger::process_age_ms() } else { None },
         }
     }
 }

@@ -182,6 +182,24 @@ impl Api {
         }
     }
 
+    /// Tells the platform this worker failed a fitness check, as the Python SDK 1.12 does: one
+    /// GET of the ping URL with `status=unhealthy`, the check's name and its reason (cut to
+    /// 256 characters), within 2 s. Best effort: a failure is only logged.
+    pub(crate) async fn report_unhealthy(&self, failure: &crate::fitness::FitnessFailure) {
+        let Ok(mut url) = Url::parse(&self.cfg.ping_url) else { return };
+        let reason: String = failure.reason.chars().take(256).collect();
+        url.query_pairs_mut()
+            .append_pair("status", "unhealthy")
+            .append_pair("check", &failure.check)
+            .append_pair("reason", &reason)
+            .append_pair("runpod_version", VERSION);
+        match self.send(&url, None, None, Duration::from_secs(2)).await {
+            Ok(r) if (200..300).contains(&r.status) => tracing::info!("reported unhealthy to the platform"),
+            Ok(r) => tracing::warn!("the unhealthy report answered {}", r.status),
+            Err(e) => tracing::warn!("the unhealthy report was not sent: {e}"),
+        }
+    }
+
     /// Posts a progress update or a final result to job-done.
     pub(crate) async fn post_done(
         &self,

@@ -34,7 +34,9 @@ pub enum HubError {
 }
 
 /// The model folder a worker should load, and its name: `MODEL_DIR` when it holds a
-/// `config.json`, else `MODEL_ID` (default `default_id`) fetched with [`Hub::from_env`].
+/// `config.json`, else `MODEL_ID` (default `default_id`) from the platform's model cache
+/// (`runpod_worker::model_cache`: `/runpod-volume/huggingface-cache/hub/models--org--name/
+/// snapshots/...`) when it is there, else fetched with [`Hub::from_env`].
 pub async fn model_from_env(default_id: &str) -> Result<(PathBuf, String), HubError> {
     let dir = std::env::var_os("MODEL_DIR").map(PathBuf::from);
     let id = std::env::var("MODEL_ID").ok().filter(|s| !s.is_empty());
@@ -46,6 +48,14 @@ pub async fn model_from_env(default_id: &str) -> Result<(PathBuf, String), HubEr
         (Some(dir), None) => Err(HubError::EmptyModelDir(dir)),
         (_, id) => {
             let id = id.unwrap_or_else(|| default_id.to_owned());
+            if let Some(dir) = runpod_worker::model_cache::cached_model(&id) {
+                if dir.join("config.json").is_file() {
+                    tracing::info!(model = %id, dir = %dir.display(), "model found in the platform's model cache");
+                    let name = id.split(':').next().unwrap_or(&id).to_owned();
+                    return Ok((dir, name));
+                }
+                tracing::warn!(dir = %dir.display(), "cached model has no config.json; fetching it instead");
+            }
             let dir = Hub::from_env().fetch(&id, crate::MODEL_FILES, crate::OPTIONAL_FILES).await?;
             Ok((dir, id))
         }

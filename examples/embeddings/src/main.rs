@@ -1,20 +1,28 @@
-//! The embeddings worker binary: loads the model once, then serves jobs (see the README).
+//! The embeddings worker binary: loads the model once, then serves jobs from the queue or, as a
+//! load-balancing worker, `POST /embed` requests (see the README).
 
 #![forbid(unsafe_code)]
 
 use anyhow::Context;
+use candle_core::Device;
 use embeddings::{pick_device, EmbedHandler, Embedder};
+use runpod_worker::fitness::FitnessCheck;
+use runpod_worker::load_balancing::{handler_router, LoadBalancingWorker};
 use std::process::ExitCode;
 
 /// `--help`: this worker's settings (`help_requested` adds the runtime's flags).
 const HELP: &str = "\
 embeddings worker: sentence embeddings with a BERT-family model (see examples/embeddings/README.md)
+  --load-balancing   serve POST /embed as a load-balancing worker (also LOAD_BALANCING=1)
 environment:
   MODEL_DIR   model folder (config.json, tokenizer.json, model.safetensors)
-  MODEL_ID    hub model id fetched when MODEL_DIR is unset (default sentence-transformers/all-MiniLM-L6-v2)
+  MODEL_ID    hub model id when MODEL_DIR is unset: the platform's model cache
+              (/runpod-volume/huggingface-cache/hub, RUNPOD_HF_CACHE), else fetched
+              (default sentence-transformers/all-MiniLM-L6-v2)
   DEVICE      cpu, cuda or cuda:N (default: cuda:0 in a `--features cuda` build, else cpu)
   MAX_BATCH   most texts per job (default 128)
-  BATCH_SIZE  most texts per forward pass (default 32; a job's texts are sorted by length first)";
+  BATCH_SIZE  most texts per forward pass (default 32; a job's texts are sorted by length first)
+  PORT, PORT_HEALTH, HEALTH_CHECK_PATH, LISTEN_HOST   load-balancing mode (default 80, PORT, /ping, 0.0.0.0)";
 
 #[tokio::main]
 async fn main() -> anyhow::Result<ExitCode> {
@@ -24,7 +32,6 @@ async fn main() -> anyhow::Result<ExitCode> {
     runpod_worker::init_logging(None);
     // The device first: a GPU build on a machine without one fails before any download.
     let device = pick_device()?;
-    let (dir, name) = embeddings::hub::model_from_env(embeddings::DEFAULT_MODEL_ID).await?;
     let max_batch = match std::env::var("MAX_BATCH") {
         Ok(v) => v.parse().with_context(|| format!("MAX_BATCH={v:?} is not a number"))?,
         Err(_) => 128,
@@ -33,8 +40,58 @@ async fn main() -> anyhow::Result<ExitCode> {
         Ok(v) => v.parse().with_context(|| format!("BATCH_SIZE={v:?} is not a number"))?,
         Err(_) => embeddings::DEFAULT_BATCH_SIZE,
     };
+    if load_balancing_requested() {
+        return Ok(serve_load_balanced(device, max_batch, batch_size).await);
+    }
+    let (dir, name) = embeddings::hub::model_from_env(embeddings::DEFAULT_MODEL_ID).await?;
+    let embedder = load(&dir, &device, &name, batch_size)?;
+    let mut worker = runpod_worker::Worker::new(EmbedHandler::new(embedder, name, max_batch));
+    if let Some(check) = gpu_check(&device) {
+        worker = worker.fitness(check);
+    }
+    Ok(worker.start().await)
+}
+
+/// `--load-balancing`, or `LOAD_BALANCING` set to `1`/`true`.
+fn load_balancing_requested() -> bool {
+    std::env::args().any(|a| a == "--load-balancing")
+        || std::env::var("LOAD_BALANCING").is_ok_and(|v| matches!(v.trim(), "1" | "true" | "TRUE" | "yes"))
+}
+
+/// Load-balancing mode: `/ping` answers 204 while the model loads, then `POST /embed` takes
+/// the same input as a queue job's `input` and answers its output.
+async fn serve_load_balanced(device: Device, max_batch: usize, batch_size: usize) -> ExitCode {
+    let worker = match LoadBalancingWorker::from_env() {
+        Ok(w) => w,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let worker = match gpu_check(&device) {
+        Some(check) => worker.fitness(check),
+        None => worker,
+    };
+    let startup = async move {
+        let (dir, name) = embeddings::hub::model_from_env(embeddings::DEFAULT_MODEL_ID).await?;
+        let embedder = tokio::task::spawn_blocking(move || load(&dir, &device, &name, batch_size).map(|e| (e, name)))
+            .await
+            .context("the model-loading thread failed")??;
+        let (embedder, name) = embedder;
+        Ok::<_, anyhow::Error>(handler_router("/embed", EmbedHandler::new(embedder, name, max_batch)))
+    };
+    match worker.serve(async move { startup.await.map_err(|e| format!("{e:#}")) }).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn load(dir: &std::path::Path, device: &Device, name: &str, batch_size: usize) -> anyhow::Result<Embedder> {
     let started = std::time::Instant::now();
-    let embedder = Embedder::load(&dir, &device)
+    let embedder = Embedder::load(dir, device)
         .with_context(|| format!("loading the model from {}", dir.display()))?
         .with_batch_size(batch_size);
     tracing::info!(
@@ -42,5 +99,19 @@ async fn main() -> anyhow::Result<ExitCode> {
         max_tokens = embedder.max_tokens(), batch_size = embedder.batch_size(),
         ms = started.elapsed().as_millis() as u64, "model loaded"
     );
-    Ok(runpod_worker::start(EmbedHandler::new(embedder, name, max_batch)).await)
+    Ok(embedder)
+}
+
+/// On a GPU, a fitness check that a small matrix product there is right (run before the
+/// first job, or before the health path answers 200).
+fn gpu_check(device: &Device) -> Option<FitnessCheck> {
+    if !device.is_cuda() {
+        return None;
+    }
+    let device = device.clone();
+    Some(FitnessCheck::new("gpu", move || async move {
+        tokio::task::spawn_blocking(move || example_support::device::self_test(&device))
+            .await
+            .map_err(|e| format!("the GPU test thread failed: {e}"))?
+    }))
 }

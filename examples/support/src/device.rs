@@ -77,9 +77,39 @@ pub fn pick_device() -> Result<Device, DeviceError> {
     DeviceChoice::parse(std::env::var(DEVICE_ENV).ok().as_deref())?.open()
 }
 
+/// A fitness check for the device: a 64x64 matrix product on `device` must match the same
+/// product on the CPU. On a GPU this shows that the driver initialises, memory can be
+/// allocated and copied both ways, and a kernel computes the right answer (the Python SDK's
+/// GPU checks do a matmul too). Blocking: run it on a blocking thread.
+pub fn self_test(device: &Device) -> Result<(), String> {
+    use candle_core::Tensor;
+    let n = 64usize;
+    let a: Vec<f32> = (0..n * n).map(|i| ((i * 7 % 13) as f32 - 6.0) / 8.0).collect();
+    let b: Vec<f32> = (0..n * n).map(|i| ((i * 5 % 11) as f32 - 5.0) / 4.0).collect();
+    let product = |d: &Device| -> candle_core::Result<Vec<f32>> {
+        let a = Tensor::from_slice(&a, (n, n), d)?;
+        let b = Tensor::from_slice(&b, (n, n), d)?;
+        a.matmul(&b)?.flatten_all()?.to_device(&Device::Cpu)?.to_vec1::<f32>()
+    };
+    let want = product(&Device::Cpu).map_err(|e| format!("the CPU reference product failed: {e}"))?;
+    let got = product(device).map_err(|e| format!("a matrix product on {device:?} failed: {e}"))?;
+    let worst = want.iter().zip(&got).map(|(w, g)| (w - g).abs()).fold(0f32, f32::max);
+    // Inputs are multiples of 1/32 and sums of 64 products: exact in f32, but a GPU may use
+    // TF32 or another summation order; 1e-2 still catches a wrong kernel or garbage memory.
+    if worst > 1e-2 {
+        return Err(format!("a 64x64 matrix product on {device:?} is wrong: off by up to {worst}"));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn self_test_passes_on_the_cpu() {
+        self_test(&Device::Cpu).unwrap();
+    }
 
     #[test]
     fn parses_cpu_and_rejects_junk() {

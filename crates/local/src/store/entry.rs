@@ -40,6 +40,8 @@ pub(crate) struct Entry {
     pub(super) ttl: Duration,
     /// Woken on every change a client may wait for: start, progress, chunk, end.
     pub(super) changed: Arc<Notify>,
+    /// Other fields the worker gets with the job (e.g. `batchId`).
+    pub(super) extra: serde_json::Map<String, Value>,
     /// Its key in the index of active jobs' deadlines, while it has one.
     pub(super) deadline_at: Option<Instant>,
     /// Its key in the index of finished jobs' expiries, while it has one.
@@ -126,7 +128,7 @@ impl Entry {
             webhook: self.webhook.clone(),
             policy: self.policy.clone(),
             s3_config: self.s3_config.clone(),
-            extra: Default::default(),
+            extra: self.extra.clone(),
         }
     }
 

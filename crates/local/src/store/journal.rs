@@ -257,6 +257,8 @@ impl Store {
                     base: rec.stream_base,
                 },
                 stream: r.chunks,
+                // Other job fields (a test's `queue_with_fields`) are not journaled.
+                extra: Default::default(),
                 retention: Duration::from_millis(rec.retention_ms),
                 execution_timeout: Duration::from_millis(rec.execution_timeout_ms),
                 ttl: Duration::from_millis(rec.ttl_ms),

@@ -219,6 +219,13 @@ impl Store {
     }
 
     /// Queues a validated request under `id`; `409` when a job with that id exists.
+    /// Sets the other fields the worker gets with job `id` (e.g. `batchId`).
+    pub(crate) fn set_extra(&mut self, id: &str, extra: serde_json::Map<String, serde_json::Value>) {
+        if let Some(e) = self.jobs.get_mut(id) {
+            e.extra = extra;
+        }
+    }
+
     pub(crate) fn submit_as(
         &mut self,
         cfg: &Config,
@@ -266,6 +273,7 @@ impl Store {
             execution_timeout,
             ttl,
             changed: Arc::default(),
+            extra: Default::default(),
             deadline_at: None,
             expires_at: None,
             sizes: Sizes { input: bytes, ..Sizes::default() },

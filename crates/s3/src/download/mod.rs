@@ -1,8 +1,11 @@
 //! Downloading a job's input URLs (`http`, `https`, `s3://bucket/key`) into a temporary
 //! directory: in parallel, with retries, a size cap and a server-side request forgery guard.
 
+mod archive;
+mod disposition;
 mod guard;
 
+pub use archive::extract_zip;
 pub use guard::is_public;
 
 use crate::error::{error_chain, redact_url, DownloadError, StorageError};
@@ -129,6 +132,7 @@ impl DownloadOptions {
 pub struct Downloads {
     dir: tempfile::TempDir,
     files: Vec<PathBuf>,
+    max_bytes: u64,
 }
 
 impl Downloads {
@@ -140,6 +144,34 @@ impl Downloads {
     /// The files, in the order of the URLs.
     pub fn files(&self) -> &[PathBuf] {
         &self.files
+    }
+
+    /// Extracts every downloaded `.zip` (by its name, which comes from the server's
+    /// `Content-Disposition` when it sends one, else from the URL) into a folder beside it
+    /// named after it without `.zip`, as the Python SDK's `rp_download.file` does. Returns one
+    /// entry per file, in URL order: the folder for an archive, `None` for any other file.
+    /// The bytes extracted from each archive are capped like a download
+    /// (`RUNPOD_MAX_DOWNLOAD_BYTES`); entries that would land outside the folder are refused.
+    pub async fn extract_zips(&self) -> Result<Vec<Option<PathBuf>>, DownloadError> {
+        let files = self.files.clone();
+        let max = self.max_bytes;
+        let work = move || {
+            files
+                .iter()
+                .map(|f| {
+                    if !archive::is_zip(f) {
+                        return Ok(None);
+                    }
+                    let dest = f.with_extension("");
+                    archive::extract_zip(f, &dest, max)?;
+                    Ok(Some(dest))
+                })
+                .collect()
+        };
+        tokio::task::spawn_blocking(work).await.map_err(|e| DownloadError::Io {
+            path: self.dir().to_owned(),
+            source: std::io::Error::other(format!("the extraction thread failed: {e}")),
+        })?
     }
 
     /// Deletes the directory now, reporting errors (dropping does the same silently).
@@ -214,10 +246,11 @@ impl Downloader {
             .tempdir()
             .map_err(|source| DownloadError::Io { path: std::env::temp_dir(), source })?;
         let files = self.download_into(dir.path(), urls).await?;
-        Ok(Downloads { dir, files })
+        Ok(Downloads { dir, files, max_bytes: self.options.max_bytes })
     }
 
-    /// Downloads every URL into `dir` as `{index}-{file name}`; returns the paths in URL order.
+    /// Downloads every URL into `dir` as `{index}-{file name}`, the name from the answer's
+    /// `Content-Disposition` when it has one, else from the URL; returns the paths in URL order.
     pub async fn download_into<S: AsRef<str>>(
         &self,
         dir: &Path,
@@ -230,8 +263,16 @@ impl Downloader {
             let url = url.as_ref();
             let path = dir.join(format!("{i}-{}", file_name_for(url)));
             jobs.push(async move {
-                self.download_to(url, &path).await?;
-                Ok::<_, DownloadError>(path)
+                let (_, named) = self.fetch(url, &path).await?;
+                let Some(name) = named.map(|n| sanitize(&n, 100)).filter(|n| !n.trim_matches('.').is_empty())
+                else {
+                    return Ok::<_, DownloadError>(path);
+                };
+                let renamed = dir.join(format!("{i}-{name}"));
+                tokio::fs::rename(&path, &renamed)
+                    .await
+                    .map_err(|source| DownloadError::Io { path: renamed.clone(), source })?;
+                Ok(renamed)
             });
         }
         futures::stream::iter(jobs).buffered(self.options.concurrency.max(1)).try_collect().await
@@ -239,8 +280,13 @@ impl Downloader {
 
     /// Downloads one URL to `dest` (created or truncated); returns the byte count.
     pub async fn download_to(&self, url: &str, dest: &Path) -> Result<u64, DownloadError> {
+        Ok(self.fetch(url, dest).await?.0)
+    }
+
+    /// [`Downloader::download_to`], and the file name of the answer's `Content-Disposition`.
+    async fn fetch(&self, url: &str, dest: &Path) -> Result<(u64, Option<String>), DownloadError> {
         if let Some(rest) = url.strip_prefix("s3://") {
-            return self.download_s3(url, rest, dest).await;
+            return Ok((self.download_s3(url, rest, dest).await?, None));
         }
         let mut attempt = 1;
         loop {
@@ -274,8 +320,9 @@ impl Downloader {
         })
     }
 
-    /// One try: follows redirects (each hop checked), streams the body to `dest` under the cap.
-    async fn try_http(&self, url: &str, dest: &Path) -> Result<u64, DownloadError> {
+    /// One try: follows redirects (each hop checked), streams the body to `dest` under the cap;
+    /// returns the byte count and the `Content-Disposition` file name, if any.
+    async fn try_http(&self, url: &str, dest: &Path) -> Result<(u64, Option<String>), DownloadError> {
         let shown = redact_url(url);
         let mut current = url::Url::parse(url)
             .map_err(|e| DownloadError::InvalidUrl { url: shown.clone(), reason: e.to_string() })?;
@@ -310,7 +357,13 @@ impl Downloader {
                     status: status.as_u16(),
                 });
             }
-            return self.save(response, &redact_url(current.as_str()), dest).await;
+            let named = response
+                .headers()
+                .get(reqwest::header::CONTENT_DISPOSITION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(disposition::file_name);
+            let n = self.save(response, &redact_url(current.as_str()), dest).await?;
+            return Ok((n, named));
         }
         Err(DownloadError::TooManyRedirects { url: shown, limit: self.options.max_redirects })
     }

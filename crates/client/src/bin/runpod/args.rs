@@ -81,6 +81,13 @@ pub(crate) enum Command {
         /// Job id.
         id: String,
     },
+    /// Queue a FAILED or TIMED_OUT job again under its id; print its status.
+    Retry {
+        /// Job id.
+        id: String,
+    },
+    /// Drop every queued (not running) job; print how many were removed.
+    PurgeQueue,
     /// Print the endpoint's job and worker counters.
     Health,
 }

@@ -103,6 +103,15 @@ async fn run(cli: Cli, timeout: Duration) -> anyhow::Result<Exit> {
             print_state(&state)?;
             Ok(Exit::Ok)
         }
+        Command::Retry { id } => {
+            let state = ep.retry(&id).await?;
+            print_state(&state)?;
+            Ok(Exit::Ok)
+        }
+        Command::PurgeQueue => {
+            print_json(&ep.purge_queue().await?)?;
+            Ok(Exit::Ok)
+        }
         Command::Health => {
             print_json(&ep.health().await?)?;
             Ok(Exit::Ok)
