@@ -3,7 +3,7 @@
 #
 # Installs what the tests need (cached under .cache/, see scripts/test.d/), exports where it
 # is, starts the services the tests talk to, runs every test of the workspace, and stops the
-# services again. Extra arguments go to `cargo test`.
+# services again. Extra arguments go to `cargo test` (`-p NAME` runs one package's tests).
 #
 # No process may outlive the run: every process it starts inherits RUNPOD_RS_TEST_RUN (a value
 # unique to this run) in its environment, and at the end, once the services are stopped, any
@@ -67,4 +67,11 @@ for setup in scripts/test.d/*.sh; do
   source "$setup"
 done
 
-cargo test --workspace "$@"
+# `-p NAME` (or `--package`) narrows the run to those packages; otherwise the whole workspace.
+scope=(--workspace)
+for arg in "$@"; do
+  case "$arg" in
+    -p | -p* | --package | --package=*) scope=() ;;
+  esac
+done
+cargo test "${scope[@]+"${scope[@]}"}" "$@"

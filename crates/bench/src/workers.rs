@@ -30,7 +30,12 @@ impl Kind {
 
     /// Spawns a worker with `env` (the endpoint's `RUNPOD_*` variables) and `concurrency`,
     /// its output appended to `log`, in a new process group.
-    pub(crate) fn spawn(&self, env: &[(String, String)], concurrency: usize, log: &Path) -> Result<WorkerProcess> {
+    pub(crate) fn spawn(
+        &self,
+        env: &[(String, String)],
+        concurrency: usize,
+        log: &Path,
+    ) -> Result<WorkerProcess> {
         let mut cmd = match self {
             Kind::Rust { bin } => Command::new(bin),
             Kind::Python { python, script } => {
@@ -96,6 +101,7 @@ pub(crate) async fn stop(worker: &mut WorkerProcess, grace: Duration) {
 }
 
 /// Sends `sig` to every process of group `pgid`.
+#[allow(unsafe_code, reason = "libc::kill has no safe wrapper in std")]
 fn signal_group(pgid: u32, sig: i32) {
     // SAFETY: kill(2) has no memory-safety preconditions; an empty group only yields ESRCH.
     unsafe {

@@ -3,6 +3,8 @@
 //! heartbeat process included). Every process the run starts carries a tag in its environment;
 //! after the bench exits, none may be left.
 
+#![allow(unsafe_code, reason = "libc::kill has no safe wrapper in std")]
+
 use std::io::Read;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};

@@ -3,6 +3,8 @@
 //! answer. Each case checks the exit code the help documents and the message on stderr; the
 //! 300 MB case also the child's peak RSS (`wait4`) and how much the server got to send.
 
+#![allow(unsafe_code, reason = "kill and wait4 (for the child's peak RSS) have no safe wrapper in std")]
+
 mod common;
 
 use axum::body::Body;
@@ -46,7 +48,7 @@ async fn runpod(base_url: &str, key: Option<&str>, args: &[&str], limit: Duratio
     tokio::task::spawn_blocking(move || {
         let started = Instant::now();
         // Reaped by the wait4 below, which also gives its peak RSS (std's wait does not).
-        #[allow(clippy::zombie_processes)]
+        #[allow(clippy::zombie_processes, reason = "reaped by wait4")]
         let mut child = cmd.spawn().expect("spawn runpod");
         let pid = child.id() as libc::pid_t;
         let mut out = child.stdout.take().unwrap();

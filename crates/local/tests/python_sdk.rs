@@ -61,6 +61,7 @@ struct Worker {
 }
 
 impl Drop for Worker {
+    #[allow(unsafe_code, reason = "libc::kill has no safe wrapper in std")]
     fn drop(&mut self) {
         // SAFETY: kill(2) of the group this child leads (process_group(0) at spawn).
         unsafe { libc::kill(-(self.child.id() as libc::pid_t), libc::SIGKILL) };

@@ -55,7 +55,7 @@ async fn serve() -> String {
 }
 
 fn downloader() -> Downloader {
-    Downloader::new(DownloadOptions { allow_private: true, ..DownloadOptions::default() }).unwrap()
+    Downloader::new(DownloadOptions::default().with_allow_private(true)).unwrap()
 }
 
 #[tokio::test]

@@ -6,7 +6,6 @@ mod common;
 use common::*;
 use runpod_worker::{handler_fn, Job, JobContext, Worker, WorkerError};
 use serde_json::{json, Value};
-use std::time::Duration;
 
 async fn echo(job: Job<Value>, _ctx: JobContext) -> Result<Value, String> {
     Ok(job.input)
@@ -23,7 +22,7 @@ async fn a_failing_check_reports_unhealthy_and_takes_no_job() {
             panic!("checks after a failure must not run") as Result<(), String>
         });
     let running = spawn(&ep, worker);
-    let result = tokio::time::timeout(Duration::from_secs(30), running.handle).await.unwrap().unwrap();
+    let result = running.join().await;
     match result {
         Err(WorkerError::Unfit(f)) => {
             assert_eq!(f.check, "gpu");

@@ -74,9 +74,10 @@ async fn serve_load_balanced(device: Device, max_batch: usize, batch_size: usize
     };
     let startup = async move {
         let (dir, name) = embeddings::hub::model_from_env(embeddings::DEFAULT_MODEL_ID).await?;
-        let embedder = tokio::task::spawn_blocking(move || load(&dir, &device, &name, batch_size).map(|e| (e, name)))
-            .await
-            .context("the model-loading thread failed")??;
+        let embedder =
+            tokio::task::spawn_blocking(move || load(&dir, &device, &name, batch_size).map(|e| (e, name)))
+                .await
+                .context("the model-loading thread failed")??;
         let (embedder, name) = embedder;
         Ok::<_, anyhow::Error>(handler_router("/embed", EmbedHandler::new(embedder, name, max_batch)))
     };

@@ -26,22 +26,22 @@ pub(crate) struct Cli {
 }
 
 /// How long a command that waits for a job may take by default.
-pub const DEFAULT_WAIT_MS: u64 = 600_000;
+pub(crate) const DEFAULT_WAIT_MS: u64 = 600_000;
 /// How long any other command may take by default (a request, its retries and backoff).
-pub const DEFAULT_CALL_MS: u64 = 60_000;
+pub(crate) const DEFAULT_CALL_MS: u64 = 60_000;
 
 impl Cli {
     /// Whether the command waits for a job to end (its time limit is the wait's).
-    pub fn waits(&self) -> bool {
+    pub(crate) fn waits(&self) -> bool {
         match &self.command {
             Command::Run { wait, .. } | Command::Status { wait, .. } => *wait,
             Command::Runsync { .. } | Command::Stream { .. } => true,
-            Command::Cancel { .. } | Command::Health => false,
+            Command::Cancel { .. } | Command::Retry { .. } | Command::PurgeQueue | Command::Health => false,
         }
     }
 
     /// The command's time limit: `--timeout-ms`, else the default for its kind.
-    pub fn timeout(&self) -> Duration {
+    pub(crate) fn timeout(&self) -> Duration {
         let default = if self.waits() { DEFAULT_WAIT_MS } else { DEFAULT_CALL_MS };
         Duration::from_millis(self.timeout_ms.unwrap_or(default))
     }
