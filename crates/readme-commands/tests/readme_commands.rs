@@ -68,16 +68,16 @@ const RULES: &[(Match, Action)] = &[
     ),
     (
         Match::Contains("--features cuda"),
-        Action::Skip("needs nvcc and a GPU; CI never builds the cuda feature (scripts/gpu-bench.sh does, on a GPU)"),
+        Action::Skip("needs nvcc and a GPU; CI never builds the cuda feature (scripts/gpu-kit.sh pack does, for a GPU machine)"),
     ),
     (
         Match::Contains("docker "),
         Action::Skip(
-            "no container engine in CI, and an image build takes many minutes; \
-             examples/embeddings/tests/dockerfile.rs checks the Dockerfile they build",
+            "an image build takes many minutes; examples/embeddings/tests/image.rs and \
+             examples/support/tests/template_image.rs build and run the same Dockerfiles with podman",
         ),
     ),
-    (Match::Contains("podman "), Action::Skip("as docker: no container engine in CI")),
+    (Match::Contains("podman "), Action::Skip("as docker: the image tests run podman themselves")),
     (
         Match::Contains("/path/to/"),
         Action::Skip("a placeholder for the reader's own model; the test cache has only all-MiniLM-L6-v2"),
