@@ -6,6 +6,7 @@
 mod common;
 
 use common::endpoint_process::{serve_if_asked, EndpointConfig, EndpointProcess};
+use common::tail;
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
@@ -210,14 +211,6 @@ fn silent_connections_under_a_low_limit(ep: EndpointProcess, what: &str) {
     );
     assert!(cpu < 2000, "{what}: the endpoint used {cpu} ms of CPU in {wall:?}: spinning?\n{}", tail(&log));
     assert!(accept_errors <= 2, "{what}: {accept_errors} accept-error log lines:\n{}", tail(&log));
-}
-
-fn tail(s: &str) -> &str {
-    let mut start = s.len().saturating_sub(3000);
-    while !s.is_char_boundary(start) {
-        start += 1;
-    }
-    &s[start..]
 }
 
 /// A request in progress is never idle: with a 1 s header timeout, a 3 s `job-take` long poll

@@ -108,7 +108,7 @@ pub async fn run_checks(checks: Vec<FitnessCheck>) -> Result<(), FitnessFailure>
         let started = Instant::now();
         let result = match futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(run())).await {
             Ok(r) => r,
-            Err(panic) => Err(format!("the check panicked: {}", panic_text(&*panic))),
+            Err(panic) => Err(format!("the check panicked: {}", crate::executor::panic_message(&*panic))),
         };
         let ms = started.elapsed().as_secs_f64() * 1000.0;
         match result {
@@ -222,16 +222,6 @@ fn memory() -> Option<(u64, u64)> {
             .map(|kb| kb * 1024)
     };
     Some((field("MemAvailable")?, field("MemTotal")?))
-}
-
-pub(crate) fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_owned()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "(a non-string panic payload)".to_owned()
-    }
 }
 
 #[cfg(test)]

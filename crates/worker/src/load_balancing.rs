@@ -512,7 +512,7 @@ async fn run_request<H: Handler>(handler: Arc<H>, headers: &HeaderMap, body: Byt
     let run = async move {
         match AssertUnwindSafe(handler.handle(job, ctx)).catch_unwind().await {
             Ok(r) => Ok(r),
-            Err(p) => Err(format!("the handler panicked: {}", fitness::panic_text(&*p))),
+            Err(p) => Err(format!("the handler panicked: {}", crate::executor::panic_message(&*p))),
         }
     };
     let mut task = AbortOnDrop(tokio::spawn(run.instrument(span.clone())));

@@ -40,6 +40,14 @@ impl Secrets {
                "bucketName": "bucket", "endpointUrl": "http://127.0.0.1:9"})
     }
 
+    /// [`Secrets::assert_absent`] for the worker's output (`what`: whose), the endpoint's log and
+    /// every answer `client` got.
+    pub(crate) fn assert_absent_everywhere(&self, what: &str, worker_output: &str, client: &Client) {
+        self.assert_absent(what, worker_output);
+        self.assert_absent("the endpoint's log", &captured_logs());
+        self.assert_absent("a client answer", &client.all_answers());
+    }
+
     /// Panics, naming the source, when any secret occurs in `text` (or `text` is empty, which
     /// would make the search prove nothing).
     pub(crate) fn assert_absent(&self, what: &str, text: &str) {
@@ -58,6 +66,15 @@ fn rand_u64() -> u64 {
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u128(Instant::now().elapsed().as_nanos() ^ std::process::id() as u128);
     h.finish()
+}
+
+/// The last 4,000 bytes of `s` (at a character boundary), for failure messages.
+pub(crate) fn tail(s: &str) -> &str {
+    let mut start = s.len().saturating_sub(4000);
+    while !s.is_char_boundary(start) {
+        start += 1;
+    }
+    &s[start..]
 }
 
 /// The log lines of this test process (the in-process endpoint's `tracing` output at trace level).
