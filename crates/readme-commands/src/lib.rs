@@ -108,7 +108,8 @@ fn collect_md(root: &Path, rel: &Path, out: &mut Vec<PathBuf>) {
 }
 
 /// The shell blocks of a Markdown text: fences opened with ```` ``` ```` or `~~~` and the info
-/// string `sh`, `bash` or `shell`.
+/// string `sh`, `bash` or `shell`; a `python` (`py`) block is one command that runs it with
+/// [`PYTHON`].
 pub fn blocks(markdown: &str) -> Vec<Block> {
     let mut out = Vec::new();
     let mut lines = markdown.lines().enumerate();
@@ -126,10 +127,24 @@ pub fn blocks(markdown: &str) -> Vec<Block> {
         }
         if matches!(lang, "sh" | "bash" | "shell") {
             out.push(Block { line: i + 1, commands: commands(&body) });
+        } else if matches!(lang, "python" | "py") {
+            out.push(Block { line: i + 1, commands: vec![python_command(&body)] });
         }
     }
     out
 }
+
+/// A Python block as one command: the whole block fed to `python3` on stdin (the test runs it
+/// with the Python of its test venv).
+fn python_command(lines: &[(usize, &str)]) -> Command {
+    let line = lines.first().map_or(0, |(n, _)| *n);
+    let body: Vec<&str> = lines.iter().map(|(_, l)| *l).collect();
+    let code = format!("{PYTHON} - <<'PYTHON_BLOCK'\n{}\nPYTHON_BLOCK", body.join("\n"));
+    Command { line, code, comment: None, output: Vec::new() }
+}
+
+/// The interpreter named by a Python block's command ([`blocks`]).
+pub const PYTHON: &str = "python3";
 
 /// The commands of a block's lines (1-based line number, text).
 fn commands(lines: &[(usize, &str)]) -> Vec<Command> {
@@ -185,6 +200,16 @@ pub fn split_comment(line: &str) -> (&str, Option<String>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_python_block_is_one_command() {
+        let b = blocks("```python\nimport sys\nprint('a')  # b\n```\n");
+        assert_eq!(b.len(), 1);
+        assert_eq!(b[0].commands.len(), 1);
+        let c = &b[0].commands[0];
+        assert_eq!((c.line, c.expected_exit()), (2, 0));
+        assert_eq!(c.code, "python3 - <<'PYTHON_BLOCK'\nimport sys\nprint('a')  # b\nPYTHON_BLOCK");
+    }
 
     #[test]
     fn comments_outside_quotes_only() {

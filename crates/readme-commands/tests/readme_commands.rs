@@ -26,7 +26,11 @@
 //! - A command may take 25 min when it runs cargo or a script (builds), else 5 min. The
 //!   commands must leave the repository's files as they found them (`git status` is compared).
 //!
-//! Inline code in prose is not run, only the commands of shell blocks.
+//! - A ```` ```python ```` block is one command, run whole by the Python of the test venv
+//!   (`RUNPOD_TEST_LLM_PYTHON`: the OpenAI client, transformers), after the shell commands
+//!   before it in its file (their servers running, ports substituted).
+//!
+//! Inline code in prose is not run, only the commands of shell and Python blocks.
 
 use readme_commands::{blocks, markdown_files, Command};
 use std::collections::BTreeMap;
@@ -316,7 +320,24 @@ impl FileRun<'_> {
             self.skip(c, "no curl on this machine");
             return true;
         }
-        let code = self.substituted(&c.code);
+        let mut code = self.substituted(&c.code);
+        if let Some(rest) = code.strip_prefix(&format!("{} ", readme_commands::PYTHON)) {
+            // A Python block: run by the test venv's Python (the OpenAI client, transformers).
+            match std::env::var("RUNPOD_TEST_LLM_PYTHON") {
+                Ok(python) => code = format!("'{python}' {rest}"),
+                Err(_) => {
+                    assert!(
+                        std::env::var_os("CI").is_none(),
+                        "CI: RUNPOD_TEST_LLM_PYTHON is needed (scripts/test.d/50-llm-python.sh sets it)"
+                    );
+                    self.skip(
+                        c,
+                        "no RUNPOD_TEST_LLM_PYTHON (scripts/test.d/50-llm-python.sh makes its venv)",
+                    );
+                    return true;
+                }
+            }
+        }
         if let Some(rest) = code.strip_prefix("export ") {
             for pair in rest.split_whitespace() {
                 if let Some((k, v)) = pair.split_once('=') {

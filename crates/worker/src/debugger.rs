@@ -11,7 +11,8 @@
 //! with one timestamp per step the runtime takes for the job: `decode_input` (the input into
 //! the handler's type), `handler` (the handler, its output serialized), and `upload_output`
 //! when an output over the size limit went to the bucket. `ready_delay_ms` is how long the
-//! process had run when the worker started taking jobs (the model load, mostly). Outputs that
+//! process had run when the worker started taking jobs (the model load, mostly), to the 10 ms of
+//! the kernel's clock ticks (so 0 for a worker that starts quicker). Outputs that
 //! are not JSON objects are left as they are and the timings are logged instead. The time of the
 //! job-done post cannot be in the output it carries: it is logged at DEBUG after each post.
 

@@ -122,7 +122,8 @@ fn rp_debugger_adds_per_job_timings_to_the_output() {
             assert!(t["start_utc"].as_str().unwrap().ends_with('Z'), "{t}");
         }
         assert!(d["system_info"]["runpod_worker"].as_str().unwrap().starts_with("runpod-rs/"), "{d}");
-        assert!(d["ready_delay_ms"].as_f64().unwrap() > 0.0, "{d}");
+        // Counted from the process's start in the kernel's clock ticks (10 ms): a quick start may be 0.
+        assert!(d["ready_delay_ms"].as_f64().unwrap() >= 0.0, "{d}");
     }
     // Without the flag, no timings.
     let out =
