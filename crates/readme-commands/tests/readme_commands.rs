@@ -9,9 +9,10 @@
 //!   Commands of one file run in order and share `export`s and `cd`s. A command must exit 0,
 //!   or `N` when its trailing comment says `exit N`. When its trailing comment or the comment
 //!   line after it shows a JSON answer with a `"status"`, its output must have that status.
-//! - A server (a command matching [`RULES`] as `Server`: `--serve-api`, `runpod-local`) is
-//!   started in the background and waited for until it accepts connections; it runs until the
-//!   end of the file. Ports are examples: a server written with `--port N` runs on a free port
+//! - A server (a command matching [`RULES`] as `Server`: `--serve-api`, `runpod-local`, or one
+//!   the README sends to the background with `&`) is started in the background and waited for
+//!   until it accepts connections; it runs until the end of the file. Ports are examples: a
+//!   server written with `--port N` (or started with `PORT=N`) runs on a free port
 //!   instead, one written with `--port 0` on the one it picks, and that documented port (`N`, or
 //!   the one in the output comment after it) is replaced by the real one in the file's later
 //!   commands.
@@ -87,6 +88,7 @@ const RULES: &[(Match, Action)] = &[
         Action::Skip("a placeholder for the reader's own model; the test cache has only all-MiniLM-L6-v2"),
     ),
     (Match::Contains("--serve-api"), Action::Server),
+    (Match::Contains("runpod-local load-balance"), Action::Server),
     (Match::Contains("cargo run -p runpod-local -- --port"), Action::Server),
     (
         Match::Is("cargo run --release -p runpod-bench"),
@@ -121,13 +123,35 @@ impl Match {
     }
 }
 
+/// The rule for `code`: the first of [`RULES`] that matches, else `Server` for a command the
+/// README sends to the background (`... &`).
 fn rule_for(code: &str) -> Option<Action> {
-    RULES.iter().find_map(|(m, action)| m.matches(code).then_some(*action))
+    RULES
+        .iter()
+        .find_map(|(m, action)| m.matches(code).then_some(*action))
+        .or_else(|| in_background(code).then_some(Action::Server))
 }
 
-/// Whether a `Server` rule matches `code` (whatever rule comes first).
+/// Whether a `Server` rule matches `code` (whatever rule comes first), or it ends in `&`.
 fn is_server(code: &str) -> bool {
-    RULES.iter().any(|(m, a)| matches!(a, Action::Server) && m.matches(code))
+    RULES.iter().any(|(m, a)| matches!(a, Action::Server) && m.matches(code)) || in_background(code)
+}
+
+/// Whether `code` ends in a lone `&` (not `&&`).
+fn in_background(code: &str) -> bool {
+    let code = code.trim_end();
+    code.ends_with('&') && !code.ends_with("&&")
+}
+
+/// The port a server is told to listen on: `--port N`, else a `PORT=N` variable it is started
+/// with; with the text to replace to move it elsewhere.
+fn written_port(code: &str) -> Option<(String, String)> {
+    if let Some(p) = flag_value(code, "--port") {
+        return Some((p.to_owned(), format!("--port {p}")));
+    }
+    let at = code.match_indices("PORT=").find(|(i, _)| *i == 0 || code[..*i].ends_with(' '))?.0;
+    let digits: String = code[at + 5..].chars().take_while(|c| c.is_ascii_digit()).collect();
+    (!digits.is_empty()).then(|| (digits.clone(), format!("PORT={digits}")))
 }
 
 /// A free port on 127.0.0.1 (bound, then released).
@@ -431,12 +455,15 @@ impl FileRun<'_> {
     }
 
     fn server(&mut self, c: &Command, mut code: String) -> bool {
-        let written_port = flag_value(&code, "--port").map(str::to_owned);
-        let (documented, fixed) = match written_port.as_deref() {
-            Some(p) if p != "0" => {
+        // Started in the background by this test, not by the shell (its output is watched).
+        if in_background(&code) {
+            code = code.trim_end().trim_end_matches('&').trim_end().to_owned();
+        }
+        let (documented, fixed) = match written_port(&code) {
+            Some((p, text)) if p != "0" => {
                 let real = free_port().to_string();
-                code = code.replace(&format!("--port {p}"), &format!("--port {real}"));
-                (Some(p.to_owned()), Some(real))
+                code = code.replacen(&text, &text.replace(&p, &real), 1);
+                (Some(p), Some(real))
             }
             _ => (c.output.iter().find_map(|l| first_port(l)), None),
         };
@@ -595,4 +622,15 @@ fn tempfile_dir() -> PathBuf {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
+}
+
+#[test]
+fn background_commands_and_their_ports() {
+    let lb = "PORT=8001 LISTEN_HOST=127.0.0.1 cargo run -p embeddings -- --load-balancing &";
+    assert!(in_background(lb) && is_server(lb));
+    assert!(!in_background("make && make install"));
+    assert_eq!(written_port(lb), Some(("8001".into(), "PORT=8001".into())));
+    assert_eq!(written_port("PORT_HEALTH=9 x --port 8000 &"), Some(("8000".into(), "--port 8000".into())));
+    assert_eq!(written_port("MY_PORT=5 x"), None);
+    assert!(is_server("runpod-local load-balance --worker http://127.0.0.1:8001 --port 8000"));
 }
