@@ -6,7 +6,8 @@
 //!
 //! - Each command runs as written with `bash -c`, from the repository root, with
 //!   `target/debug` (of `CARGO_TARGET_DIR`, if set) first on `PATH` (so `runpod` and `runpod-local` are the built binaries).
-//!   Commands of one file run in order and share `export`s and `cd`s. A command must exit 0,
+//!   Commands of one file run in order and share `export`s; a `cd` holds until the end of its
+//!   block (each block starts at the root). A command must exit 0,
 //!   or `N` when its trailing comment says `exit N`. When its trailing comment or the comment
 //!   line after it shows a JSON answer with a `"status"`, its output must have that status.
 //! - A server (a command matching [`RULES`] as `Server`: `--serve-api`, `runpod-local`, or one
@@ -584,6 +585,8 @@ fn every_readme_command_works_as_written() {
             tally: Tally::default(),
         };
         'file: for block in blocks(&text) {
+            // A block starts where the reader's terminal is: at the repository's root.
+            run.cwd = root.clone();
             for c in &block.commands {
                 if !run.command(c) {
                     break 'file;
