@@ -93,7 +93,14 @@ const RULES: &[(Match, Action)] = &[
     (Match::Contains("cargo run -p runpod-local -- --port"), Action::Server),
     (
         Match::Is("cargo run --release -p runpod-bench"),
-        Action::Smoke("-- --jobs 200 --max-secs 0.5 --python-max-secs 1.5 --startup-runs 1 --warmup 2"),
+        Action::Smoke(
+            "-- --jobs 200 --max-secs 0.5 --python-max-secs 1.5 --startup-runs 1 --warmup 2 \
+             --durability-rounds 1 --durability-secs 0.5",
+        ),
+    ),
+    (
+        Match::Contains("-p runpod-bench -- --skip-python"),
+        Action::Smoke("--jobs 500 --startup-runs 1 --warmup 2 --durability-rounds 1 --durability-secs 0.5"),
     ),
 ];
 
