@@ -19,7 +19,8 @@
 //!   commands.
 //! - Job ids are examples: `ID`, `JOB_ID` and an abbreviated id such as `e76d66e5-...` stand
 //!   for the id of the last job a command of the file printed.
-//! - `.cache/` means the test cache (`$RUNPOD_RS_CACHE`, which `scripts/test.sh` sets).
+//! - `.cache/` means the test cache (`$RUNPOD_RS_CACHE`, which `scripts/test.sh` sets), and
+//!   `/tmp/` a scratch folder of the run (empty at its start, removed at its end).
 //! - A long command may run in a smoke form: [`RULES`] lists it as `Smoke` with the flags
 //!   appended (the command as written is what runs, with fewer jobs or seconds).
 //! - A command that cannot run in a test is listed in [`RULES`] as `Skip`, with the reason;
@@ -298,6 +299,16 @@ impl FileRun<'_> {
                 code = format!("{cache}/{}", &code[".cache/".len()..]);
             }
         }
+        // `/tmp/` is the run's own scratch folder: what a README makes there (a copied template,
+        // a sourced file) starts absent in every run and is removed after it.
+        let tmp = self.scratch.join("tmp");
+        let tmp = tmp.display();
+        for prefix in [" ", "=", ">", "\"", "'"] {
+            code = code.replace(&format!("{prefix}/tmp/"), &format!("{prefix}{tmp}/"));
+        }
+        if let Some(rest) = code.strip_prefix("/tmp/") {
+            code = format!("{tmp}/{rest}");
+        }
         for (from, to) in &self.ports {
             code = replace_port(&code, from, to);
         }
@@ -534,6 +545,7 @@ impl FileRun<'_> {
 fn every_readme_command_works_as_written() {
     let root = root();
     let scratch = tempfile_dir();
+    std::fs::create_dir_all(scratch.join("tmp")).unwrap();
     // The binaries the READMEs call by name (the test build may not have built them), each
     // built alone, with the features `cargo run -p` gives it, so later commands reuse them.
     for package in ["runpod-client", "runpod-local"] {
