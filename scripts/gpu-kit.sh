@@ -29,7 +29,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export RUNPOD_RS_CACHE="${RUNPOD_RS_CACHE:-$PWD/.cache}"
 KIT="${GPU_KIT_DIR:-$PWD/.gpu-kit}"
-CUDA_WHEELS="cuda-toolkit[nvcc,crt,cudart,cublas,curand,nvrtc,cccl]==13.0.2"
+# nvidia-nvvm (cicc, nvcc's front end) is pinned to nvcc's release: the metapackage leaves it
+# open, and 13.5's cicc writes PTX 9.5, which 13.0's ptxas refuses ("Unsupported .version 9.5").
+CUDA_WHEELS="cuda-toolkit[nvcc,crt,cudart,cublas,curand,nvrtc,cccl]==13.0.2 nvidia-nvvm==13.0.88"
 BINS=(embeddings embed_bench generate_bench runpod-local)
 MINILM_FILES=(config.json tokenizer.json tokenizer_config.json special_tokens_map.json vocab.txt
   sentence_bert_config.json modules.json config_sentence_transformers.json 1_Pooling/config.json)
@@ -43,7 +45,8 @@ cuda_toolkit() {
   if [ ! -f "$stamp" ]; then
     say "installing $CUDA_WHEELS into $venv"
     { [ -x "$venv/bin/pip" ] || python3 -m venv "$venv"; } >&2
-    "$venv/bin/pip" install -q --disable-pip-version-check --progress-bar off "$CUDA_WHEELS" >&2
+    # shellcheck disable=SC2086 # two requirements, split on purpose
+    "$venv/bin/pip" install -q --disable-pip-version-check --progress-bar off $CUDA_WHEELS >&2
     touch "$stamp"
   fi
   local home
