@@ -21,7 +21,7 @@
 # On the GPU machine (device tool): command `bash scripts/gpu-kit.sh run`, carry [".gpu-kit"].
 #
 # Environment (pack): CUDA_COMPUTE_CAP (default 90: H100/H200), GPU_KIT_DIR (default .gpu-kit),
-#   CARGO_BUILD_JOBS, NICE (default 19: the CUDA build takes tens of minutes on 2 cores).
+#   CARGO_BUILD_JOBS, NICE (default 19: the first CUDA build took 14 min on 2 busy cores).
 # Environment (run): DEVICE (cuda), PYTHON (python3), OUT (target/gpu-kit-out), GPU_KIT_WORK
 #   (/tmp/gpu-kit), GPU_KIT_DEADLINE (seconds for the model comparison, default 300),
 #   GPU_KIT_LLAMA1B (1 on cuda, 0 on cpu).
