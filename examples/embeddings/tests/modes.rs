@@ -25,7 +25,12 @@ impl Drop for Worker {
 /// `root/models--sentence-transformers--all-MiniLM-L6-v2/{refs/main, snapshots/HASH/*}`, the
 /// files linked from the test model.
 fn hf_cache(model: &Path) -> PathBuf {
-    let root = std::env::temp_dir().join(format!("embeddings-hf-cache-{}", std::process::id()));
+    // One folder per call: the tests run in parallel, and two of them linking the same files
+    // raced (EEXIST).
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let root = std::env::temp_dir().join(format!("embeddings-hf-cache-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root); // left by an earlier process with this pid
     let repo = root.join("models--sentence-transformers--all-MiniLM-L6-v2");
     let hash = "c9745ed1d9f207416be6d2e6f8de32d1f16199bf";
     let snapshot = repo.join("snapshots").join(hash);
@@ -33,10 +38,7 @@ fn hf_cache(model: &Path) -> PathBuf {
     std::fs::create_dir_all(repo.join("refs")).unwrap();
     std::fs::write(repo.join("refs/main"), hash).unwrap();
     for f in ["config.json", "tokenizer.json", "model.safetensors", "sentence_bert_config.json"] {
-        let link = snapshot.join(f);
-        if !link.exists() {
-            std::os::unix::fs::symlink(model.join(f).canonicalize().unwrap(), &link).unwrap();
-        }
+        std::os::unix::fs::symlink(model.join(f).canonicalize().unwrap(), snapshot.join(f)).unwrap();
     }
     root
 }
