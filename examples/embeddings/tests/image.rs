@@ -69,20 +69,8 @@ async fn cpu_image_with_baked_weights_serves_jobs_like_the_worker_outside() {
     eprintln!("container vs host vector: bit-identical {}, cosine {cos:.9}", inside == &outside);
     assert!(inside == &outside || cos > 0.99999, "cosine {cos}");
 
-    // A non-root user, and the worker itself is PID 1 (so `docker stop`'s SIGTERM reaches it).
-    let uid = container.exec(&["id", "-u"]);
-    assert_ne!(uid, "0", "the worker runs as root");
-    let pid1 = container.exec(&["cat", "/proc/1/cmdline"]);
-    assert!(pid1.starts_with("/usr/local/bin/worker"), "PID 1 is {pid1:?}");
-
-    // SIGTERM: the worker drains and exits 0 well within the grace period.
-    let grace = Duration::from_secs(30);
-    let (code, took) = container.stop(grace);
-    let logs = container.logs();
-    eprintln!("podman stop: exit {code} after {:.2} s (uid {uid})", took.as_secs_f64());
-    assert_eq!(code, 0, "exit code after SIGTERM; log:\n{logs}");
-    assert!(took < grace, "stop took {took:?}: SIGTERM did not end the worker");
-    assert!(logs.contains("SIGTERM received"), "{logs}");
+    // A non-root user, PID 1, and SIGTERM (`podman stop`) ends it with exit 0 in the grace period.
+    container.assert_non_root_pid1_and_clean_stop();
     drop(container);
     endpoint.shutdown().await;
 }

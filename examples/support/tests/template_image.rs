@@ -60,17 +60,7 @@ async fn a_copied_template_builds_and_serves_a_job_from_its_image() {
     assert_eq!(done.status, JobStatus::Failed, "{done:?}");
     assert!(done.error.as_deref().unwrap_or_default().contains("input.top"), "{done:?}");
 
-    let uid = container.exec(&["id", "-u"]);
-    assert_ne!(uid, "0", "the worker runs as root");
-    let pid1 = container.exec(&["cat", "/proc/1/cmdline"]);
-    assert!(pid1.starts_with("/usr/local/bin/worker"), "PID 1 is {pid1:?}");
-    let grace = Duration::from_secs(30);
-    let (code, took) = container.stop(grace);
-    let logs = container.logs();
-    eprintln!("podman stop: exit {code} after {:.2} s (uid {uid})", took.as_secs_f64());
-    assert_eq!(code, 0, "exit code after SIGTERM; log:\n{logs}");
-    assert!(took < grace, "stop took {took:?}: SIGTERM did not end the worker");
-    assert!(logs.contains("SIGTERM received"), "{logs}");
+    container.assert_non_root_pid1_and_clean_stop();
     drop(container);
     endpoint.shutdown().await;
 }
