@@ -9,27 +9,10 @@
 mod common;
 
 use common::{captured_logs, endpoint, Client, Secrets, WorkerProcess};
-use runpod_s3::test_support::TestS3;
+use runpod_s3::test_support::{counting_listener, TestS3};
 use serde_json::{json, Value};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
-use tokio::net::TcpListener;
-
-/// A TCP listener on 127.0.0.1 that counts connections and closes each at once.
-async fn counting_listener() -> (u16, Arc<AtomicUsize>) {
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = l.local_addr().unwrap().port();
-    let count = Arc::new(AtomicUsize::new(0));
-    let seen = count.clone();
-    tokio::spawn(async move {
-        while let Ok((sock, _)) = l.accept().await {
-            seen.fetch_add(1, Ordering::SeqCst);
-            drop(sock);
-        }
-    });
-    (port, count)
-}
 
 fn s3_config(secrets: &Secrets, endpoint: &str, bucket: &str) -> Value {
     json!({"accessId": secrets.access_id, "accessSecret": secrets.access_secret,
@@ -70,7 +53,7 @@ async fn run_uploads(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s3_endpoints_on_loopback_or_metadata_are_refused() {
     let secrets = Secrets::new();
-    let (port, connections) = counting_listener().await;
+    let (port, connections) = counting_listener().await.unwrap();
     let refused: Vec<(String, String)> = [
         format!("http://127.0.0.1:{port}"),
         format!("http://localhost:{port}"),

@@ -17,7 +17,8 @@ use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// A running S3 server: shared (from the test script) or owned (stopped on drop).
@@ -223,4 +224,21 @@ fn answers_http(port: u16) -> bool {
     }
     let mut buf = [0u8; 12];
     matches!(s.read(&mut buf), Ok(n) if n >= 5 && buf.starts_with(b"HTTP/"))
+}
+
+/// A TCP listener on 127.0.0.1 that counts the connections it gets and closes each at once: as
+/// an S3 endpoint, its count shows whether a client connected at all. Its port and the count;
+/// call it inside a Tokio runtime.
+pub async fn counting_listener() -> std::io::Result<(u16, Arc<AtomicUsize>)> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let port = listener.local_addr()?.port();
+    let count = Arc::new(AtomicUsize::new(0));
+    let seen = count.clone();
+    tokio::spawn(async move {
+        while let Ok((sock, _)) = listener.accept().await {
+            seen.fetch_add(1, Ordering::SeqCst);
+            drop(sock);
+        }
+    });
+    Ok((port, count))
 }

@@ -8,25 +8,10 @@
 
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
+use runpod_s3::test_support::counting_listener;
 use runpod_s3::{EndpointPolicy, Storage, StorageConfig, StorageError, ENV_ALLOW_PRIVATE_S3_ENDPOINTS};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use tokio::net::TcpListener;
-
-/// A TCP listener on 127.0.0.1 that counts connections and closes each at once.
-async fn counting_listener() -> (u16, Arc<AtomicUsize>) {
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = l.local_addr().unwrap().port();
-    let count = Arc::new(AtomicUsize::new(0));
-    let seen = count.clone();
-    tokio::spawn(async move {
-        while let Ok((sock, _)) = l.accept().await {
-            seen.fetch_add(1, Ordering::SeqCst);
-            drop(sock);
-        }
-    });
-    (port, count)
-}
 
 async fn upload(endpoint: &str, policy: Option<EndpointPolicy>) -> Result<(), StorageError> {
     let mut config = StorageConfig::new(endpoint, "AKIDGUARD", "SECRETGUARD", "bucket");
@@ -49,7 +34,7 @@ fn assert_blocked(result: Result<(), StorageError>, endpoint: &str) {
 
 #[tokio::test]
 async fn loopback_and_link_local_endpoints_are_refused_before_connecting() {
-    let (port, connections) = counting_listener().await;
+    let (port, connections) = counting_listener().await.unwrap();
     let endpoints = [
         format!("http://127.0.0.1:{port}"),
         format!("http://localhost:{port}"), // a name that resolves to loopback
@@ -84,7 +69,7 @@ async fn the_default_allows_public_addresses_only() {
         return;
     }
     assert_eq!(EndpointPolicy::current_default(), EndpointPolicy::Public);
-    let (port, connections) = counting_listener().await;
+    let (port, connections) = counting_listener().await.unwrap();
     assert_blocked(upload(&format!("http://localhost:{port}"), None).await, "localhost");
     assert_blocked(upload(&format!("http://127.0.0.1:{port}"), None).await, "127.0.0.1");
     assert_eq!(connections.load(Ordering::SeqCst), 0);
@@ -92,7 +77,7 @@ async fn the_default_allows_public_addresses_only() {
 
 #[tokio::test]
 async fn redirects_are_not_followed() {
-    let (target_port, target_connections) = counting_listener().await;
+    let (target_port, target_connections) = counting_listener().await.unwrap();
     let location = format!("http://127.0.0.1:{target_port}/bucket/job-guard/a.txt");
     let app = axum::Router::new().fallback(move || {
         let location = location.clone();
