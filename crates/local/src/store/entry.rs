@@ -97,13 +97,9 @@ impl Entry {
     /// The client-facing view: never includes `s3Config`.
     pub(crate) fn status_response(&self) -> StatusResponse {
         StatusResponse {
-            id: self.id.clone(),
-            status: self.status,
-            delay_time: self.delay_ms,
-            execution_time: self.execution_ms,
-            worker_id: self.worker_id.clone(),
             output: self.output.as_deref().cloned(),
             error: self.error.clone(),
+            ..self.status_brief()
         }
     }
 
