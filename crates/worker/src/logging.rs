@@ -82,7 +82,10 @@ fn parse_level(s: &str) -> Option<&'static str> {
 }
 
 /// Where `--serve-api` sends each job's log lines: `(job id, level, message)`.
-#[cfg_attr(not(feature = "serve-api"), allow(dead_code))]
+#[cfg_attr(
+    not(feature = "serve-api"),
+    allow(dead_code, reason = "only --serve-api's console reads job logs")
+)]
 pub(crate) type JobLogSink = Arc<dyn Fn(&str, &str, &str) + Send + Sync>;
 
 static JOB_LOG_SINK: RwLock<Option<JobLogSink>> = RwLock::new(None);
@@ -90,7 +93,10 @@ static JOB_LOG_SINK: RwLock<Option<JobLogSink>> = RwLock::new(None);
 /// From now on, also hands every log line of a job (an event in its span, at the level the
 /// terminal shows) to `sink`; `None` stops. Only with the local (text) output of
 /// [`init_logging`]: `--serve-api` shows the lines in its console.
-#[cfg_attr(not(feature = "serve-api"), allow(dead_code))]
+#[cfg_attr(
+    not(feature = "serve-api"),
+    allow(dead_code, reason = "only --serve-api's console reads job logs")
+)]
 pub(crate) fn send_job_logs(sink: Option<JobLogSink>) {
     *JOB_LOG_SINK.write().unwrap_or_else(|p| p.into_inner()) = sink;
 }
