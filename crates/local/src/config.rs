@@ -333,8 +333,8 @@ impl LocalEndpointBuilder {
     }
 
     /// Bytes finished jobs may hold in all: outputs, unread stream chunks and the inputs of jobs
-    /// that can still be retried (default 512 MiB). Past it the results closest to their expiry
-    /// are dropped first, with a log line.
+    /// that can still be retried (default 512 MiB). When a result arrives that would pass it,
+    /// the results closest to their expiry are dropped first (not the new one), with a log line.
     pub fn max_retained_bytes(mut self, n: usize) -> Self {
         self.config.max_retained_bytes = n;
         self

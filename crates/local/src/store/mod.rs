@@ -92,6 +92,8 @@ pub(crate) struct Store {
     /// Bytes held by finished jobs ([`Entry::retained_bytes`] summed).
     retained_bytes: usize,
     max_retained_bytes: usize,
+    /// Finished jobs dropped for the byte bound and not yet logged (the next sweep logs them).
+    dropped_over_bound: usize,
     /// Bytes (roughly) let go of since the last [`Store::take_freed`].
     freed: usize,
     pub(crate) journal: Journal,
@@ -115,6 +117,7 @@ impl Store {
             index: Index::default(),
             retained_bytes: 0,
             max_retained_bytes,
+            dropped_over_bound: 0,
             freed: 0,
             journal: Journal::default(),
         }
@@ -590,7 +593,9 @@ impl Store {
         if done.stop_pod == Some(true) {
             tracing::info!(worker = w, job = id, "worker asked to be replaced after this job (stopPod)");
         }
-        Ok(self.end(id, status, error, now))
+        let ended = self.end(id, status, error, now);
+        self.drop_over_bound(Some(id));
+        Ok(ended)
     }
 
     /// A `job-stream` post of `bytes` JSON bytes: one more chunk for `/stream`.

@@ -58,7 +58,9 @@ impl Store {
             self.low_queue.retain(|id| !expired.contains(id));
         }
         swept.requeued = self.drop_lost_jobs(cfg, now);
-        swept.dropped = self.drop_expired_results(now) + self.drop_over_bound();
+        let between = self.dropped_over_bound;
+        swept.dropped = between + self.drop_expired_results(now) + self.drop_over_bound(None);
+        self.log_dropped_over_bound();
         if swept.dropped > 0 {
             self.shrink();
         }
@@ -94,15 +96,39 @@ impl Store {
         n
     }
 
-    /// Forgets the finished jobs closest to their expiry until they hold at most
-    /// `max_retained_bytes`; returns how many.
-    fn drop_over_bound(&mut self) -> usize {
-        let mut n = 0;
-        while self.retained_bytes > self.max_retained_bytes {
-            let Some((_, id)) = self.index.expiry.pop_first() else { break };
-            self.remove(&id);
-            n += 1;
+    /// Forgets the finished jobs closest to their expiry, sparing `keep` (a result that just
+    /// arrived, whose `/runsync` caller has yet to read it), until they hold at most
+    /// `max_retained_bytes`; returns how many. Called when a result arrives, so the bound holds
+    /// at every moment, and by each sweep.
+    pub(super) fn drop_over_bound(&mut self, keep: Option<&str>) -> usize {
+        let mut over = self.retained_bytes.saturating_sub(self.max_retained_bytes);
+        let kept = keep.and_then(|id| self.jobs.get(id)).map_or(0, |e| e.retained_bytes());
+        if kept > self.max_retained_bytes {
+            // Over the bound on its own: the others would go for nothing; the sweep drops it.
+            return 0;
         }
+        let mut victims = Vec::new();
+        for (_, id) in &self.index.expiry {
+            if over == 0 {
+                break;
+            }
+            if Some(id.as_str()) == keep {
+                continue;
+            }
+            let held = self.jobs.get(id).map_or(0, |e| e.retained_bytes());
+            over = over.saturating_sub(held);
+            victims.push(id.clone());
+        }
+        for id in &victims {
+            self.remove(id);
+        }
+        self.dropped_over_bound += victims.len();
+        victims.len()
+    }
+
+    /// Logs the finished jobs dropped for the byte bound since the previous call, in one line.
+    fn log_dropped_over_bound(&mut self) {
+        let n = std::mem::take(&mut self.dropped_over_bound);
         if n > 0 {
             tracing::warn!(
                 dropped = n,
@@ -110,7 +136,6 @@ impl Store {
                 "finished jobs dropped before their retention ended: the results retained would exceed the bound (see --max-retained-mb)"
             );
         }
-        n
     }
 
     /// Re-queues, at the front (at-least-once), the running jobs of workers silent for longer
@@ -307,11 +332,25 @@ mod tests {
         assert!(s.get(&b).unwrap().input.is_some(), "a FAILED job keeps it for /retry");
         assert_eq!(s.retained_bytes, 1000 + 700);
         let c = s.submit(&cfg, JobRequest::new(1.into()), 10, Origin::RunSync, t0).unwrap();
-        done(&mut s, &c, 1000);
-        // Over 2500: the runsync result (1 min retention) expires first, so it goes first.
+        let d = s.submit(&cfg, JobRequest::new(1.into()), 10, Origin::RunSync, t0).unwrap();
+        done(&mut s, &c, 600);
+        assert_eq!(s.retained_bytes, 2300);
+        // Over 2500 as d's result arrives, before any sweep: c's (a runsync result, 1 min
+        // retention) expires first, so it goes; d's own, just arrived, is spared.
+        done(&mut s, &d, 600);
+        assert!(s.get(&c).is_err() && s.get(&d).is_ok() && s.get(&a).is_ok() && s.get(&b).is_ok());
+        assert_eq!(s.retained_bytes, 2300);
+        // The next sweep counts the drop (and logs it once); nothing more is over the bound.
         assert_eq!(s.sweep(&cfg, t0).dropped, 1);
-        assert!(s.get(&c).is_err() && s.get(&a).is_ok() && s.get(&b).is_ok());
-        assert_eq!(s.retained_bytes, 1700);
+        assert_eq!(s.sweep(&cfg, t0).dropped, 0);
+        // A result bigger than the bound on its own drops nothing as it arrives (the others
+        // would go for nothing); the next sweep drops it, once its caller could read it.
+        let e = s.submit(&cfg, JobRequest::new(1.into()), 10, Origin::RunSync, t0).unwrap();
+        done(&mut s, &e, 5000);
+        assert!(s.get(&e).is_ok() && s.get(&a).is_ok() && s.get(&b).is_ok() && s.get(&d).is_ok());
+        assert!(s.sweep(&cfg, t0).dropped >= 1);
+        assert!(s.get(&e).is_err());
+        assert!(s.retained_bytes <= 2500, "{}", s.retained_bytes);
     }
 
     #[test]
