@@ -24,8 +24,9 @@ use workers::Kind;
 const API_KEY: &str = "bench-client-key";
 
 /// Benchmarks a runpod-rs worker against the official Python SDK worker on runpod-local.
+/// A flag given twice takes its last value (`... --max-secs 2 --max-secs 0.3`).
 #[derive(Parser, Debug, serde::Serialize)]
-#[command(version)]
+#[command(version, args_override_self = true)]
 struct Args {
     /// Most jobs per scenario (a scenario also stops starting jobs after --max-secs).
     #[arg(long, default_value_t = 5000)]

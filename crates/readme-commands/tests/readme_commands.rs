@@ -101,7 +101,10 @@ const RULES: &[(Match, Action)] = &[
     ),
     (
         Match::Contains("-p runpod-bench -- --skip-python"),
-        Action::Smoke("--jobs 500 --startup-runs 1 --warmup 2 --durability-rounds 1 --durability-secs 0.5"),
+        Action::Smoke(
+            "--jobs 500 --max-secs 0.3 --startup-runs 1 --warmup 2 --durability-rounds 1 \
+             --durability-secs 0.5",
+        ),
     ),
 ];
 
