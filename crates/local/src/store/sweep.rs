@@ -58,9 +58,9 @@ impl Store {
             self.low_queue.retain(|id| !expired.contains(id));
         }
         swept.requeued = self.drop_lost_jobs(cfg, now);
-        let between = self.dropped_over_bound;
-        swept.dropped = between + self.drop_expired_results(now) + self.drop_over_bound(None);
-        self.log_dropped_over_bound();
+        let expired = self.drop_expired_results(now);
+        self.drop_over_bound(None);
+        swept.dropped = expired + self.log_dropped_over_bound();
         if swept.dropped > 0 {
             self.shrink();
         }
@@ -98,14 +98,17 @@ impl Store {
 
     /// Forgets the finished jobs closest to their expiry, sparing `keep` (a result that just
     /// arrived, whose `/runsync` caller has yet to read it), until they hold at most
-    /// `max_retained_bytes`; returns how many. Called when a result arrives, so the bound holds
-    /// at every moment, and by each sweep.
-    pub(super) fn drop_over_bound(&mut self, keep: Option<&str>) -> usize {
+    /// `max_retained_bytes`, counting them for the next sweep's log. Called when a result
+    /// arrives, so the bound holds at every moment, and by each sweep.
+    pub(super) fn drop_over_bound(&mut self, keep: Option<&str>) {
         let mut over = self.retained_bytes.saturating_sub(self.max_retained_bytes);
+        if over == 0 {
+            return;
+        }
         let kept = keep.and_then(|id| self.jobs.get(id)).map_or(0, |e| e.retained_bytes());
         if kept > self.max_retained_bytes {
             // Over the bound on its own: the others would go for nothing; the sweep drops it.
-            return 0;
+            return;
         }
         let mut victims = Vec::new();
         for (_, id) in &self.index.expiry {
@@ -123,11 +126,11 @@ impl Store {
             self.remove(id);
         }
         self.dropped_over_bound += victims.len();
-        victims.len()
     }
 
-    /// Logs the finished jobs dropped for the byte bound since the previous call, in one line.
-    fn log_dropped_over_bound(&mut self) {
+    /// Logs, in one line, the finished jobs dropped for the byte bound since the previous call;
+    /// returns how many.
+    fn log_dropped_over_bound(&mut self) -> usize {
         let n = std::mem::take(&mut self.dropped_over_bound);
         if n > 0 {
             tracing::warn!(
@@ -136,6 +139,7 @@ impl Store {
                 "finished jobs dropped before their retention ended: the results retained would exceed the bound (see --max-retained-mb)"
             );
         }
+        n
     }
 
     /// Re-queues, at the front (at-least-once), the running jobs of workers silent for longer
