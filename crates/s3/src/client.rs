@@ -1,7 +1,7 @@
 //! Building `aws_sdk_s3::Client`s for S3-compatible services, once per distinct configuration.
 
 use crate::config::StorageConfig;
-use crate::endpoint_policy::{check_literal_host, EndpointPolicy};
+use crate::endpoint_policy::EndpointPolicy;
 use crate::error::{redact_url, StorageError};
 use aws_sdk_s3::config::{
     timeout::TimeoutConfig, BehaviorVersion, Credentials, Region, RequestChecksumCalculation,
@@ -42,14 +42,21 @@ fn cache() -> &'static Mutex<HashMap<ClientKey, aws_sdk_s3::Client>> {
 /// [`EndpointPolicy`](crate::EndpointPolicy) allows: an IP-literal endpoint it refuses is
 /// [`StorageError::BlockedEndpoint`] here, a name resolving to one when a request is sent.
 pub fn client_for(config: &StorageConfig) -> Result<aws_sdk_s3::Client, StorageError> {
+    client_under(config, config.effective_endpoint_policy())
+}
+
+/// [`client_for`] under `policy` (the configuration's, worked out once by the caller).
+pub(crate) fn client_under(
+    config: &StorageConfig,
+    policy: EndpointPolicy,
+) -> Result<aws_sdk_s3::Client, StorageError> {
     config.validate()?;
-    let policy = config.effective_endpoint_policy();
     let url = url::Url::parse(&config.endpoint_url)
         .map_err(|e| StorageError::InvalidConfig(format!("endpointUrl: {e}")))?;
-    check_literal_host(&url, policy).map_err(|b| StorageError::BlockedEndpoint {
+    policy.resolver().check_url(&url).map_err(|refused| StorageError::BlockedEndpoint {
         endpoint: redact_url(&config.endpoint_url),
-        reason: b.reason,
-        remedy: b.remedy,
+        reason: refused.to_string(),
+        remedy: policy.remedy(),
     })?;
     let key = ClientKey {
         runtime: tokio::runtime::Handle::try_current().ok().map(|h| h.id()),

@@ -33,9 +33,9 @@ pub struct StorageConfig {
     pub bucket: String,
     /// Signing region; `None` takes it from the endpoint URL (see [`region_from_endpoint`]).
     pub region: Option<String>,
-    /// Which addresses the endpoint may resolve to; `None` takes the process default
-    /// ([`EndpointPolicy::current_default`]: `RUNPOD_ALLOW_PRIVATE_S3_ENDPOINTS`, public
-    /// addresses only when unset).
+    /// Which addresses the endpoint may resolve to; `None` takes
+    /// `RUNPOD_ALLOW_PRIVATE_S3_ENDPOINTS` ([`EndpointPolicy::from_env`], public addresses only
+    /// when unset) when the client is built.
     pub endpoint_policy: Option<EndpointPolicy>,
 }
 
@@ -121,15 +121,16 @@ impl StorageConfig {
         self
     }
 
-    /// Sets which addresses the endpoint may resolve to, instead of the process default.
+    /// Sets which addresses the endpoint may resolve to, instead of
+    /// `RUNPOD_ALLOW_PRIVATE_S3_ENDPOINTS`.
     pub fn with_endpoint_policy(mut self, policy: EndpointPolicy) -> Self {
         self.endpoint_policy = Some(policy);
         self
     }
 
-    /// The policy in force: the configuration's own, else [`EndpointPolicy::current_default`].
+    /// The policy in force: the configuration's own, else [`EndpointPolicy::from_env`].
     pub fn effective_endpoint_policy(&self) -> EndpointPolicy {
-        self.endpoint_policy.unwrap_or_else(EndpointPolicy::current_default)
+        self.endpoint_policy.unwrap_or_else(EndpointPolicy::from_env)
     }
 
     /// The signing region: the explicit one, else the one the URL names, else [`DEFAULT_REGION`].

@@ -9,49 +9,51 @@
 //! endpoint is the only host the client talks to; a guarded client ignores `HTTP_PROXY` and
 //! friends, since a proxy would make the connection on the client's behalf.
 //!
-//! The default allows publicly routable addresses only. `RUNPOD_ALLOW_PRIVATE_S3_ENDPOINTS`
-//! (or [`EndpointPolicy::set_default`], or [`StorageConfig::with_endpoint_policy`](crate::StorageConfig::with_endpoint_policy))
-//! widens it: `private` adds private networks (RFC 1918, CGNAT, IPv6 unique-local: a MinIO on
-//! the LAN), `true` allows any address (local development and tests, where the S3 server is on
-//! 127.0.0.1).
+//! The default allows publicly routable addresses only. A configuration's own policy
+//! ([`StorageConfig::with_endpoint_policy`](crate::StorageConfig::with_endpoint_policy)), else
+//! `RUNPOD_ALLOW_PRIVATE_S3_ENDPOINTS` read when its client is built, widens it: `private` adds
+//! private networks (RFC 1918, CGNAT, IPv6 unique-local: a MinIO on the LAN), `true` allows any
+//! address (local development and tests, where the S3 server is on 127.0.0.1). The addresses
+//! are classified by `runpod_net`, the one classifier of runpod-rs (webhooks and downloads use
+//! it too); this module holds only the S3 client's decision over the classes.
 
-use crate::download::is_public;
 use aws_smithy_runtime_api::client::dns::{DnsFuture, ResolveDns, ResolveDnsError};
 use aws_smithy_runtime_api::client::http::SharedHttpClient;
-use std::net::{IpAddr, Ipv4Addr};
-use std::sync::atomic::{AtomicU8, Ordering};
+use runpod_net::{AddressClass, AddressPolicy, GuardedResolver, MixedAnswer};
 
 /// `private` lets the S3 client reach private networks as well as public addresses; `true`,
 /// `1`, `yes` or `any` lets it reach any address (loopback and link-local included).
 pub const ENV_ALLOW_PRIVATE_S3_ENDPOINTS: &str = "RUNPOD_ALLOW_PRIVATE_S3_ENDPOINTS";
 
-/// Which addresses an S3 endpoint may resolve to.
+/// Which addresses an S3 endpoint may resolve to (classes of `runpod_net::classify`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum EndpointPolicy {
-    /// Publicly routable addresses only (the default; see [`is_public`]).
+    /// Publicly routable addresses only (the default).
     #[default]
     Public,
     /// Public addresses and private networks: `10/8`, `172.16/12`, `192.168/16`, `100.64/10`
-    /// (CGNAT), `fc00::/7` (and their IPv4-mapped forms). Never loopback, link-local (cloud
-    /// metadata), unspecified, multicast or reserved addresses.
+    /// (CGNAT), `fc00::/7`, and the IPv4-mapped, NAT64 and 6to4 forms of those. Never
+    /// loopback, link-local, cloud metadata (`fd00:ec2::254` and `100.100.100.200` included),
+    /// unspecified, multicast, documentation or reserved addresses.
     Private,
     /// Any address.
     Any,
 }
 
-/// The process-wide default set with [`EndpointPolicy::set_default`] (0: none, read the env).
-static DEFAULT: AtomicU8 = AtomicU8::new(0);
-
-impl EndpointPolicy {
-    /// Whether a connection to `ip` is allowed.
-    pub fn allows(self, ip: IpAddr) -> bool {
+impl AddressPolicy for EndpointPolicy {
+    fn allows(&self, class: AddressClass) -> bool {
         match self {
-            EndpointPolicy::Public => is_public(ip),
-            EndpointPolicy::Private => is_public(ip) || is_private_network(ip),
+            EndpointPolicy::Public => class == AddressClass::Public,
+            EndpointPolicy::Private => matches!(
+                class,
+                AddressClass::Public | AddressClass::Private | AddressClass::SharedAddressSpace
+            ),
             EndpointPolicy::Any => true,
         }
     }
+}
 
+impl EndpointPolicy {
     /// The policy a value of `RUNPOD_ALLOW_PRIVATE_S3_ENDPOINTS` names: unset, empty, `false`,
     /// `0`, `no` are [`Public`](Self::Public); `private` is [`Private`](Self::Private); `true`,
     /// `1`, `yes`, `any` are [`Any`](Self::Any). Anything else is `None`.
@@ -65,7 +67,8 @@ impl EndpointPolicy {
     }
 
     /// The policy `RUNPOD_ALLOW_PRIVATE_S3_ENDPOINTS` names; an unknown value is
-    /// [`Public`](Self::Public), with a warning.
+    /// [`Public`](Self::Public), with a warning. A [`StorageConfig`](crate::StorageConfig)
+    /// without a policy of its own takes this one when its client is built.
     pub fn from_env() -> Self {
         let raw = std::env::var(ENV_ALLOW_PRIVATE_S3_ENDPOINTS).ok();
         Self::from_value(raw.as_deref()).unwrap_or_else(|| {
@@ -75,24 +78,6 @@ impl EndpointPolicy {
             );
             EndpointPolicy::Public
         })
-    }
-
-    /// Sets the policy of every [`StorageConfig`](crate::StorageConfig) in this process that has
-    /// none of its own, instead of `RUNPOD_ALLOW_PRIVATE_S3_ENDPOINTS` (tests use it; so can a
-    /// program that configures itself in code).
-    pub fn set_default(policy: EndpointPolicy) {
-        DEFAULT.store(policy as u8 + 1, Ordering::Relaxed);
-    }
-
-    /// The policy of a configuration without its own: the one [`set_default`](Self::set_default)
-    /// set, else [`from_env`](Self::from_env).
-    pub fn current_default() -> Self {
-        match DEFAULT.load(Ordering::Relaxed) {
-            1 => EndpointPolicy::Public,
-            2 => EndpointPolicy::Private,
-            3 => EndpointPolicy::Any,
-            _ => Self::from_env(),
-        }
     }
 
     /// The setting that would allow what this policy refuses, for error messages.
@@ -107,77 +92,20 @@ impl EndpointPolicy {
             }
         }
     }
-}
 
-/// Private-network addresses: RFC 1918, shared address space (CGNAT), IPv6 unique-local, and
-/// IPv4-mapped forms of those.
-fn is_private_network(ip: IpAddr) -> bool {
-    let v4 = |ip: Ipv4Addr| {
-        let [a, b, ..] = ip.octets();
-        a == 10
-            || (a == 172 && (16..32).contains(&b))
-            || (a == 192 && b == 168)
-            || (a == 100 && (64..128).contains(&b))
-    };
-    match ip {
-        IpAddr::V4(ip) => v4(ip),
-        IpAddr::V6(ip) => match ip.to_ipv4_mapped() {
-            Some(mapped) => v4(mapped),
-            None => (ip.segments()[0] & 0xfe00) == 0xfc00,
-        },
+    /// The guarded resolver of this policy: a name with one refused address is refused whole.
+    pub(crate) fn resolver(self) -> GuardedResolver<EndpointPolicy> {
+        GuardedResolver::new(self, MixedAnswer::RefuseAll)
     }
 }
 
-/// Why the policy refused an endpoint; found in the SDK's error chain to report it as
-/// [`StorageError::BlockedEndpoint`](crate::StorageError::BlockedEndpoint).
-#[derive(Debug, thiserror::Error)]
-#[error("{reason}")]
-pub(crate) struct BlockedEndpoint {
-    pub(crate) reason: String,
-    pub(crate) remedy: &'static str,
-}
+/// The S3 client's resolver: `runpod_net`'s guarded resolver behind the SDK's DNS trait.
+#[derive(Debug, Clone)]
+struct SdkResolver(GuardedResolver<EndpointPolicy>);
 
-/// The check of an endpoint URL whose host is an IP literal (the connector does not resolve
-/// those, so the resolver never sees them). Names pass here and are checked when resolved.
-pub(crate) fn check_literal_host(url: &url::Url, policy: EndpointPolicy) -> Result<(), BlockedEndpoint> {
-    let ip: IpAddr = match url.host() {
-        Some(url::Host::Ipv4(v4)) => v4.into(),
-        Some(url::Host::Ipv6(v6)) => v6.into(),
-        _ => return Ok(()),
-    };
-    if policy.allows(ip) {
-        return Ok(());
-    }
-    Err(BlockedEndpoint { reason: format!("{ip} is not an allowed address"), remedy: policy.remedy() })
-}
-
-/// A resolver that fails a lookup unless the policy allows every address found (a name with
-/// one allowed and one refused address is treated as hostile).
-#[derive(Debug, Clone, Copy)]
-struct GuardedResolver {
-    policy: EndpointPolicy,
-}
-
-impl ResolveDns for GuardedResolver {
+impl ResolveDns for SdkResolver {
     fn resolve_dns<'a>(&'a self, name: &'a str) -> DnsFuture<'a> {
-        let policy = self.policy;
-        DnsFuture::new(async move {
-            let addrs: Vec<IpAddr> = tokio::net::lookup_host((name, 0))
-                .await
-                .map_err(ResolveDnsError::new)?
-                .map(|a| a.ip())
-                .collect();
-            if addrs.is_empty() {
-                return Err(ResolveDnsError::new(format!("{name} resolves to no address")));
-            }
-            if let Some(bad) = addrs.iter().find(|ip| !policy.allows(**ip)) {
-                return Err(ResolveDnsError::new(BlockedEndpoint {
-                    reason: format!("{name} resolves to {bad}, not an allowed address"),
-                    remedy: policy.remedy(),
-                }));
-            }
-            Ok(addrs)
-        })
+        DnsFuture::new(async move { self.0.resolve(name).await.map_err(ResolveDnsError::new) })
     }
 }
 
@@ -192,7 +120,7 @@ pub(crate) fn http_client(policy: EndpointPolicy) -> Option<SharedHttpClient> {
     Some(
         aws_smithy_http_client::Builder::new()
             .tls_provider(Provider::Rustls(CryptoMode::AwsLc))
-            .build_with_resolver(GuardedResolver { policy }),
+            .build_with_resolver(SdkResolver(policy.resolver())),
     )
 }
 
@@ -202,29 +130,27 @@ mod tests {
 
     #[test]
     fn levels_allow_what_they_say() {
+        use AddressClass::*;
         let cases = [
-            // address, Public, Private, Any
-            ("8.8.8.8", true, true, true),
-            ("2606:4700:4700::1111", true, true, true),
-            ("10.1.2.3", false, true, true),
-            ("172.20.0.1", false, true, true),
-            ("192.168.1.10", false, true, true),
-            ("100.64.0.1", false, true, true),
-            ("fd12:3456::1", false, true, true),
-            ("::ffff:10.0.0.1", false, true, true),
-            ("127.0.0.1", false, false, true),
-            ("::1", false, false, true),
-            ("::ffff:127.0.0.1", false, false, true),
-            ("169.254.169.254", false, false, true),
-            ("fe80::1", false, false, true),
-            ("0.0.0.0", false, false, true),
-            ("224.0.0.1", false, false, true),
+            // class, Public, Private, Any
+            (Public, true, true, true),
+            (Private, false, true, true),
+            (SharedAddressSpace, false, true, true),
+            (Loopback, false, false, true),
+            (LinkLocal, false, false, true),
+            (Metadata, false, false, true),
+            (Documentation, false, false, true),
+            (Benchmarking, false, false, true),
+            (Multicast, false, false, true),
+            (Broadcast, false, false, true),
+            (Unspecified, false, false, true),
+            (Reserved, false, false, true),
         ];
-        for (ip, public, private, any) in cases {
-            let ip: IpAddr = ip.parse().unwrap();
-            assert_eq!(EndpointPolicy::Public.allows(ip), public, "{ip} Public");
-            assert_eq!(EndpointPolicy::Private.allows(ip), private, "{ip} Private");
-            assert_eq!(EndpointPolicy::Any.allows(ip), any, "{ip} Any");
+        assert_eq!(cases.len(), AddressClass::ALL.len());
+        for (class, public, private, any) in cases {
+            assert_eq!(EndpointPolicy::Public.allows(class), public, "{class:?} Public");
+            assert_eq!(EndpointPolicy::Private.allows(class), private, "{class:?} Private");
+            assert_eq!(EndpointPolicy::Any.allows(class), any, "{class:?} Any");
         }
     }
 
@@ -245,10 +171,12 @@ mod tests {
 
     #[test]
     fn literal_hosts_are_checked_names_are_left_to_the_resolver() {
-        let check = |u: &str, p| check_literal_host(&url::Url::parse(u).unwrap(), p).is_ok();
+        let check = |u: &str, p: EndpointPolicy| p.resolver().check_url(&url::Url::parse(u).unwrap()).is_ok();
         assert!(!check("http://127.0.0.1:8333", EndpointPolicy::Public));
         assert!(!check("http://2130706433/", EndpointPolicy::Private)); // 127.0.0.1 in decimal
         assert!(!check("http://[::ffff:169.254.169.254]/", EndpointPolicy::Private));
+        assert!(!check("http://[64:ff9b::a9fe:a9fe]/", EndpointPolicy::Private)); // NAT64 metadata
+        assert!(!check("http://[fd00:ec2::254]/", EndpointPolicy::Private)); // metadata, not a LAN host
         assert!(check("http://10.0.0.5:9000", EndpointPolicy::Private));
         assert!(check("http://127.0.0.1:8333", EndpointPolicy::Any));
         assert!(check("http://localhost:8333", EndpointPolicy::Public));
@@ -256,11 +184,11 @@ mod tests {
 
     #[tokio::test]
     async fn resolver_refuses_names_of_loopback_addresses() {
-        let err =
-            GuardedResolver { policy: EndpointPolicy::Private }.resolve_dns("localhost").await.unwrap_err();
-        let blocked = std::error::Error::source(&err).and_then(|s| s.downcast_ref::<BlockedEndpoint>());
-        assert!(blocked.is_some_and(|b| b.reason.contains("localhost resolves to")), "{err:?}");
-        let ok = GuardedResolver { policy: EndpointPolicy::Any }.resolve_dns("localhost").await.unwrap();
+        let err = SdkResolver(EndpointPolicy::Private.resolver()).resolve_dns("localhost").await.unwrap_err();
+        let refused = runpod_net::find_refused(&err).expect("a refusal in the chain");
+        assert_eq!(refused.class, AddressClass::Loopback);
+        assert!(refused.to_string().starts_with("localhost resolves to"), "{refused}");
+        let ok = SdkResolver(EndpointPolicy::Any.resolver()).resolve_dns("localhost").await.unwrap();
         assert!(!ok.is_empty() && ok.iter().all(|ip| ip.is_loopback()));
     }
 }

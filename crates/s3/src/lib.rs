@@ -14,9 +14,13 @@
 //!   storage is configured, as the Python SDK falls back to local files;
 //! - [`Downloader`]: a job's input URLs (`http`, `https`, `s3://`) into a temporary directory
 //!   removed when dropped, in parallel, with retries, a size cap (`RUNPOD_MAX_DOWNLOAD_BYTES`,
-//!   default 5 GiB) and a server-side request forgery guard (only publicly routable addresses,
-//!   the checked address is the one connected to, redirects checked again;
-//!   `RUNPOD_ALLOW_PRIVATE_DOWNLOAD_URLS=true` lifts it).
+//!   default 1 GiB; `.zip` archives extracted under the same byte cap and at most
+//!   `RUNPOD_MAX_ARCHIVE_ENTRIES`, default 10,000, entries) and a server-side request forgery
+//!   guard (only publicly routable addresses, the checked address is the one connected to,
+//!   redirects checked again; `RUNPOD_ALLOW_PRIVATE_DOWNLOAD_URLS=true` lifts it).
+//!
+//! Addresses are classified by `runpod_net`, the one network policy of runpod-rs (runpod-local's
+//! webhooks use it too); each user decides over the classes.
 //!
 //! The S3 client connects only to endpoint addresses its [`EndpointPolicy`] allows: by default
 //! publicly routable ones, since a job's `s3Config.endpointUrl` is chosen by whoever sends the
@@ -82,8 +86,9 @@ pub use config::{
 };
 pub use content_type::content_type_for;
 pub use download::{
-    extract_zip, is_public, DownloadOptions, Downloader, Downloads, DEFAULT_MAX_DOWNLOAD_BYTES,
-    ENV_ALLOW_PRIVATE_DOWNLOAD_URLS, ENV_MAX_DOWNLOAD_BYTES,
+    extract_zip, DownloadOptions, Downloader, Downloads, DEFAULT_MAX_ARCHIVE_ENTRIES,
+    DEFAULT_MAX_DOWNLOAD_BYTES, ENV_ALLOW_PRIVATE_DOWNLOAD_URLS, ENV_MAX_ARCHIVE_ENTRIES,
+    ENV_MAX_DOWNLOAD_BYTES,
 };
 pub use endpoint_policy::{EndpointPolicy, ENV_ALLOW_PRIVATE_S3_ENDPOINTS};
 pub use error::{redact_url, DownloadError, StorageError};

@@ -1,9 +1,9 @@
 //! [`Storage`]: one bucket, one job prefix, and the upload/presign/get operations on it.
 
-use crate::client::client_for;
+use crate::client::client_under;
 use crate::config::StorageConfig;
 use crate::content_type::content_type_for;
-use crate::endpoint_policy::BlockedEndpoint;
+use crate::endpoint_policy::EndpointPolicy;
 use crate::error::{describe_sdk_error, redact_url, scrub, StorageError};
 use crate::sdk_logs::Quiet;
 use crate::upload::Uploaded;
@@ -87,6 +87,8 @@ pub struct Storage {
     pub(crate) bucket: String,
     prefix: Option<String>,
     pub(crate) endpoint: String,
+    /// The client's endpoint policy, to say in errors what would allow a refused endpoint.
+    policy: EndpointPolicy,
     presign_expiry: Duration,
     pub(crate) transfer: TransferOptions,
     /// The keys, only to scrub them from error messages.
@@ -107,12 +109,14 @@ impl std::fmt::Debug for Storage {
 impl Storage {
     /// Storage on the configured bucket, with no key prefix.
     pub fn new(config: &StorageConfig) -> Result<Self, StorageError> {
-        let client = client_for(config)?;
+        let policy = config.effective_endpoint_policy();
+        let client = client_under(config, policy)?;
         Ok(Storage {
             client,
             bucket: config.bucket.clone(),
             prefix: None,
             endpoint: redact_url(&config.endpoint_url),
+            policy,
             presign_expiry: DEFAULT_PRESIGN_EXPIRY,
             transfer: TransferOptions::default(),
             secrets: Arc::new([
@@ -373,11 +377,11 @@ impl Storage {
         E: ProvideErrorMetadata + std::error::Error + 'static,
         R: std::fmt::Debug + 'static,
     {
-        if let Some(blocked) = find_in_chain::<BlockedEndpoint>(err) {
+        if let Some(refused) = runpod_net::find_refused(err) {
             return StorageError::BlockedEndpoint {
                 endpoint: self.endpoint.clone(),
-                reason: blocked.reason.clone(),
-                remedy: blocked.remedy,
+                reason: refused.to_string(),
+                remedy: self.policy.remedy(),
             };
         }
         StorageError::Request {
@@ -392,20 +396,6 @@ impl Storage {
     pub(crate) fn scrubbed(&self, text: String) -> String {
         scrub(text, &[&self.secrets[0], &self.secrets[1]])
     }
-}
-
-/// The first error of type `T` in `err`'s source chain.
-fn find_in_chain<'a, T: std::error::Error + 'static>(
-    err: &'a (dyn std::error::Error + 'static),
-) -> Option<&'a T> {
-    let mut cause = Some(err);
-    while let Some(e) = cause {
-        if let Some(found) = e.downcast_ref::<T>() {
-            return Some(found);
-        }
-        cause = e.source();
-    }
-    None
 }
 
 /// Rejects names that are empty, absolute, contain `..` or `.` segments, backslashes or

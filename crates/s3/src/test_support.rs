@@ -7,10 +7,12 @@
 //! `cargo test -p runpod-s3` works after one `./scripts/test.sh`), or reports the test skipped.
 //!
 //! The server listens on 127.0.0.1, an address the S3 client refuses by default, so
-//! [`TestS3::start`] sets the process default to [`EndpointPolicy::Any`]
-//! ([`EndpointPolicy::set_default`]): every configuration without a policy of its own, a job's
-//! `s3Config` included, may then reach loopback in that test binary. Tests of the policy
-//! itself belong in a binary that never calls it (or set a policy on their configuration).
+//! [`TestS3::start`] does what an operator of a local S3 server does: it sets
+//! `RUNPOD_ALLOW_PRIVATE_S3_ENDPOINTS=true` in the test process's environment. Every
+//! configuration without a policy of its own, a job's `s3Config` included, may then reach
+//! loopback in that test binary (the library keeps no state of its own for it). Tests of the
+//! policy itself belong in a binary that never calls it (or set a policy on their
+//! configuration, [`TestS3::config`]).
 
 use crate::{EndpointPolicy, Storage, StorageConfig};
 use std::io::{Read, Write};
@@ -44,9 +46,10 @@ impl TestS3 {
     /// The test script's server, else a private one, else `None` after printing
     /// `SKIPPED: ...` (with env `CI` set it panics instead: CI must run these tests).
     ///
-    /// Sets this process's default [`EndpointPolicy`] to `Any` (the server is on loopback).
+    /// Sets `RUNPOD_ALLOW_PRIVATE_S3_ENDPOINTS=true` in this process (the server is on
+    /// loopback).
     pub fn start() -> Option<TestS3> {
-        EndpointPolicy::set_default(EndpointPolicy::Any);
+        std::env::set_var(crate::ENV_ALLOW_PRIVATE_S3_ENDPOINTS, "true");
         if let (Ok(endpoint), Ok(access_key), Ok(secret_key)) = (
             std::env::var("RUNPOD_TEST_S3_ENDPOINT"),
             std::env::var("RUNPOD_TEST_S3_ACCESS_KEY"),
@@ -80,9 +83,11 @@ impl TestS3 {
         panic!("could not start SeaweedFS from {}: {last}", weed.display());
     }
 
-    /// A [`StorageConfig`] for `bucket` on this server.
+    /// A [`StorageConfig`] for `bucket` on this server, with the [`EndpointPolicy::Any`] its
+    /// loopback address needs.
     pub fn config(&self, bucket: &str) -> StorageConfig {
         StorageConfig::new(&self.endpoint, self.access_key.as_str(), self.secret_key.as_str(), bucket)
+            .with_endpoint_policy(EndpointPolicy::Any)
     }
 
     /// A fresh bucket (unique name from `prefix`) and a [`Storage`] on it.

@@ -3,8 +3,8 @@
 //! are refused before anything is sent, and a redirect is never followed. Real sockets on
 //! 127.0.0.1 count the connections that arrive.
 //!
-//! This binary never calls `TestS3::start` (which allows any address process-wide); each case
-//! sets its policy on the configuration.
+//! This binary never calls `TestS3::start` (which sets `RUNPOD_ALLOW_PRIVATE_S3_ENDPOINTS=true`
+//! in its process); each case sets its policy on the configuration.
 
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
@@ -42,15 +42,17 @@ async fn loopback_and_link_local_endpoints_are_refused_before_connecting() {
         format!("http://[::ffff:127.0.0.1]:{port}"),
         format!("http://2130706433:{port}"), // 127.0.0.1 in decimal
         format!("http://127.1:{port}"),
-        "http://169.254.169.254".to_owned(), // cloud metadata
-        "http://[fd00:ec2::254]".to_owned(), // AWS metadata over IPv6 (unique-local: Private allows it)
+        format!("http://[64:ff9b::7f00:1]:{port}"), // NAT64 form of 127.0.0.1
+        "http://169.254.169.254".to_owned(),        // cloud metadata
+        "http://[fd00:ec2::254]".to_owned(),        // AWS metadata over IPv6 (in fc00::/7, yet metadata)
+        "http://[64:ff9b::a9fe:a9fe]".to_owned(),   // NAT64 form of 169.254.169.254
+        "http://[2002:a9fe:a9fe::1]".to_owned(),    // 6to4 form of 169.254.169.254
+        "http://100.100.100.200".to_owned(),        // Alibaba metadata (in CGNAT space, yet metadata)
+        "http://192.0.2.10".to_owned(),             // TEST-NET-1
         "http://0.0.0.0:9000".to_owned(),
     ];
     for policy in [EndpointPolicy::Public, EndpointPolicy::Private] {
         for endpoint in &endpoints {
-            if policy == EndpointPolicy::Private && endpoint.contains("fd00:ec2") {
-                continue;
-            }
             assert_blocked(upload(endpoint, Some(policy)).await, endpoint);
         }
     }
@@ -68,7 +70,7 @@ async fn the_default_allows_public_addresses_only() {
         eprintln!("SKIPPED: {ENV_ALLOW_PRIVATE_S3_ENDPOINTS} is set in this environment");
         return;
     }
-    assert_eq!(EndpointPolicy::current_default(), EndpointPolicy::Public);
+    assert_eq!(EndpointPolicy::from_env(), EndpointPolicy::Public);
     let (port, connections) = counting_listener().await.unwrap();
     assert_blocked(upload(&format!("http://localhost:{port}"), None).await, "localhost");
     assert_blocked(upload(&format!("http://127.0.0.1:{port}"), None).await, "127.0.0.1");

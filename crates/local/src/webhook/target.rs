@@ -1,17 +1,21 @@
-//! Where webhooks may go: the address kinds allowed, checked on every address a webhook
+//! Where webhooks may go: the address classes allowed, checked on every address a webhook
 //! connects to (a literal IP when the job is queued, a host name's addresses when it resolves).
+//! The classes are `runpod_net`'s, the one classifier of runpod-rs (S3 endpoints and downloads
+//! use it too); this module holds only the webhooks' decision over them.
 
-use reqwest::dns::{Addrs, Name, Resolve, Resolving};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use reqwest::dns::{Name, Resolve, Resolving};
+use runpod_net::{AddressClass, AddressPolicy, GuardedResolver, MixedAnswer, Refused, ResolveError};
 
 /// Which addresses webhooks may be sent to, besides public ones (always allowed).
 ///
 /// The default allows loopback (a receiver on the same machine: the main local use) and
 /// private networks (a receiver in a container network or on the LAN), and refuses link-local
 /// addresses: `169.254.0.0/16` and `fe80::/10` hold cloud metadata services
-/// (`169.254.169.254`), which no webhook has a reason to reach. Known metadata addresses
+/// (`169.254.169.254`), which no webhook has a reason to reach. Cloud metadata addresses
 /// outside that range (`fd00:ec2::254`, `100.100.100.200`) count as link-local too.
-/// Unspecified, broadcast and multicast addresses are always refused.
+/// Unspecified, broadcast, multicast, documentation (TEST-NET), benchmarking and reserved
+/// addresses are always refused; NAT64, 6to4 and IPv4-mapped addresses are judged by the IPv4
+/// address they carry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WebhookTargets {
     /// `127.0.0.0/8` and `::1`.
@@ -28,39 +32,56 @@ impl Default for WebhookTargets {
     }
 }
 
+impl AddressPolicy for WebhookTargets {
+    fn allows(&self, class: AddressClass) -> bool {
+        match class {
+            AddressClass::Public => true,
+            AddressClass::Loopback => self.loopback,
+            AddressClass::Private | AddressClass::SharedAddressSpace => self.private,
+            AddressClass::LinkLocal | AddressClass::Metadata => self.link_local,
+            _ => false,
+        }
+    }
+}
+
 impl WebhookTargets {
     /// Only public addresses.
     pub fn public_only() -> Self {
         WebhookTargets { loopback: false, private: false, link_local: false }
     }
 
+    /// The resolver of webhook deliveries: a name's allowed addresses are kept, the others
+    /// dropped; a name with none allowed is refused.
+    fn resolver(self) -> GuardedResolver<WebhookTargets> {
+        GuardedResolver::new(self, MixedAnswer::KeepAllowed)
+    }
+
     /// `Err` (saying why) when a webhook may not connect to `ip`.
-    pub(crate) fn check(&self, ip: IpAddr) -> Result<(), String> {
-        let (kind, allowed, flag) = match classify(ip) {
-            Kind::Public => return Ok(()),
-            Kind::Unusable => return Err(format!("{ip} is not a unicast address")),
-            Kind::Loopback => ("loopback", self.loopback, "loopback"),
-            Kind::Private => ("a private address", self.private, "private"),
-            Kind::LinkLocal => ("link-local (cloud metadata lives there)", self.link_local, "link-local"),
-        };
-        if allowed {
-            Ok(())
-        } else {
-            Err(format!(
-                "{ip} is {kind}: not allowed as a webhook target (--webhook-targets {flag} allows it)"
-            ))
-        }
+    #[cfg(test)]
+    fn check(&self, ip: std::net::IpAddr) -> Result<(), String> {
+        self.resolver().check(ip).map_err(|r| explain(&r))
     }
 
     /// `Err` when `url`'s host is an IP address a webhook may not go to (host names are
     /// checked when they resolve).
     pub(crate) fn check_url(&self, url: &url::Url) -> Result<(), String> {
-        let ip = match url.host() {
-            Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip),
-            Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip),
-            _ => return Ok(()),
-        };
-        self.check(ip)
+        self.resolver().check_url(url).map_err(|r| explain(&r))
+    }
+}
+
+/// A refusal, with the `--webhook-targets` kind that would allow it.
+fn explain(refused: &Refused) -> String {
+    let flag = match refused.class {
+        AddressClass::Loopback => Some("loopback"),
+        AddressClass::Private | AddressClass::SharedAddressSpace => Some("private"),
+        AddressClass::LinkLocal | AddressClass::Metadata => Some("link-local"),
+        _ => None,
+    };
+    match flag {
+        Some(flag) => {
+            format!("{refused}: not allowed as a webhook target (--webhook-targets {flag} allows it)")
+        }
+        None => format!("{refused}: never a webhook target"),
     }
 }
 
@@ -88,79 +109,21 @@ impl std::str::FromStr for WebhookTargets {
     }
 }
 
-enum Kind {
-    Public,
-    Private,
-    Loopback,
-    LinkLocal,
-    Unusable,
-}
-
-fn classify(ip: IpAddr) -> Kind {
-    match ip {
-        IpAddr::V4(v4) => classify_v4(v4),
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => classify_v4(v4),
-            None => classify_v6(v6),
-        },
-    }
-}
-
-fn classify_v4(ip: Ipv4Addr) -> Kind {
-    let [a, b, ..] = ip.octets();
-    if ip.is_unspecified() || ip.is_broadcast() || ip.is_multicast() {
-        Kind::Unusable
-    } else if ip.is_loopback() {
-        Kind::Loopback
-    } else if ip.is_link_local() || ip == Ipv4Addr::new(100, 100, 100, 200) {
-        Kind::LinkLocal
-    } else if ip.is_private() || (a == 100 && (64..128).contains(&b)) {
-        Kind::Private
-    } else {
-        Kind::Public
-    }
-}
-
-fn classify_v6(ip: Ipv6Addr) -> Kind {
-    let first = ip.segments()[0];
-    if ip.is_unspecified() || ip.is_multicast() {
-        Kind::Unusable
-    } else if ip.is_loopback() {
-        Kind::Loopback
-    } else if (first & 0xffc0) == 0xfe80 || ip == Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254) {
-        Kind::LinkLocal
-    } else if (first & 0xfe00) == 0xfc00 {
-        Kind::Private
-    } else {
-        Kind::Public
-    }
-}
-
-/// The webhook client's resolver: the system's, keeping only the addresses allowed.
+/// The webhook client's resolver: `runpod_net`'s guarded resolver under the webhook targets
+/// (a name's allowed addresses are kept; a name with none is refused, told with the first
+/// refused address and the `--webhook-targets` kind that would allow it).
 pub(crate) struct Guarded(pub WebhookTargets);
 
 impl Resolve for Guarded {
     fn resolve(&self, name: Name) -> Resolving {
-        let targets = self.0;
+        let resolver = self.0.resolver();
         Box::pin(async move {
-            let host = name.as_str().to_owned();
-            let all: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
-            let mut why = None;
-            let allowed: Vec<SocketAddr> = all
-                .into_iter()
-                .filter(|a| match targets.check(a.ip()) {
-                    Ok(()) => true,
-                    Err(e) => {
-                        why.get_or_insert(e);
-                        false
-                    }
-                })
-                .collect();
-            if allowed.is_empty() {
-                let why = why.unwrap_or_else(|| "no address".into());
-                return Err(format!("{host} resolves to no address a webhook may go to: {why}").into());
-            }
-            Ok(Box::new(allowed.into_iter()) as Addrs)
+            let host = name.as_str();
+            let ips = resolver.resolve(host).await.map_err(|e| match e {
+                ResolveError::Refused(r) => explain(&r),
+                other => other.to_string(),
+            })?;
+            Ok(Box::new(ips.into_iter().map(|ip| std::net::SocketAddr::new(ip, 0))) as reqwest::dns::Addrs)
         })
     }
 }
@@ -175,10 +138,18 @@ mod tests {
         let ok = |s: &str| t.check(s.parse().unwrap()).is_ok();
         assert!(ok("8.8.8.8") && ok("2001:4860::8888"));
         assert!(ok("127.0.0.1") && ok("::1") && ok("10.1.2.3") && ok("172.17.0.2") && ok("192.168.1.1"));
-        assert!(ok("fd12::1") && ok("100.64.0.1"));
+        assert!(ok("fd12::1") && ok("100.64.0.1") && ok("::ffff:192.168.1.1") && ok("64:ff9b::7f00:1"));
         for no in ["169.254.169.254", "fe80::1", "::ffff:169.254.169.254", "fd00:ec2::254", "100.100.100.200"]
         {
             assert!(!ok(no), "{no}");
+        }
+        // NAT64 and 6to4 forms of the metadata address are metadata too.
+        for no in ["64:ff9b::a9fe:a9fe", "2002:a9fe:a9fe::"] {
+            assert!(!ok(no), "{no}");
+        }
+        // Documentation (TEST-NET), benchmarking, reserved: never public.
+        for no in ["192.0.2.1", "198.51.100.1", "203.0.113.1", "2001:db8::1", "198.18.0.1", "240.0.0.1"] {
+            assert!(t.check(no.parse().unwrap()).unwrap_err().contains("never a webhook target"), "{no}");
         }
         for no in ["0.0.0.0", "255.255.255.255", "224.0.0.1", "::", "ff02::1"] {
             assert!(!ok(no), "{no}");
@@ -187,8 +158,25 @@ mod tests {
         assert_eq!("public".parse::<WebhookTargets>(), Ok(WebhookTargets::public_only()));
         assert!("public,intranet".parse::<WebhookTargets>().is_err());
         let strict = WebhookTargets::public_only();
-        assert!(strict.check("127.0.0.1".parse().unwrap()).unwrap_err().contains("loopback"));
-        assert!(strict.check("10.0.0.1".parse().unwrap()).unwrap_err().contains("private"));
+        assert!(strict.check("127.0.0.1".parse().unwrap()).unwrap_err().contains("loopback allows it"));
+        assert!(strict.check("10.0.0.1".parse().unwrap()).unwrap_err().contains("private allows it"));
+        assert!(strict.check("64:ff9b::a00:1".parse().unwrap()).unwrap_err().contains("private allows it"));
         assert!(strict.check("1.1.1.1".parse().unwrap()).is_ok());
+        let open = WebhookTargets { link_local: true, ..WebhookTargets::default() };
+        assert!(open.check("169.254.169.254".parse().unwrap()).is_ok());
+    }
+
+    #[tokio::test]
+    async fn resolver_keeps_allowed_addresses_and_says_why_it_refuses() {
+        let name = |s: &str| s.parse::<Name>().unwrap();
+        let addrs: Vec<_> =
+            Guarded(WebhookTargets::default()).resolve(name("localhost")).await.unwrap().collect();
+        assert!(!addrs.is_empty() && addrs.iter().all(|a| a.ip().is_loopback()), "{addrs:?}");
+        let err = match Guarded(WebhookTargets::public_only()).resolve(name("localhost")).await {
+            Err(e) => e.to_string(),
+            Ok(a) => panic!("localhost resolved to {:?} for public-only webhooks", a.collect::<Vec<_>>()),
+        };
+        assert!(err.starts_with("localhost resolves to") && err.contains("a loopback address"), "{err}");
+        assert!(err.contains("--webhook-targets loopback allows it"), "{err}");
     }
 }

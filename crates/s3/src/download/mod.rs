@@ -3,34 +3,40 @@
 
 mod archive;
 mod disposition;
-mod guard;
 
 pub use archive::extract_zip;
-pub use guard::is_public;
 
 use crate::error::{error_chain, redact_url, DownloadError, StorageError};
 use crate::sdk_logs::Quiet;
 use crate::storage::Storage;
 use futures::{StreamExt, TryStreamExt};
-use guard::{BlockedAddress, GuardedResolver};
-use std::net::IpAddr;
+use runpod_net::{AddressClass, AddressPolicy, GuardedResolver, MixedAnswer};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 
-/// Per-file byte cap (`RUNPOD_MAX_DOWNLOAD_BYTES`, default 5 GiB), as in the Python SDK.
+/// Per-file byte cap, and the cap on the bytes extracted from one archive
+/// (`RUNPOD_MAX_DOWNLOAD_BYTES`, default 1 GiB).
 pub const ENV_MAX_DOWNLOAD_BYTES: &str = "RUNPOD_MAX_DOWNLOAD_BYTES";
-/// `true`, `1` or `yes` lets downloads reach private, loopback and link-local addresses.
+/// Cap on the entries (files and folders) of one extracted archive (default 10,000).
+pub const ENV_MAX_ARCHIVE_ENTRIES: &str = "RUNPOD_MAX_ARCHIVE_ENTRIES";
+/// `true`, `1` or `yes` lets downloads reach any address: private, loopback, link-local.
 pub const ENV_ALLOW_PRIVATE_DOWNLOAD_URLS: &str = "RUNPOD_ALLOW_PRIVATE_DOWNLOAD_URLS";
-/// Default of [`ENV_MAX_DOWNLOAD_BYTES`].
-pub const DEFAULT_MAX_DOWNLOAD_BYTES: u64 = 5 * 1024 * 1024 * 1024;
+/// Default of [`ENV_MAX_DOWNLOAD_BYTES`]: 1 GiB. The Python SDK's 5 GiB is more than one job's
+/// input should be: eight downloads at once could fill a worker's container disk (see
+/// `docs/worker-api.md`, "Downloads").
+pub const DEFAULT_MAX_DOWNLOAD_BYTES: u64 = 1024 * 1024 * 1024;
+/// Default of [`ENV_MAX_ARCHIVE_ENTRIES`]: 10,000 entries.
+pub const DEFAULT_MAX_ARCHIVE_ENTRIES: u64 = 10_000;
 
 /// How downloads behave.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct DownloadOptions {
-    /// Largest file accepted, in bytes.
+    /// Largest file accepted, in bytes; also the most bytes extracted from one archive.
     pub max_bytes: u64,
+    /// Most entries (files and folders) extracted from one archive.
+    pub max_archive_entries: u64,
     /// Allow non-public destinations (loopback, private networks, link-local).
     pub allow_private: bool,
     /// Files downloaded at once.
@@ -49,6 +55,7 @@ impl Default for DownloadOptions {
     fn default() -> Self {
         DownloadOptions {
             max_bytes: DEFAULT_MAX_DOWNLOAD_BYTES,
+            max_archive_entries: DEFAULT_MAX_ARCHIVE_ENTRIES,
             allow_private: false,
             concurrency: 8,
             attempts: 3,
@@ -63,6 +70,12 @@ impl DownloadOptions {
     /// Sets the largest file accepted, in bytes.
     pub fn with_max_bytes(mut self, n: u64) -> Self {
         self.max_bytes = n;
+        self
+    }
+
+    /// Sets the most entries extracted from one archive.
+    pub fn with_max_archive_entries(mut self, n: u64) -> Self {
+        self.max_archive_entries = n;
         self
     }
 
@@ -102,7 +115,8 @@ impl DownloadOptions {
         self
     }
 
-    /// Defaults with `RUNPOD_MAX_DOWNLOAD_BYTES` and `RUNPOD_ALLOW_PRIVATE_DOWNLOAD_URLS` applied.
+    /// Defaults with `RUNPOD_MAX_DOWNLOAD_BYTES`, `RUNPOD_MAX_ARCHIVE_ENTRIES` and
+    /// `RUNPOD_ALLOW_PRIVATE_DOWNLOAD_URLS` applied.
     pub fn from_env() -> Self {
         Self::from_vars(|k| std::env::var(k).ok())
     }
@@ -111,14 +125,18 @@ impl DownloadOptions {
     /// integer is ignored (with a warning), as the Python SDK does.
     pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Self {
         let mut o = DownloadOptions::default();
-        if let Some(raw) = var(ENV_MAX_DOWNLOAD_BYTES) {
-            match raw.trim().parse::<u64>() {
-                Ok(n) if n > 0 => o.max_bytes = n,
+        let cap = |name: &str, default: u64| match var(name) {
+            None => default,
+            Some(raw) => match raw.trim().parse::<u64>() {
+                Ok(n) if n > 0 => n,
                 _ => {
-                    tracing::warn!("{ENV_MAX_DOWNLOAD_BYTES}={raw:?} is not a positive integer; using 5 GiB")
+                    tracing::warn!("{name}={raw:?} is not a positive integer; using {default}");
+                    default
                 }
-            }
-        }
+            },
+        };
+        o.max_bytes = cap(ENV_MAX_DOWNLOAD_BYTES, o.max_bytes);
+        o.max_archive_entries = cap(ENV_MAX_ARCHIVE_ENTRIES, o.max_archive_entries);
         if let Some(raw) = var(ENV_ALLOW_PRIVATE_DOWNLOAD_URLS) {
             o.allow_private = matches!(raw.trim().to_ascii_lowercase().as_str(), "1" | "true" | "yes");
         }
@@ -133,6 +151,7 @@ pub struct Downloads {
     dir: tempfile::TempDir,
     files: Vec<PathBuf>,
     max_bytes: u64,
+    max_entries: u64,
 }
 
 impl Downloads {
@@ -151,10 +170,12 @@ impl Downloads {
     /// named after it without `.zip`, as the Python SDK's `rp_download.file` does. Returns one
     /// entry per file, in URL order: the folder for an archive, `None` for any other file.
     /// The bytes extracted from each archive are capped like a download
-    /// (`RUNPOD_MAX_DOWNLOAD_BYTES`); entries that would land outside the folder are refused.
+    /// (`RUNPOD_MAX_DOWNLOAD_BYTES`), and so are its entries (`RUNPOD_MAX_ARCHIVE_ENTRIES`,
+    /// checked before anything is written); entries that would land outside the folder are
+    /// refused.
     pub async fn extract_zips(&self) -> Result<Vec<Option<PathBuf>>, DownloadError> {
         let files = self.files.clone();
-        let max = self.max_bytes;
+        let (max, max_entries) = (self.max_bytes, self.max_entries);
         let work = move || {
             files
                 .iter()
@@ -163,7 +184,7 @@ impl Downloads {
                         return Ok(None);
                     }
                     let dest = f.with_extension("");
-                    archive::extract_zip(f, &dest, max)?;
+                    archive::extract_zip(f, &dest, max, max_entries)?;
                     Ok(Some(dest))
                 })
                 .collect()
@@ -191,14 +212,15 @@ pub struct Downloader {
 
 impl Downloader {
     /// A downloader with `options`. Unless `allow_private` is set, proxies from the environment
-    /// are not used: the connection must go straight to the checked address.
+    /// are not used: the connection must go straight to the checked address. Addresses are
+    /// classified by `runpod_net`; a name with one refused address is refused whole.
     pub fn new(options: DownloadOptions) -> Result<Self, DownloadError> {
         let mut builder = reqwest::Client::builder()
             .user_agent(concat!("runpod-rs/", env!("CARGO_PKG_VERSION"), " (runpod-s3)"))
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(options.connect_timeout)
             .read_timeout(options.read_timeout)
-            .dns_resolver(GuardedResolver { allow_private: options.allow_private });
+            .dns_resolver(resolver(options.allow_private));
         if !options.allow_private {
             builder = builder.no_proxy();
         }
@@ -246,7 +268,12 @@ impl Downloader {
             .tempdir()
             .map_err(|source| DownloadError::Io { path: std::env::temp_dir(), source })?;
         let files = self.download_into(dir.path(), urls).await?;
-        Ok(Downloads { dir, files, max_bytes: self.options.max_bytes })
+        Ok(Downloads {
+            dir,
+            files,
+            max_bytes: self.options.max_bytes,
+            max_entries: self.options.max_archive_entries,
+        })
     }
 
     /// Downloads every URL into `dir` as `{index}-{file name}`, the name from the answer's
@@ -378,21 +405,12 @@ impl Downloader {
                 reason: format!("scheme {:?} is not http, https or s3", u.scheme()),
             });
         }
-        let ip: Option<IpAddr> = match u.host() {
-            None => return Err(DownloadError::InvalidUrl { url: shown, reason: "no host".into() }),
-            Some(url::Host::Ipv4(v4)) => Some(v4.into()),
-            Some(url::Host::Ipv6(v6)) => Some(v6.into()),
-            Some(url::Host::Domain(_)) => None,
-        };
-        if let Some(ip) = ip {
-            if !self.options.allow_private && !is_public(ip) {
-                return Err(DownloadError::Blocked {
-                    url: shown,
-                    reason: format!("{ip} is not a public address"),
-                });
-            }
+        if u.host().is_none() {
+            return Err(DownloadError::InvalidUrl { url: shown, reason: "no host".into() });
         }
-        Ok(())
+        resolver(self.options.allow_private)
+            .check_url(u)
+            .map_err(|refused| DownloadError::Blocked { url: shown, reason: refused.to_string() })
     }
 
     async fn save(
@@ -420,6 +438,23 @@ impl Downloader {
     }
 }
 
+/// Which addresses downloads may reach: public ones, or any with `allow_private`.
+#[derive(Debug, Clone, Copy)]
+struct DownloadTargets {
+    allow_private: bool,
+}
+
+impl AddressPolicy for DownloadTargets {
+    fn allows(&self, class: AddressClass) -> bool {
+        self.allow_private || class == AddressClass::Public
+    }
+}
+
+/// The downloads' guarded resolver: one refused address refuses the name.
+fn resolver(allow_private: bool) -> GuardedResolver<DownloadTargets> {
+    GuardedResolver::new(DownloadTargets { allow_private }, MixedAnswer::RefuseAll)
+}
+
 fn is_retryable(e: &DownloadError) -> bool {
     match e {
         DownloadError::Transport { .. } => true,
@@ -430,12 +465,8 @@ fn is_retryable(e: &DownloadError) -> bool {
 
 /// A reqwest error as a download error: `Blocked` when the guard refused the address.
 fn transport_error(shown: &str, e: reqwest::Error) -> DownloadError {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
-    while let Some(s) = source {
-        if let Some(b) = s.downcast_ref::<BlockedAddress>() {
-            return DownloadError::Blocked { url: shown.to_owned(), reason: b.0.clone() };
-        }
-        source = s.source();
+    if let Some(refused) = runpod_net::find_refused(&e) {
+        return DownloadError::Blocked { url: shown.to_owned(), reason: refused.to_string() };
     }
     DownloadError::Transport { url: shown.to_owned(), message: error_chain(&e.without_url()) }
 }
@@ -471,14 +502,26 @@ mod tests {
 
     #[test]
     fn options_from_env() {
-        let env: HashMap<&str, &str> =
-            [(ENV_MAX_DOWNLOAD_BYTES, "1024"), (ENV_ALLOW_PRIVATE_DOWNLOAD_URLS, "TRUE")].into();
+        let env: HashMap<&str, &str> = [
+            (ENV_MAX_DOWNLOAD_BYTES, "1024"),
+            (ENV_MAX_ARCHIVE_ENTRIES, " 50 "),
+            (ENV_ALLOW_PRIVATE_DOWNLOAD_URLS, "TRUE"),
+        ]
+        .into();
         let o = DownloadOptions::from_vars(|k| env.get(k).map(|v| v.to_string()));
-        assert_eq!((o.max_bytes, o.allow_private), (1024, true));
-        let env: HashMap<&str, &str> =
-            [(ENV_MAX_DOWNLOAD_BYTES, "lots"), (ENV_ALLOW_PRIVATE_DOWNLOAD_URLS, "no")].into();
+        assert_eq!((o.max_bytes, o.max_archive_entries, o.allow_private), (1024, 50, true));
+        let env: HashMap<&str, &str> = [
+            (ENV_MAX_DOWNLOAD_BYTES, "lots"),
+            (ENV_MAX_ARCHIVE_ENTRIES, "0"),
+            (ENV_ALLOW_PRIVATE_DOWNLOAD_URLS, "no"),
+        ]
+        .into();
         let o = DownloadOptions::from_vars(|k| env.get(k).map(|v| v.to_string()));
-        assert_eq!((o.max_bytes, o.allow_private), (DEFAULT_MAX_DOWNLOAD_BYTES, false));
+        assert_eq!(
+            (o.max_bytes, o.max_archive_entries, o.allow_private),
+            (DEFAULT_MAX_DOWNLOAD_BYTES, DEFAULT_MAX_ARCHIVE_ENTRIES, false)
+        );
+        assert_eq!((DEFAULT_MAX_DOWNLOAD_BYTES, DEFAULT_MAX_ARCHIVE_ENTRIES), (1 << 30, 10_000));
         assert_eq!(DownloadOptions::from_vars(|_| None), DownloadOptions::default());
     }
 
