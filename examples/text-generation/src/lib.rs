@@ -40,6 +40,7 @@ pub mod detok;
 pub mod gguf;
 pub mod handler;
 pub mod model;
+pub mod prompt;
 pub mod stop;
 pub mod text_model;
 
@@ -49,4 +50,5 @@ pub use example_support::device::{pick_device, DeviceChoice, DeviceError, DEVICE
 pub use example_support::LoadError;
 pub use handler::{GenerateHandler, GenerateInput, GenerateOutput, GenerateProgress, Stats, TextChunk};
 pub use model::{Engine, FinishReason, GenerateError, Generation, Generator, Observer, Params};
+pub use prompt::{ChatPrompt, Prompt};
 pub use text_model::TextModel;
