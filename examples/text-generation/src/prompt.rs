@@ -83,10 +83,9 @@ struct SpecialToken {
 }
 
 /// Turns prompts into token ids with one tokenizer, used two ways: as it is (special tokens in
-/// the text are matched, as Hugging Face's `encode` and llama.cpp's `parse_special = true` do)
-/// and with its special tokens switched off (they are split like any other text, as
-/// llama.cpp's `parse_special = false` does; tokens that are added but not special still
-/// match).
+/// the text are matched) and with its special tokens switched off (their texts are split like
+/// any other text, what llama.cpp calls `parse_special = false`; tokens that are added but not
+/// special still match).
 #[derive(Debug, Clone)]
 pub struct PromptEncoder {
     tokenizer: Tokenizer,
@@ -122,7 +121,7 @@ impl PromptEncoder {
 
     /// The token ids of `prompt`. `add_special_tokens` runs the tokenizer's post-processor
     /// (a BOS token, for example) on a raw prompt; a chat prompt never gets one, since its
-    /// template writes its own markup (Hugging Face's `apply_chat_template` does the same).
+    /// template writes its own markup.
     pub fn encode(&self, prompt: Prompt<'_>, add_special_tokens: bool) -> Result<Vec<u32>, GenerateError> {
         let tok_err = |e: tokenizers::Error| GenerateError::Tokenizer(e.to_string());
         match prompt {
