@@ -143,6 +143,12 @@ async fn special_tokens_typed_in_messages_stay_text() {
 async fn a_huge_max_tokens_is_refused_at_once() {
     let Some(model) = model() else { return };
     let context = model.context_length();
+    // The model itself, called without the handler: prompt + max_tokens does not wrap.
+    for max_tokens in [usize::MAX, usize::MAX - 3] {
+        let p = Params { max_tokens, temperature: 0.0, top_p: None, seed: 1, stop: vec![] };
+        let e = model.generate("The capital of France is", &p, &mut Quiet).unwrap_err().to_string();
+        assert!(e.contains(&format!("exceeds the model's context of {context}")), "{e}");
+    }
     let local = LocalWorker::start(runpod_worker::Worker::new(GenerateHandler::new(model))).await.unwrap();
     let c = local_worker::client(&local);
 
@@ -159,6 +165,7 @@ async fn a_huge_max_tokens_is_refused_at_once() {
         assert_eq!(job.status, JobStatus::Failed, "{job:?}");
         let error = job.error.clone().unwrap_or_default();
         assert!(error.contains(&says) && error.contains("BadInput"), "{max_tokens}: {error}");
+        eprintln!("native max_tokens {max_tokens}: failed after {took:?}: {error}");
         assert!(took < Duration::from_secs(5), "{max_tokens}: answered after {took:?}");
     }
 
@@ -185,6 +192,7 @@ async fn a_huge_max_tokens_is_refused_at_once() {
             message.contains(&format!("{field} must be less than the model's context of {context}")),
             "{message}"
         );
+        eprintln!("{path} {field} = u32::MAX: {status} after {took:?}: {message}");
         assert!(took < Duration::from_secs(5), "{path} {field}: answered after {took:?}");
     }
 
