@@ -175,7 +175,7 @@ impl Running {
 }
 
 impl GenerateHandler {
-    /// A handler over a loaded model (a [`Generator`] or any [`TextModel`]).
+    /// A handler over a loaded model (a [`Generator`](crate::Generator) or any [`TextModel`]).
     pub fn new(model: impl Into<TextModel>) -> Self {
         Self { model: Arc::new(model.into()), stats: Arc::default() }
     }

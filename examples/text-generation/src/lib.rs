@@ -7,7 +7,9 @@
 //! reports progress and honours job cancellation. [`gguf::GgufModel`] runs a quantized GGUF file
 //! (tokenizer and chat template from its metadata), [`TextModel`] is either kind with its
 //! [`chat::ChatTemplate`], and the handler also serves the OpenAI-compatible route (chat
-//! completions, completions, models). See the README for running the binary.
+//! completions, completions, models). A chat's messages are tokenized as text: only its
+//! template's own markup becomes special tokens ([`prompt`]). See the README for running the
+//! binary.
 //!
 //! ```no_run
 //! use text_generation::{Generator, Observer, Params};
