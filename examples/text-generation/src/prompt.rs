@@ -197,6 +197,49 @@ impl<'a> SpecialMatcher<'a> {
 mod tests {
     use super::*;
 
+    /// Words, spaces and punctuation each a token; `<s>` special (and the BOS of the
+    /// post-processor), `</s>` special and taking the whitespace on both sides.
+    fn tokenizer() -> Tokenizer {
+        let vocab = serde_json::json!({"<unk>": 0, "<s>": 1, "</s>": 2, "hi": 3, "there": 4, " ": 5,
+            "<": 6, "/": 7, "s": 8, ">": 9});
+        let added = |id: u32, content: &str, strip: bool| {
+            serde_json::json!({"id": id, "content": content, "single_word": false, "lstrip": strip,
+                "rstrip": strip, "normalized": false, "special": true})
+        };
+        let spec = serde_json::json!({
+            "version": "1.0", "truncation": null, "padding": null, "normalizer": null, "decoder": null,
+            "added_tokens": [added(1, "<s>", false), added(2, "</s>", true)],
+            "pre_tokenizer": {"type": "Sequence", "pretokenizers": [
+                {"type": "Split", "pattern": {"String": " "}, "behavior": "Isolated", "invert": false},
+                {"type": "Punctuation", "behavior": "Isolated"}]},
+            "post_processor": {"type": "TemplateProcessing",
+                "single": [{"SpecialToken": {"id": "<s>", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}],
+                "pair": [{"Sequence": {"id": "A", "type_id": 0}}],
+                "special_tokens": {"<s>": {"id": "<s>", "ids": [1], "tokens": ["<s>"]}}},
+            "model": {"type": "WordLevel", "vocab": vocab, "unk_token": "<unk>"}
+        });
+        Tokenizer::from_bytes(spec.to_string()).unwrap()
+    }
+
+    #[test]
+    fn chat_text_is_tokenized_as_the_tokenizer_would_but_its_special_tokens_stay_text() {
+        let e = PromptEncoder::new(tokenizer());
+        assert_eq!(e.special_tokens(), ["</s>", "<s>"]);
+        let special = |s: &str| Piece::Special(s.into());
+        let text = |s: &str| Piece::Text(s.into());
+        // Markup in special pieces: the ids the tokenizer gives the whole text, `</s>` taking
+        // the spaces next to it; no post-processor BOS.
+        let chat = ChatPrompt::new(vec![special("<s>"), text("hi "), special("</s>"), text(" there")]);
+        let raw = "<s>hi </s> there";
+        assert_eq!(chat.text(), raw);
+        assert_eq!(e.encode(Prompt::Chat(&chat), true).unwrap(), [1, 3, 2, 4]);
+        assert_eq!(e.encode(Prompt::Raw(raw), false).unwrap(), [1, 3, 2, 4]);
+        assert_eq!(e.encode(Prompt::Raw(raw), true).unwrap(), [1, 1, 3, 2, 4]);
+        // The same token in a text piece is its characters.
+        let typed = ChatPrompt::new(vec![special("<s>"), text("hi </s> there")]);
+        assert_eq!(e.encode(Prompt::Chat(&typed), false).unwrap(), [1, 3, 5, 6, 7, 8, 9, 5, 4]);
+    }
+
     #[test]
     fn the_longest_special_token_matches() {
         let list = ["<s>".to_string(), "<s>x".to_string(), "</s>".to_string()];
