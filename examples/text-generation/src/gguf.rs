@@ -14,7 +14,8 @@ use tokenizers::Tokenizer;
 
 use crate::chat::ChatTemplate;
 use crate::detok::Detokenizer;
-use crate::model::{FinishReason, GenerateError, Generation, Observer, Params};
+use crate::model::{fits_context, FinishReason, GenerateError, Generation, Observer, Params};
+use crate::prompt::{Prompt, PromptEncoder};
 use crate::stop::{StopMatcher, StopState};
 
 /// GGUF block types whose dot product candle 0.11 runs as a plain scalar loop on the CPU (it
@@ -184,6 +185,7 @@ impl GgufVocab {
 pub struct GgufModel {
     weights: ModelWeights,
     vocab: GgufVocab,
+    encoder: PromptEncoder,
     chat: Option<ChatTemplate>,
     context: usize,
     name: String,
@@ -233,7 +235,8 @@ impl GgufModel {
             None => ModelWeights::from_gguf(ct, &mut file, device),
         }
         .map_err(weights_err)?;
-        Ok(Self { weights, vocab, chat, context, name, device: device.clone() })
+        let encoder = PromptEncoder::new(vocab.tokenizer.clone());
+        Ok(Self { weights, vocab, encoder, chat, context, name, device: device.clone() })
     }
 
     /// The model's name: the file name without `.gguf`.
@@ -257,16 +260,33 @@ impl GgufModel {
         self.context
     }
 
-    /// Generates a continuation of `prompt` (special tokens in it are read as such), telling
-    /// `observer` about each piece of text and asking it between tokens whether to cancel.
-    pub fn generate(
+    /// The prompt's token ids as the model reads them: BOS first when the file asks for it,
+    /// then a raw prompt with the special tokens written in it matched, or a chat prompt with
+    /// only the template's markup as special tokens.
+    pub fn encode<'a>(&self, prompt: impl Into<Prompt<'a>>) -> Result<Vec<u32>, GenerateError> {
+        let mut ids = Vec::new();
+        if let (true, Some(bos)) = (self.vocab.add_bos, self.vocab.bos) {
+            ids.push(bos);
+        }
+        ids.extend(self.encoder.encode(prompt.into(), false)?);
+        Ok(ids)
+    }
+
+    /// The texts of the tokenizer's special tokens (the file's control tokens).
+    pub fn special_tokens(&self) -> Vec<String> {
+        self.encoder.special_tokens()
+    }
+
+    /// Generates a continuation of `prompt` (see [`GgufModel::encode`]), telling `observer`
+    /// about each piece of text and asking it between tokens whether to cancel.
+    pub fn generate<'a>(
         &self,
-        prompt: &str,
+        prompt: impl Into<Prompt<'a>>,
         params: &Params,
         observer: &mut dyn Observer,
     ) -> Result<Generation, GenerateError> {
         params.validate()?;
-        let tokens = self.vocab.encode(prompt)?;
+        let tokens = self.encode(prompt)?;
         if tokens.is_empty() {
             return Err(GenerateError::BadInput("the prompt is empty".into()));
         }
@@ -299,12 +319,7 @@ fn decode_loop(
     mut forward: impl FnMut(&[u32], usize) -> candle_core::Result<Tensor>,
 ) -> Result<Generation, GenerateError> {
     let prompt_tokens = tokens.len();
-    if prompt_tokens + params.max_tokens > context {
-        return Err(GenerateError::BadInput(format!(
-            "prompt ({prompt_tokens} tokens) + max_tokens ({}) exceeds the model's context of {context} tokens",
-            params.max_tokens
-        )));
-    }
+    fits_context(prompt_tokens, params.max_tokens, context)?;
     let mut sampler =
         LogitsProcessor::new(params.seed, Some(params.temperature), params.top_p.filter(|&p| p < 1.0));
     let mut detok = Detokenizer::new(tokenizer);

@@ -15,6 +15,7 @@ use tokio::sync::mpsc;
 
 use crate::chat::TemplateMessage;
 use crate::model::{FinishReason, GenerateError, Generation, Observer, Params};
+use crate::prompt::{ChatPrompt, Prompt};
 use crate::text_model::TextModel;
 
 /// One job's input.
@@ -143,6 +144,23 @@ fn random_seed() -> u64 {
 /// New tokens of an OpenAI call that sets no `max_tokens` (chat; completions default to 16).
 pub const DEFAULT_OPENAI_MAX_TOKENS: usize = 512;
 
+/// What a job asks the model to continue, owned by its thread.
+enum JobPrompt {
+    /// The native input's `prompt`, or a completion's.
+    Raw(String),
+    /// A chat completion's messages, rendered.
+    Chat(ChatPrompt),
+}
+
+impl JobPrompt {
+    fn as_prompt(&self) -> Prompt<'_> {
+        match self {
+            JobPrompt::Raw(s) => Prompt::Raw(s),
+            JobPrompt::Chat(c) => Prompt::Chat(c),
+        }
+    }
+}
+
 /// A generation running on a blocking thread: its text pieces (when streamed) and its end.
 struct Running {
     pieces: mpsc::Receiver<String>,
@@ -157,7 +175,7 @@ impl Running {
 }
 
 impl GenerateHandler {
-    /// A handler over a loaded model (a [`Generator`] or any [`TextModel`]).
+    /// A handler over a loaded model (a [`Generator`](crate::Generator) or any [`TextModel`]).
     pub fn new(model: impl Into<TextModel>) -> Self {
         Self { model: Arc::new(model.into()), stats: Arc::default() }
     }
@@ -175,7 +193,7 @@ impl GenerateHandler {
     /// Starts generating on a blocking thread; pieces of text arrive on the channel when
     /// `stream` is set. The runtime may drop the caller when the job is cancelled; the thread
     /// then sees the closed channel (or the cancelled context) before its next token and ends.
-    fn start(&self, prompt: String, params: Params, stream: bool, ctx: &JobContext) -> Running {
+    fn start(&self, prompt: JobPrompt, params: Params, stream: bool, ctx: &JobContext) -> Running {
         let (tx, pieces) = mpsc::channel::<String>(64);
         let mut observer = JobObserver {
             ctx: ctx.clone(),
@@ -189,7 +207,7 @@ impl GenerateHandler {
         let stats = self.stats.clone();
         let work = tokio::task::spawn_blocking(move || {
             let _g = span.enter();
-            let out = model.generate(&prompt, &params, &mut observer);
+            let out = model.generate(prompt.as_prompt(), &params, &mut observer);
             if let Ok(out) = &out {
                 stats.jobs.fetch_add(1, Ordering::SeqCst);
                 stats.tokens.fetch_add(out.generated_tokens as u64, Ordering::SeqCst);
@@ -217,8 +235,9 @@ impl GenerateHandler {
             stop: input.stop,
         };
         params.validate()?;
+        self.check_max_tokens(params.max_tokens).map_err(GenerateError::BadInput)?;
         let started = Instant::now();
-        let mut running = self.start(input.prompt, params, input.stream, ctx);
+        let mut running = self.start(JobPrompt::Raw(input.prompt), params, input.stream, ctx);
         // Forward pieces as they come; the channel closes when the generator returns.
         while let Some(piece) = running.pieces.recv().await {
             if let Err(e) = ctx.stream(TextChunk { text: piece }).await {
@@ -238,6 +257,18 @@ impl GenerateHandler {
         })
     }
 
+    /// `max_tokens` leaves room for a prompt in the model's context; checked before any work,
+    /// so that a huge value (up to `u64::MAX`) is refused at once.
+    fn check_max_tokens(&self, max_tokens: usize) -> Result<(), String> {
+        let context = self.model.context_length();
+        if max_tokens < context {
+            return Ok(());
+        }
+        Err(format!(
+            "max_tokens must be less than the model's context of {context} tokens (prompt included), got {max_tokens}"
+        ))
+    }
+
     /// Serves one OpenAI call: the model list, or a chat completion (the model's chat template
     /// applied) or completion, streamed as SSE chunks when the client asked for a stream.
     pub async fn openai(
@@ -246,23 +277,35 @@ impl GenerateHandler {
         job_id: &str,
         ctx: &JobContext,
     ) -> Result<Value, openai::Error> {
-        let (prompt, sampling) = match &request {
+        let (prompt, sampling, max_tokens_name) = match &request {
             Request::Models => return Ok(openai::model_list(&[self.model.name()])),
             Request::Chat(r) => {
-                let template = self.model.chat_template().ok_or_else(|| {
-                    openai::Error::invalid("messages", "this model has no chat template: use /v1/completions")
-                })?;
                 let messages = r
                     .messages
                     .iter()
                     .map(|m| Ok(TemplateMessage::new(m.role.as_template_role(), m.text()?)))
                     .collect::<Result<Vec<_>, openai::Error>>()?;
-                (template.render(&messages, true).map_err(openai_error)?, r.sampling())
+                let prompt = self.model.chat_prompt(&messages, true).ok_or_else(|| {
+                    openai::Error::invalid("messages", "this model has no chat template: use /v1/completions")
+                })?;
+                let name =
+                    if r.max_completion_tokens.is_some() { "max_completion_tokens" } else { "max_tokens" };
+                (JobPrompt::Chat(prompt.map_err(openai_error)?), r.sampling(), name)
             }
-            Request::Completion(r) => (r.prompt_text()?.to_owned(), r.sampling()),
+            Request::Completion(r) => {
+                (JobPrompt::Raw(r.prompt_text()?.to_owned()), r.sampling(), "max_tokens")
+            }
         };
+        if let Some(n) = sampling.max_tokens {
+            let n = usize::try_from(n).unwrap_or(usize::MAX);
+            self.check_max_tokens(n).map_err(|m| {
+                openai::Error::invalid(max_tokens_name, m.replacen("max_tokens", max_tokens_name, 1))
+            })?;
+        }
         let params = Params {
-            max_tokens: sampling.max_tokens.map_or(DEFAULT_OPENAI_MAX_TOKENS, |n| n as usize),
+            max_tokens: sampling
+                .max_tokens
+                .map_or(DEFAULT_OPENAI_MAX_TOKENS, |n| usize::try_from(n).unwrap_or(usize::MAX)),
             temperature: sampling.temperature.unwrap_or(1.0),
             top_p: sampling.top_p,
             seed: sampling.seed.unwrap_or_else(random_seed),

@@ -7,7 +7,9 @@
 //! reports progress and honours job cancellation. [`gguf::GgufModel`] runs a quantized GGUF file
 //! (tokenizer and chat template from its metadata), [`TextModel`] is either kind with its
 //! [`chat::ChatTemplate`], and the handler also serves the OpenAI-compatible route (chat
-//! completions, completions, models). See the README for running the binary.
+//! completions, completions, models). A chat's messages are tokenized as text: only its
+//! template's own markup becomes special tokens ([`prompt`]). See the README for running the
+//! binary.
 //!
 //! ```no_run
 //! use text_generation::{Generator, Observer, Params};
@@ -40,6 +42,7 @@ pub mod detok;
 pub mod gguf;
 pub mod handler;
 pub mod model;
+pub mod prompt;
 pub mod stop;
 pub mod text_model;
 
@@ -49,4 +52,5 @@ pub use example_support::device::{pick_device, DeviceChoice, DeviceError, DEVICE
 pub use example_support::LoadError;
 pub use handler::{GenerateHandler, GenerateInput, GenerateOutput, GenerateProgress, Stats, TextChunk};
 pub use model::{Engine, FinishReason, GenerateError, Generation, Generator, Observer, Params};
+pub use prompt::{ChatPrompt, Prompt};
 pub use text_model::TextModel;

@@ -12,6 +12,7 @@ use tokenizers::Tokenizer;
 
 use crate::cpu_llama::{CpuLlama, KvCache};
 use crate::detok::Detokenizer;
+use crate::prompt::{Prompt, PromptEncoder};
 use crate::stop::{StopMatcher, StopState};
 
 /// Why a model could not be loaded or a generation failed.
@@ -27,15 +28,38 @@ pub enum GenerateError {
     /// Tokenisation failed.
     #[error("tokenizer: {0}")]
     Tokenizer(String),
-    /// The tensor library failed.
-    #[error("model: {0}")]
-    Model(#[from] candle_core::Error),
+    /// The tensor library failed. Its text is candle's message alone: no backtrace (candle
+    /// appends one when `RUST_BACKTRACE` is set) and no folders of file paths.
+    #[error("model: {}", candle_message(.0))]
+    Model(candle_core::Error),
     /// The request is not acceptable (bad sampling values, prompt too long, ...).
     #[error("{0}")]
     BadInput(String),
     /// The model's thread ended abnormally.
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+impl From<candle_core::Error> for GenerateError {
+    fn from(e: candle_core::Error) -> Self {
+        GenerateError::Model(e)
+    }
+}
+
+/// candle's message without what it may add to it: the backtrace it appends when
+/// `RUST_BACKTRACE` is set (paths of the machine that built the binary), and the folders of a
+/// file's path (the file name stays).
+pub fn candle_message(e: &candle_core::Error) -> String {
+    use candle_core::Error as E;
+    match e {
+        E::WithBacktrace { inner, .. } => candle_message(inner),
+        E::Context { inner, context } => format!("{context}: {}", candle_message(inner)),
+        E::WithPath { inner, path } => {
+            let name = path.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+            format!("{name}: {}", candle_message(inner))
+        }
+        other => other.to_string(),
+    }
 }
 
 /// Sampling and stopping settings for one generation.
@@ -138,7 +162,7 @@ enum State {
 pub struct Generator {
     decoder: Decoder,
     config: Config,
-    tokenizer: Tokenizer,
+    encoder: PromptEncoder,
     eos: Vec<u32>,
     device: Device,
 }
@@ -217,7 +241,7 @@ impl Generator {
         eos.extend(eos_list(config.eos_token_id.as_ref()));
         eos.sort_unstable();
         eos.dedup();
-        Ok(Self { decoder, config, tokenizer, eos, device })
+        Ok(Self { decoder, config, encoder: PromptEncoder::new(tokenizer), eos, device })
     }
 
     fn candle_decoder(
@@ -267,7 +291,23 @@ impl Generator {
 
     /// The tokenizer (for counting tokens, or decoding).
     pub fn tokenizer(&self) -> &Tokenizer {
-        &self.tokenizer
+        self.encoder.tokenizer()
+    }
+
+    /// The prompt's token ids as the model reads them: a raw prompt through the tokenizer with
+    /// its post-processor (special tokens written in it matched), a chat prompt with only the
+    /// template's markup as special tokens; the BOS token when that leaves nothing.
+    pub fn encode<'a>(&self, prompt: impl Into<Prompt<'a>>) -> Result<Vec<u32>, GenerateError> {
+        let mut tokens = self.encoder.encode(prompt.into(), true)?;
+        if tokens.is_empty() {
+            tokens.extend(self.config.bos_token_id);
+        }
+        Ok(tokens)
+    }
+
+    /// The texts of the tokenizer's special tokens.
+    pub fn special_tokens(&self) -> Vec<String> {
+        self.encoder.special_tokens()
     }
 
     /// The longest prompt plus generation the model supports, in tokens.
@@ -282,38 +322,27 @@ impl Generator {
 
     /// Generates a continuation of `prompt` one token at a time, telling `observer` about each
     /// piece of text as it is produced and asking it between tokens whether to cancel.
-    pub fn generate(
+    pub fn generate<'a>(
         &self,
-        prompt: &str,
+        prompt: impl Into<Prompt<'a>>,
         params: &Params,
         observer: &mut dyn Observer,
     ) -> Result<Generation, GenerateError> {
         params.validate()?;
-        let encoding =
-            self.tokenizer.encode(prompt, true).map_err(|e| GenerateError::Tokenizer(e.to_string()))?;
-        let mut tokens: Vec<u32> = encoding.get_ids().to_vec();
-        if tokens.is_empty() {
-            tokens.extend(self.config.bos_token_id);
-        }
+        let mut tokens = self.encode(prompt)?;
         if tokens.is_empty() {
             return Err(GenerateError::BadInput("the prompt is empty and the model has no BOS token".into()));
         }
         let prompt_tokens = tokens.len();
-        let limit = self.context_length();
-        if prompt_tokens + params.max_tokens > limit {
-            return Err(GenerateError::BadInput(format!(
-                "prompt ({prompt_tokens} tokens) + max_tokens ({}) exceeds the model's context of {limit} tokens",
-                params.max_tokens
-            )));
-        }
+        let total = fits_context(prompt_tokens, params.max_tokens, self.context_length())?;
 
         let mut state = match &self.decoder {
-            Decoder::Cpu(model) => State::Cpu(model.cache(prompt_tokens + params.max_tokens)),
+            Decoder::Cpu(model) => State::Cpu(model.cache(total)),
             Decoder::Candle { cache, .. } => State::Candle(cache.clone()),
         };
         let mut sampler =
             LogitsProcessor::new(params.seed, Some(params.temperature), params.top_p.filter(|&p| p < 1.0));
-        let mut detok = Detokenizer::new(&self.tokenizer);
+        let mut detok = Detokenizer::new(self.tokenizer());
         let mut stops = StopMatcher::new(&params.stop);
         let mut generated = 0;
         let mut input: Vec<u32> = tokens.clone();
@@ -362,6 +391,20 @@ impl Generator {
             finish_reason: finish,
         })
     }
+}
+
+/// `prompt_tokens + max_tokens` when it is at most `context`; a bad-input error naming
+/// `max_tokens` otherwise (any `max_tokens`, `usize::MAX` included, without overflow).
+pub(crate) fn fits_context(
+    prompt_tokens: usize,
+    max_tokens: usize,
+    context: usize,
+) -> Result<usize, GenerateError> {
+    prompt_tokens.checked_add(max_tokens).filter(|&total| total <= context).ok_or_else(|| {
+        GenerateError::BadInput(format!(
+            "max_tokens ({max_tokens}) + the prompt's {prompt_tokens} tokens exceeds the model's context of {context} tokens"
+        ))
+    })
 }
 
 fn emit(observer: &mut dyn Observer, piece: &str) {

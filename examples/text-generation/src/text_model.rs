@@ -5,9 +5,10 @@ use std::path::Path;
 
 use candle_core::Device;
 
-use crate::chat::ChatTemplate;
+use crate::chat::{ChatTemplate, TemplateMessage};
 use crate::gguf::GgufModel;
 use crate::model::{GenerateError, Generation, Generator, Observer, Params};
+use crate::prompt::{ChatPrompt, Prompt};
 
 /// Where the weights came from.
 enum Weights {
@@ -63,10 +64,39 @@ impl TextModel {
         }
     }
 
-    /// Generates a continuation of `prompt` (see [`Generator::generate`]).
-    pub fn generate(
+    /// The texts of the tokenizer's special tokens.
+    pub fn special_tokens(&self) -> Vec<String> {
+        match &self.weights {
+            Weights::Folder(g) => g.special_tokens(),
+            Weights::Gguf(g) => g.special_tokens(),
+        }
+    }
+
+    /// The conversation rendered by the model's chat template, its markup apart from the
+    /// messages' text (see [`ChatTemplate::render_prompt`]); `None` when the model has no
+    /// template.
+    pub fn chat_prompt(
         &self,
-        prompt: &str,
+        messages: &[TemplateMessage],
+        add_generation_prompt: bool,
+    ) -> Option<Result<ChatPrompt, GenerateError>> {
+        let template = self.chat_template()?;
+        Some(template.render_prompt(messages, add_generation_prompt, &self.special_tokens()))
+    }
+
+    /// The prompt's token ids as the model reads them (see [`Generator::encode`] and
+    /// [`GgufModel::encode`]).
+    pub fn encode<'a>(&self, prompt: impl Into<Prompt<'a>>) -> Result<Vec<u32>, GenerateError> {
+        match &self.weights {
+            Weights::Folder(g) => g.encode(prompt),
+            Weights::Gguf(g) => g.encode(prompt),
+        }
+    }
+
+    /// Generates a continuation of `prompt` (see [`Generator::generate`]).
+    pub fn generate<'a>(
+        &self,
+        prompt: impl Into<Prompt<'a>>,
         params: &Params,
         observer: &mut dyn Observer,
     ) -> Result<Generation, GenerateError> {

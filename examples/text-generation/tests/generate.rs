@@ -138,6 +138,9 @@ fn bad_input_and_bad_weights_are_errors_not_panics() {
         (Params { top_p: Some(0.0), ..params(5, 1.0, 1) }, "top_p"),
         (Params { top_p: Some(1.5), ..params(5, 1.0, 1) }, "top_p"),
         (params(g.context_length() - 2, 1.0, 1), "context"),
+        // prompt + max_tokens would wrap around: refused, not run.
+        (params(usize::MAX, 1.0, 1), "context"),
+        (params(usize::MAX - 1, 1.0, 1), "context"),
     ];
     for (p, word) in cases {
         let err = g.generate("w01 w02 w03", &p, &mut rec).unwrap_err();
