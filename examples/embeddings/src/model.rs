@@ -22,9 +22,10 @@ pub enum EmbedError {
     /// The tokenizer could not be configured, or tokenisation failed.
     #[error("tokenizer: {0}")]
     Tokenizer(String),
-    /// The tensor library failed (bad weights, out of memory, ...).
-    #[error("model: {0}")]
-    Model(#[from] candle_core::Error),
+    /// The tensor library failed (bad weights, out of memory, ...). Its text is candle's
+    /// message alone: no backtrace and no folders of file paths.
+    #[error("model: {}", example_support::candle_error::candle_message(.0))]
+    Model(candle_core::Error),
     /// The request itself is not acceptable (empty batch, too many inputs).
     #[error("{0}")]
     BadInput(String),
@@ -34,6 +35,12 @@ pub enum EmbedError {
     /// The model's thread ended abnormally.
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+impl From<candle_core::Error> for EmbedError {
+    fn from(e: candle_core::Error) -> Self {
+        EmbedError::Model(e)
+    }
 }
 
 /// The result of embedding one batch: one entry per input, in input order.

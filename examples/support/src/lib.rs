@@ -29,6 +29,7 @@
 //! # Ok::<(), DeviceError>(())
 //! ```
 
+pub mod candle_error;
 pub mod cli;
 pub mod container;
 pub mod device;

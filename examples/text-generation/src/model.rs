@@ -1,6 +1,7 @@
 //! The causal language model: a Llama-family decoder (Llama 2/3, TinyLlama, SmolLM, ...) loaded
 //! from a folder, with seeded sampling, stop strings, a token limit and cancellation between tokens.
 
+use example_support::candle_error::candle_message;
 use std::path::Path;
 
 use candle_core::{DType, Device, Tensor};
@@ -43,22 +44,6 @@ pub enum GenerateError {
 impl From<candle_core::Error> for GenerateError {
     fn from(e: candle_core::Error) -> Self {
         GenerateError::Model(e)
-    }
-}
-
-/// candle's message without what it may add to it: the backtrace it appends when
-/// `RUST_BACKTRACE` is set (paths of the machine that built the binary), and the folders of a
-/// file's path (the file name stays).
-pub fn candle_message(e: &candle_core::Error) -> String {
-    use candle_core::Error as E;
-    match e {
-        E::WithBacktrace { inner, .. } => candle_message(inner),
-        E::Context { inner, context } => format!("{context}: {}", candle_message(inner)),
-        E::WithPath { inner, path } => {
-            let name = path.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned());
-            format!("{name}: {}", candle_message(inner))
-        }
-        other => other.to_string(),
     }
 }
 
