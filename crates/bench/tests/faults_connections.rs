@@ -94,9 +94,9 @@ fn slow_and_silent_connections_are_closed_and_others_are_served() {
     });
     let port = ep.port;
     let mut silent = open(port, 150, b"");
-    let mut slow_header = open(port, 100, b"GET /v2/local/health HTTP/1.1\r\nHost: x\r\n");
+    let mut slow_header = open(port, 100, b"GET /v2/local/health HTTP/1.1\r\nHost: 127.0.0.1\r\n");
     let body_head = format!(
-        "POST /v2/local/run HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {KEY}\r\nContent-Length: 1000\r\n\r\n{{"
+        "POST /v2/local/run HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {KEY}\r\nContent-Length: 1000\r\n\r\n{{"
     );
     let mut slow_body = open(port, 100, body_head.as_bytes());
     let started = Instant::now();

@@ -86,7 +86,8 @@ async fn an_empty_api_key_is_refused_at_start() {
     let secrets = Secrets::new();
     let ep = endpoint(&secrets).bind("127.0.0.1:0").await.unwrap();
     for auth in ["", "Bearer ", "Bearer", " "] {
-        let req = format!("GET /v2/local/health HTTP/1.1\r\nHost: x\r\nAuthorization: {auth}\r\n\r\n");
+        let req =
+            format!("GET /v2/local/health HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: {auth}\r\n\r\n");
         let r = raw(ep.local_addr(), req.as_bytes(), false).await;
         assert_eq!(r.status, 401, "Authorization {auth:?}: {r:?}");
     }
@@ -98,7 +99,9 @@ async fn broken_bodies_get_400_not_413() {
     let ep = endpoint(&secrets).bind("127.0.0.1:0").await.unwrap();
     let key = &secrets.api_key;
     let head = |extra: &str| {
-        format!("POST /v2/local/run HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\n{extra}\r\n")
+        format!(
+            "POST /v2/local/run HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {key}\r\n{extra}\r\n"
+        )
     };
     let cases: Vec<(&str, Vec<u8>, bool)> = vec![
         (
@@ -155,11 +158,13 @@ async fn policy_and_s3_config_must_be_objects() {
 async fn the_http_layers_own_errors_are_json() {
     let secrets = Secrets::new();
     let ep = endpoint(&secrets).bind("127.0.0.1:0").await.unwrap();
-    let long_uri = format!("GET /v2/local/status/{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(70_000));
-    let big_headers =
-        format!("GET /v2/local/health HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n", "b".repeat(2_000_000));
+    let long_uri = format!("GET /v2/local/status/{} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", "a".repeat(70_000));
+    let big_headers = format!(
+        "GET /v2/local/health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: {}\r\n\r\n",
+        "b".repeat(2_000_000)
+    );
     let many_headers = format!(
-        "GET /v2/local/health HTTP/1.1\r\nHost: x\r\n{}\r\n",
+        "GET /v2/local/health HTTP/1.1\r\nHost: 127.0.0.1\r\n{}\r\n",
         (0..200).map(|i| format!("X-H{i}: v\r\n")).collect::<String>()
     );
     let cases = [
@@ -183,7 +188,7 @@ async fn too_many_requests_carry_retry_after() {
     let ep = endpoint(&secrets).rate_limits(limits).bind("127.0.0.1:0").await.unwrap();
     let key = &secrets.api_key;
     let run = format!(
-        "POST /v2/local/run HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\nContent-Length: 12\r\n\r\n{{\"input\": 1}}"
+        "POST /v2/local/run HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {key}\r\nContent-Length: 12\r\n\r\n{{\"input\": 1}}"
     );
     assert_eq!(raw(ep.local_addr(), run.as_bytes(), false).await.status, 200);
     let r = raw(ep.local_addr(), run.as_bytes(), false).await;

@@ -136,6 +136,32 @@ async fn stream_prints_chunks_in_order() {
     assert!(r.stderr.contains("mid-stream"), "{}", r.stderr);
 }
 
+/// Text from the server reaches stderr with its control characters escaped: a job's error (the
+/// worker's words) and an error answer that quotes the request (a job id holding escapes).
+#[tokio::test]
+async fn server_text_on_stderr_has_no_terminal_escapes() {
+    let ep = local().await;
+    let _w = spawn_worker(&ep);
+    // JSON escapes: the job's error holds ESC, BEL, CSI, CR and a right-to-left override.
+    let hostile = r"boom\u001b]0;pwned\u0007\u001b[2J\u009b31m\r\u202eend";
+    let input = format!(r#"{{"stream": 1, "fail": "{hostile}"}}"#);
+    let r = runpod(&ep, &["run", "--input", &input]).await;
+    let id = r.json()["id"].as_str().unwrap().to_owned();
+    let streamed = runpod(&ep, &["stream", &id]).await;
+    assert_eq!(streamed.code, 1, "{}", streamed.stderr);
+    assert!(
+        streamed.stderr.contains(r"boom\u{1b}]0;pwned\u{7}\u{1b}[2J\u{9b}31m\u{d}\u{202e}end"),
+        "{:?}",
+        streamed.stderr
+    );
+    let r = runpod(&ep, &["status", "job\u{1b}[31mred"]).await;
+    assert_eq!(r.code, 8, "{}", r.stderr);
+    assert!(r.stderr.contains(r"job\u{1b}[31mred"), "{:?}", r.stderr);
+    for run in [&streamed, &r] {
+        assert!(!run.stderr.chars().any(|c| c.is_control() && c != '\n'), "{:?}", run.stderr);
+    }
+}
+
 #[tokio::test]
 async fn failures_have_distinct_exit_codes() {
     let ep = local().await;

@@ -124,6 +124,8 @@ pub(crate) struct Config {
     pub data_dir: Option<PathBuf>,
     pub fsync: bool,
     pub shutdown_grace: Duration,
+    /// Host names served besides IP addresses and loopback names (`request_guard`).
+    pub allowed_hosts: Vec<String>,
 }
 
 impl Default for Config {
@@ -160,6 +162,7 @@ impl Default for Config {
             data_dir: None,
             fsync: false,
             shutdown_grace: Duration::from_secs(10),
+            allowed_hosts: Vec::new(),
         }
     }
 }
@@ -379,6 +382,15 @@ impl LocalEndpointBuilder {
     /// webhooks (default 10 s).
     pub fn shutdown_grace(mut self, d: Duration) -> Self {
         self.config.shutdown_grace = d;
+        self
+    }
+
+    /// Also serves requests whose `Host` is `name` (a name, not an address: IP addresses,
+    /// `localhost` and `*.localhost` are always served); `.example.com` allows its subdomains,
+    /// `*` any name and any `Origin` (the guard off). Others get `403`: a DNS-rebinding guard
+    /// (docs/client-api.md, "Requests from web pages").
+    pub fn allowed_host(mut self, name: impl Into<String>) -> Self {
+        self.config.allowed_hosts.push(name.into());
         self
     }
 

@@ -49,10 +49,32 @@ pub(crate) fn default_max() -> usize {
     soft.saturating_sub(RESERVED_FDS).clamp(64, 16_384) as usize
 }
 
+/// What [`serve_with`] needs to know: the endpoint's settings, or the load balancer's.
+pub(crate) struct Limits {
+    /// `None`: [`default_max`].
+    pub max_connections: Option<usize>,
+    pub header_timeout: Duration,
+    /// On shutdown, how long requests in flight may take to finish.
+    pub shutdown_grace: Duration,
+    pub shutdown: CancellationToken,
+}
+
+/// [`serve_with`] under the endpoint's settings.
+pub(crate) async fn serve(listener: TcpListener, app: Router, sh: Arc<Shared>) {
+    let limits = Limits {
+        max_connections: sh.cfg.max_connections,
+        header_timeout: sh.cfg.header_timeout,
+        shutdown_grace: sh.cfg.shutdown_grace,
+        shutdown: sh.shutdown.clone(),
+    };
+    serve_with(listener, app, limits).await
+}
+
 /// Accepts and serves connections on `listener` until shutdown; then closes them gracefully
 /// (requests in flight finish) and returns once they are all closed.
-pub(crate) async fn serve(listener: TcpListener, app: Router, sh: Arc<Shared>) {
-    let max = sh.cfg.max_connections.unwrap_or_else(default_max);
+pub(crate) async fn serve_with(listener: TcpListener, app: Router, limits: Limits) {
+    let sh = Arc::new(limits);
+    let max = sh.max_connections.unwrap_or_else(default_max);
     tracing::debug!(max_connections = max, "serving");
     let conns = Arc::new(Registry::default());
     let tracker = TaskTracker::new();
@@ -101,13 +123,13 @@ pub(crate) async fn serve(listener: TcpListener, app: Router, sh: Arc<Shared>) {
 }
 
 /// Serves one connection until it closes, is closed to make room, or the server shuts down.
-async fn serve_one(tcp: TcpStream, app: Router, sh: &Shared, conn: &ConnState) {
+async fn serve_one(tcp: TcpStream, app: Router, sh: &Limits, conn: &ConnState) {
     // Answers leave at once: no Nagle delay behind a previous small write.
     let _ = tcp.set_nodelay(true);
     let service = Counted { app, busy: conn.busy.clone() };
     let http = http1::Builder::new()
         .timer(TokioTimer::new())
-        .header_read_timeout(sh.cfg.header_timeout)
+        .header_read_timeout(sh.header_timeout)
         .serve_connection(TokioIo::new(JsonErrors::new(tcp)), service);
     tokio::pin!(http);
     tokio::select! {
@@ -117,7 +139,7 @@ async fn serve_one(tcp: TcpStream, app: Router, sh: &Shared, conn: &ConnState) {
             // Requests in flight finish (long polls answer at once on shutdown); idle
             // connections close now.
             http.as_mut().graceful_shutdown();
-            let _ = tokio::time::timeout(sh.cfg.shutdown_grace, http).await;
+            let _ = tokio::time::timeout(sh.shutdown_grace, http).await;
         }
     }
 }

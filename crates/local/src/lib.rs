@@ -58,6 +58,7 @@ mod memory;
 mod openai;
 mod ratelimit;
 mod request;
+mod request_guard;
 mod server;
 mod signal;
 mod store;

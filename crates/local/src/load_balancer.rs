@@ -9,8 +9,14 @@
 //!   the no-worker timeout (2 min on the platform) for one, then gets `400`
 //!   `{"error": "no workers available"}`;
 //! - a worker that does not answer within the request timeout (5.5 min) gets the request cut
-//!   with `524`; one that cannot be reached gets `502` and is marked unhealthy until its next
-//!   good health answer;
+//!   with `524`, and an answer still streaming then is cut short (the connection closes before
+//!   its end, so the client sees it truncated); one that cannot be reached gets `502` and its
+//!   health path is polled at once: only a failed poll marks it unhealthy;
+//! - hop-by-hop headers (`Connection`, those it names, `Keep-Alive`, `Transfer-Encoding`, ...)
+//!   are not passed on, either way;
+//! - requests from web pages are guarded as the endpoint's are (`Host` allow-list, no
+//!   cross-origin requests: `request_guard`); connections are served as the endpoint's are
+//!   (header timeout, connection cap, back-off when out of file descriptors);
 //! - with an API key, requests need `Authorization: Bearer <key>` (`401` otherwise); the key
 //!   is not passed on to the worker;
 //! - bodies over 30 MB get `413`; each answer says which worker served it in
@@ -30,6 +36,8 @@
 //! ```
 
 use crate::auth::key_matches;
+use crate::connections::{self, Limits};
+use crate::request_guard::{self, RequestGuard};
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
@@ -53,6 +61,9 @@ use tokio_util::sync::CancellationToken;
 /// The header naming the worker that served a request (and asking for one).
 pub const WORKER_ID_HEADER: &str = "x-runpod-worker-id";
 
+/// On shutdown, how long requests in flight may take to finish.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
 /// Settings of a [`LoadBalancer`]; the platform's values by default.
 #[derive(Debug, Clone)]
 pub struct LoadBalancerBuilder {
@@ -64,6 +75,9 @@ pub struct LoadBalancerBuilder {
     no_worker_timeout: Duration,
     request_timeout: Duration,
     max_body_bytes: usize,
+    max_connections: Option<usize>,
+    header_timeout: Duration,
+    allowed_hosts: Vec<String>,
 }
 
 impl Default for LoadBalancerBuilder {
@@ -77,6 +91,9 @@ impl Default for LoadBalancerBuilder {
             no_worker_timeout: Duration::from_millis(LOAD_BALANCER_NO_WORKER_TIMEOUT_MS),
             request_timeout: Duration::from_millis(LOAD_BALANCER_PROCESSING_TIMEOUT_MS),
             max_body_bytes: MAX_LOAD_BALANCER_PAYLOAD_BYTES,
+            max_connections: None,
+            header_timeout: Duration::from_secs(30),
+            allowed_hosts: Vec::new(),
         }
     }
 }
@@ -124,6 +141,27 @@ impl LoadBalancerBuilder {
     /// The largest request body (default 30 MB); larger ones get `413`.
     pub fn max_body_bytes(mut self, n: usize) -> Self {
         self.max_body_bytes = n;
+        self
+    }
+
+    /// Connections served at once (default: the open-files limit less 128); at the cap a new
+    /// connection closes the oldest idle one, or gets `503` when none is idle.
+    pub fn max_connections(mut self, n: usize) -> Self {
+        self.max_connections = Some(n.max(1));
+        self
+    }
+
+    /// How long a connection may take to send a request's headers, or stay idle between
+    /// requests, before it is closed (default 30 s).
+    pub fn header_timeout(mut self, d: Duration) -> Self {
+        self.header_timeout = d;
+        self
+    }
+
+    /// Also serves requests whose `Host` is `name`, as [`crate::LocalEndpointBuilder::allowed_host`]
+    /// does for an endpoint (IP addresses and `localhost` always are).
+    pub fn allowed_host(mut self, name: impl Into<String>) -> Self {
+        self.allowed_hosts.push(name.into());
         self
     }
 
@@ -177,14 +215,18 @@ impl LoadBalancerBuilder {
             served: AtomicU64::new(0),
         });
         tokio::spawn(probe_loop(shared.clone()));
-        let app = Router::new().fallback(forward).with_state(shared.clone());
-        let token = shared.shutdown.clone();
-        let server = tokio::spawn(async move {
-            let serve = axum::serve(listener, app).with_graceful_shutdown(token.cancelled_owned());
-            if let Err(e) = serve.await {
-                tracing::error!("load balancer stopped: {e}");
-            }
-        });
+        let guard = RequestGuard::new(&shared.cfg.allowed_hosts, "runpod-local load-balance");
+        let app = Router::new()
+            .fallback(forward)
+            .with_state(shared.clone())
+            .layer(axum::middleware::from_fn_with_state(guard, request_guard::guard));
+        let limits = Limits {
+            max_connections: shared.cfg.max_connections,
+            header_timeout: shared.cfg.header_timeout,
+            shutdown_grace: SHUTDOWN_GRACE,
+            shutdown: shared.shutdown.clone(),
+        };
+        let server = tokio::spawn(connections::serve_with(listener, app, limits));
         Ok(LoadBalancer { addr: local, shared, server: Some(server) })
     }
 }
@@ -229,11 +271,12 @@ impl LoadBalancer {
         self.shared.served.load(Ordering::Relaxed)
     }
 
-    /// Stops accepting requests and returns once the server has stopped (waiting at most 5 s).
+    /// Stops accepting requests and returns once the server has stopped (requests in flight
+    /// get at most 5 s to finish).
     pub async fn shutdown(mut self) {
         self.shared.shutdown.cancel();
         if let Some(s) = self.server.take() {
-            let _ = tokio::time::timeout(Duration::from_secs(5), s).await;
+            let _ = tokio::time::timeout(SHUTDOWN_GRACE + Duration::from_secs(1), s).await;
         }
     }
 }
@@ -327,20 +370,23 @@ async fn probe_loop(lb: Arc<Lb>) {
             _ = tick.tick() => {}
             _ = lb.shutdown.cancelled() => return,
         }
-        let probes = lb.backends.iter().map(|b| async {
-            let answer = lb.http.get(&b.health).timeout(lb.cfg.probe_timeout).send().await;
-            let (probe, why) = match answer {
-                Ok(r) if r.status() == StatusCode::OK => (Probe::Healthy, String::new()),
-                Ok(r) if r.status() == StatusCode::NO_CONTENT => (Probe::Initializing, String::new()),
-                Ok(r) => (Probe::Unhealthy, format!("health answered {}", r.status())),
-                Err(e) => (Probe::Unhealthy, format!("no health answer ({})", e.without_url())),
-            };
-            b.record(probe, &why)
-        });
+        let probes = lb.backends.iter().map(|b| probe(&lb, b));
         if futures::future::join_all(probes).await.into_iter().any(|changed| changed) {
             lb.changed.notify_waiters();
         }
     }
+}
+
+/// Polls one worker's health path and records the answer; true when its state changed.
+async fn probe(lb: &Lb, b: &Backend) -> bool {
+    let answer = lb.http.get(&b.health).timeout(lb.cfg.probe_timeout).send().await;
+    let (probe, why) = match answer {
+        Ok(r) if r.status() == StatusCode::OK => (Probe::Healthy, String::new()),
+        Ok(r) if r.status() == StatusCode::NO_CONTENT => (Probe::Initializing, String::new()),
+        Ok(r) => (Probe::Unhealthy, format!("health answered {}", r.status())),
+        Err(e) => (Probe::Unhealthy, format!("no health answer ({})", e.without_url())),
+    };
+    b.record(probe, &why)
 }
 
 fn error(status: StatusCode, message: impl Into<String>) -> Response {
@@ -413,11 +459,13 @@ fn round_robin(lb: &Lb) -> Option<&Backend> {
     Some(healthy[lb.next.fetch_add(1, Ordering::Relaxed) % healthy.len()])
 }
 
-/// Headers that belong to one connection, never forwarded.
+/// Headers that belong to one connection, never forwarded (RFC 9110 7.6.1), with `host`
+/// (the worker's is its own).
 fn hop_by_hop(name: &HeaderName) -> bool {
     matches!(
         name.as_str(),
         "connection"
+            | "proxy-connection"
             | "keep-alive"
             | "proxy-authenticate"
             | "proxy-authorization"
@@ -427,6 +475,25 @@ fn hop_by_hop(name: &HeaderName) -> bool {
             | "upgrade"
             | "host"
     )
+}
+
+/// The headers to pass on: all but the hop-by-hop ones, those the `Connection` header names
+/// included, and the `skip` ones.
+fn end_to_end<'a>(
+    headers: &'a HeaderMap,
+    skip: &'a [HeaderName],
+) -> impl Iterator<Item = (&'a HeaderName, &'a HeaderValue)> + 'a {
+    let named: Vec<String> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|n| n.trim().to_ascii_lowercase())
+        .filter(|n| !n.is_empty())
+        .collect();
+    headers.iter().filter(move |(name, _)| {
+        !hop_by_hop(name) && !skip.contains(name) && !named.iter().any(|n| n == name.as_str())
+    })
 }
 
 /// Every request: checked, then forwarded to a healthy worker and its answer streamed back.
@@ -466,10 +533,9 @@ async fn forward(State(lb): State<Arc<Lb>>, req: Request) -> Response {
     let path = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
     let url = format!("{}{path}", backend.app);
     let mut headers = HeaderMap::new();
-    for (name, value) in &parts.headers {
-        if !hop_by_hop(name) && name != header::AUTHORIZATION && name.as_str() != WORKER_ID_HEADER {
-            headers.append(name.clone(), value.clone());
-        }
+    let skip = [header::AUTHORIZATION, HeaderName::from_static(WORKER_ID_HEADER)];
+    for (name, value) in end_to_end(&parts.headers, &skip) {
+        headers.append(name.clone(), value.clone());
     }
     // The body is streamed to the worker, counted on the way: past the limit the upload
     // stops and the request gets 413.
@@ -513,7 +579,10 @@ async fn forward(State(lb): State<Arc<Lb>>, req: Request) -> Response {
             )
         }
         Err(e) => {
-            if backend.record(Probe::Unhealthy, &format!("request failed ({})", e.without_url())) {
+            // One failed request does not take a worker out: its health path, asked at once,
+            // decides (docs/load-balancing.md).
+            tracing::warn!(worker = %backend.id, "{} {path}: request failed ({}); probing its health now", parts.method, e.without_url());
+            if probe(&lb, backend).await {
                 lb.changed.notify_waiters();
             }
             return error(StatusCode::BAD_GATEWAY, format!("worker {} could not be reached", backend.id));
@@ -522,14 +591,39 @@ async fn forward(State(lb): State<Arc<Lb>>, req: Request) -> Response {
     lb.served.fetch_add(1, Ordering::Relaxed);
     tracing::debug!(worker = %backend.id, status = answer.status().as_u16(), "{} {path}", parts.method);
     let mut response = Response::builder().status(answer.status().as_u16());
-    for (name, value) in answer.headers() {
-        if !hop_by_hop(name) && name != header::CONTENT_LENGTH {
-            response = response.header(name.as_str(), value.as_bytes());
-        }
+    // `Content-Length` stays: an answer cut short then ends before it, which a client sees.
+    for (name, value) in end_to_end(answer.headers(), &[]) {
+        response = response.header(name, value);
     }
     response = response.header(WORKER_ID_HEADER, HeaderValue::from_str(&backend.id).expect("ids are ASCII"));
-    // The answer is streamed back; one still going at the deadline is cut there.
-    let timeout = Box::pin(tokio::time::sleep_until(deadline));
-    let body = answer.bytes_stream().take_until(timeout).map(|r| r.map_err(std::io::Error::other));
+    let id = backend.id.clone();
+    let body = cut_at(answer.bytes_stream(), deadline, move || {
+        tracing::warn!(worker = %id, "answer still streaming at the request timeout: connection cut");
+    });
     response.body(Body::from_stream(body)).unwrap_or_else(|e| error(StatusCode::BAD_GATEWAY, e.to_string()))
+}
+
+/// The worker's answer streamed back, ended by an error at `deadline` (calling `on_cut`): the
+/// connection is then closed without the answer's end (the last chunk of a chunked answer, or
+/// the rest of a `Content-Length`), so the client sees a truncated answer, not a short one.
+fn cut_at(
+    body: impl futures::Stream<Item = reqwest::Result<bytes::Bytes>> + Send + Unpin + 'static,
+    deadline: Instant,
+    on_cut: impl FnOnce() + Send + 'static,
+) -> impl futures::Stream<Item = std::io::Result<bytes::Bytes>> + Send + 'static {
+    let timer = Box::pin(tokio::time::sleep_until(deadline));
+    futures::stream::unfold((body, timer, Some(on_cut)), |(mut body, mut timer, on_cut)| async move {
+        let on_cut = on_cut?;
+        tokio::select! {
+            item = body.next() => {
+                let item = item?.map_err(std::io::Error::other);
+                Some((item, (body, timer, Some(on_cut))))
+            }
+            _ = &mut timer => {
+                on_cut();
+                let cut = std::io::Error::new(std::io::ErrorKind::TimedOut, "the request timeout passed");
+                Some((Err(cut), (body, timer, None)))
+            }
+        }
+    })
 }

@@ -85,6 +85,17 @@ struct LoadBalance {
     /// How long a worker may take to answer before 524, in ms (the platform: 5.5 min).
     #[arg(long, default_value_t = 330_000)]
     request_timeout_ms: u64,
+    /// Connections served at once [default: the open-files limit less 128].
+    #[arg(long)]
+    max_connections: Option<usize>,
+    /// How long a connection may take to send request headers or stay idle, in ms.
+    #[arg(long, default_value_t = 30_000)]
+    header_timeout_ms: u64,
+    /// Also serve requests whose Host is this name (IP addresses, localhost and the --host name
+    /// always are): `.example.com` allows its subdomains, `*` any name and any web page's
+    /// Origin (turns the guard against web pages off); repeat or separate with commas.
+    #[arg(long = "allowed-host", value_delimiter = ',')]
+    allowed_hosts: Vec<String>,
 }
 
 /// Serve an endpoint (the default command).
@@ -152,6 +163,11 @@ struct Serve {
     /// On SIGINT or SIGTERM, how long to wait for requests in flight and webhooks, in ms.
     #[arg(long, default_value_t = 10_000)]
     shutdown_grace_ms: u64,
+    /// Also serve requests whose Host is this name (IP addresses, localhost and the --host name
+    /// always are): `.example.com` allows its subdomains, `*` any name and any web page's
+    /// Origin (turns the guard against web pages off); repeat or separate with commas.
+    #[arg(long = "allowed-host", value_delimiter = ',')]
+    allowed_hosts: Vec<String>,
 }
 
 #[tokio::main]
@@ -197,6 +213,9 @@ async fn main() -> anyhow::Result<()> {
     if let Some(n) = s.max_connections {
         builder = builder.max_connections(n);
     }
+    for name in s.allowed_hosts.iter().chain([&s.host]) {
+        builder = builder.allowed_host(name);
+    }
     if let Some(dir) = &s.data_dir {
         builder = builder.data_dir(dir).fsync(s.fsync);
     }
@@ -234,9 +253,16 @@ async fn load_balance(a: LoadBalance) -> anyhow::Result<()> {
         .health_path(&a.health_path)
         .probe_interval(Duration::from_millis(a.probe_interval_ms.max(1)))
         .no_worker_timeout(Duration::from_millis(a.no_worker_timeout_ms))
-        .request_timeout(Duration::from_millis(a.request_timeout_ms));
+        .request_timeout(Duration::from_millis(a.request_timeout_ms))
+        .header_timeout(Duration::from_millis(a.header_timeout_ms));
     for w in &a.workers {
         builder = builder.worker(w);
+    }
+    for name in a.allowed_hosts.iter().chain([&a.host]) {
+        builder = builder.allowed_host(name);
+    }
+    if let Some(n) = a.max_connections {
+        builder = builder.max_connections(n);
     }
     if let Some(key) = &a.api_key {
         builder = builder.api_key(key);

@@ -68,6 +68,12 @@ pub(crate) async fn unknown(req: axum::extract::Request) -> Response {
     error_response(StatusCode::NOT_FOUND, "invalid_request_error", &msg, json!("not_found"))
 }
 
+/// `405` for a known OpenAI route asked with the wrong method, in OpenAI's error shape.
+pub(crate) fn wrong_method(req: &axum::extract::Request) -> Response {
+    let msg = format!("method {} is not allowed on {}", req.method(), req.uri().path());
+    error_response(StatusCode::METHOD_NOT_ALLOWED, "invalid_request_error", &msg, json!("method_not_allowed"))
+}
+
 /// Cancels the job when dropped: the client went away (a dropped request future or response
 /// body) before it ended. A job that already ended is left as it is.
 struct CancelOnDrop {

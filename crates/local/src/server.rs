@@ -5,7 +5,7 @@ use crate::disk::Writer;
 use crate::error::ApiError;
 use crate::store::{Ended, Store};
 use crate::webhook::{self, Webhooks};
-use crate::{auth, client_api, console, memory, openai, ratelimit, worker_api};
+use crate::{auth, client_api, console, memory, openai, ratelimit, request_guard, worker_api};
 use axum::extract::{Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -137,7 +137,9 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed);
     let api = api.layer(middleware::from_fn_with_state(shared.clone(), gate)).with_state(shared.clone());
+    let guard = request_guard::RequestGuard::new(&shared.cfg.allowed_hosts, "runpod-local");
     api.merge(console::public_routes(shared))
+        .layer(middleware::from_fn_with_state(guard, request_guard::guard))
 }
 
 /// Rewrites the Python SDK's local routes at the root (`/run`, `/runsync`, `/status/{id}`,
@@ -175,6 +177,9 @@ async fn not_found(req: Request) -> ApiError {
 }
 
 async fn method_not_allowed(req: Request) -> Response {
+    if openai::is_openai_path(req.uri().path()) {
+        return openai::wrong_method(&req);
+    }
     let msg = format!("method {} is not allowed on {}", req.method(), req.uri().path());
     (axum::http::StatusCode::METHOD_NOT_ALLOWED, axum::Json(runpod_protocol::ErrorBody { error: msg }))
         .into_response()

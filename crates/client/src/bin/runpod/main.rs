@@ -1,7 +1,7 @@
 //! `runpod`: call a Runpod Serverless endpoint (or runpod-local) from scripts and shells.
 //!
-//! JSON answers go to stdout, one per line; errors go to stderr; the exit code says what
-//! happened (see [`exit`]). While it waits on a terminal, a live progress line is drawn on stderr.
+//! JSON answers go to stdout, one per line; errors go to stderr, control characters escaped
+//! (see [`terminal`]); the exit code says what happened (see [`exit`]). While it waits on a terminal, a live progress line is drawn on stderr.
 
 #![forbid(unsafe_code)]
 
@@ -9,6 +9,7 @@ mod args;
 mod exit;
 mod input;
 mod progress;
+mod terminal;
 
 use anyhow::Context;
 use args::{Cli, Command, JobArgs};
@@ -45,7 +46,7 @@ fn main() -> ExitCode {
                 Some(client_err) => Exit::of_error(client_err),
                 None => Exit::Usage,
             };
-            eprintln!("runpod: error: {}", message(&e));
+            terminal::say(&format!("runpod: error: {}", message(&e)));
             code.into()
         }
         Err(_) => {
@@ -159,7 +160,7 @@ fn finish(result: Result<JobState<Value>, Error>) -> anyhow::Result<Exit> {
         }
         Err(Error::WaitTimeout { id, status, waited }) => {
             print_json(&serde_json::json!({"id": id, "status": status}))?;
-            eprintln!("runpod: error: job {id} still {status} after waiting {waited:?}");
+            terminal::say(&format!("runpod: error: job {id} still {status} after waiting {waited:?}"));
             Ok(Exit::WaitTimeout)
         }
         Err(e) => Err(e.into()),
@@ -173,7 +174,7 @@ async fn stream(ep: &Endpoint, id: &str, timeout: Duration) -> anyhow::Result<Ex
         let next = match tokio::time::timeout_at(deadline, chunks.next()).await {
             Ok(next) => next,
             Err(_) => {
-                eprintln!("runpod: error: job {id} still streaming after {timeout:?}");
+                terminal::say(&format!("runpod: error: job {id} still streaming after {timeout:?}"));
                 return Ok(Exit::WaitTimeout);
             }
         };
@@ -181,10 +182,10 @@ async fn stream(ep: &Endpoint, id: &str, timeout: Duration) -> anyhow::Result<Ex
             None => return Ok(Exit::Ok),
             Some(Ok(chunk)) => print_json(&chunk)?,
             Some(Err(Error::JobEnded { id, status, error })) => {
-                eprintln!(
+                terminal::say(&format!(
                     "runpod: job {id} ended {status}{}",
                     error.map(|e| format!(": {e}")).unwrap_or_default()
-                );
+                ));
                 return Ok(Exit::of_status(status));
             }
             // Chunks are JSON values, so any error here is a failed request or an answer that

@@ -72,7 +72,7 @@ fn draw(l: &Line) {
     if let Some(p) = &l.progress {
         text.push_str(&format!(" {p}"));
     }
-    let text: String = text.chars().take(WIDTH).collect();
+    let text: String = crate::terminal::printable(&text).chars().take(WIDTH).collect();
     let mut err = std::io::stderr().lock();
     let _ = write!(err, "\r\x1b[2K{text}");
     let _ = err.flush();
