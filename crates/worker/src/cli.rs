@@ -1,7 +1,8 @@
 //! The runtime's command line, shared by every worker binary: its flags ([`RUNTIME_FLAGS`]),
 //! and the mode they select. Other arguments are left to the program.
 
-use crate::{test_input, Handler, Worker, WorkerError};
+use crate::local::test_input;
+use crate::{Handler, Worker, WorkerError};
 use std::process::ExitCode;
 
 /// What the command line asked for.
@@ -105,7 +106,7 @@ pub(crate) async fn run_mode<H: Handler>(
     }
     if args.serve_api {
         let host = args.host.clone().unwrap_or_else(|| "127.0.0.1".into());
-        return crate::serve_api::serve_api(worker, &host, args.port.unwrap_or(8000)).await;
+        return crate::local::serve_api::serve_api(worker, &host, args.port.unwrap_or(8000)).await;
     }
     if worker.opts.config.is_none()
         && std::env::var_os("RUNPOD_WEBHOOK_GET_JOB").is_none()

@@ -1,7 +1,7 @@
 //! [`JobContext`]: what a running job can do besides returning its output.
 
-use crate::record::Recorder;
-use crate::sender::Post;
+use crate::local::record::Recorder;
+use crate::queue::sender::Post;
 use runpod_protocol::S3Config;
 use serde::Serialize;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -116,7 +116,7 @@ fn system_info() -> Value {
         json!({
             "os": format!("{} {}", std::env::consts::OS, release.trim()).trim().to_owned(),
             "processor": processor,
-            "runpod_worker": crate::worker_api::VERSION,
+            "runpod_worker": crate::queue::worker_api::VERSION,
         })
     })
     .clone()

@@ -63,41 +63,29 @@
 
 #![forbid(unsafe_code)]
 
-mod backoff;
 mod cli;
 mod config;
 mod context;
 mod debugger;
 mod error;
-mod executor;
 mod failure;
 pub mod fitness;
 mod handler;
-mod heartbeat;
-mod held_jobs;
-mod http;
 mod job;
-mod job_loop;
-mod lifecycle;
 #[cfg(feature = "load-balancing")]
 pub mod load_balancing;
+mod local;
 mod logging;
 pub mod model_cache;
 pub mod openai;
-mod outcome;
-mod record;
-mod sender;
-mod serve_api;
-mod shutdown;
-mod stop;
+mod queue;
+mod signal;
 #[cfg(feature = "s3")]
 mod storage;
 mod stream;
-mod test_input;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod worker;
-mod worker_api;
 
 pub use async_trait::async_trait;
 pub use cli::RUNTIME_FLAGS;
@@ -107,10 +95,10 @@ pub use error::WorkerError;
 pub use failure::Failure;
 pub use handler::{handler_fn, Handler, HandlerFn};
 pub use job::{decode_input, InputError, Job};
+pub use local::test_input::TestOutcome;
 pub use logging::init_logging;
 pub use runpod_protocol::JobStatus;
 pub use stream::{stream_fn, StreamFn, StreamFnError};
-pub use test_input::TestOutcome;
 pub use worker::{start, Worker};
 
 /// S3-compatible storage (uploads, presigned URLs, downloads); see `JobContext::s3`.

@@ -53,7 +53,7 @@
 //! ```
 
 use crate::context::{CancelReason, Outbox};
-use crate::record::Recorder;
+use crate::local::record::Recorder;
 use crate::{Config, Handler, Job, JobContext, Worker, WorkerError};
 use runpod_protocol::limits::MAX_STREAM_CHUNK_BYTES;
 use serde_json::Value;

@@ -2,10 +2,10 @@
 //! [`Worker::run_cli`], [`Worker::run_test_job`]); each mode has its own module.
 
 use crate::config::Config;
-use crate::executor::Executor;
 use crate::fitness::FitnessCheck;
-use crate::outcome::Reporter;
-use crate::sender::RetryPolicy;
+use crate::queue::executor::Executor;
+use crate::queue::outcome::Reporter;
+use crate::queue::sender::RetryPolicy;
 use crate::{Handler, TestOutcome, WorkerError};
 use futures::future::BoxFuture;
 use runpod_protocol::limits::MAX_STREAM_CHUNK_BYTES;
@@ -192,11 +192,11 @@ impl<H: Handler> Worker<H> {
     async fn run_with(self, config: Config) -> Result<(), WorkerError> {
         let Worker { handler, mut opts, shutdown } = self;
         if let Err(failure) = crate::fitness::run_checks(opts.take_fitness_checks()).await {
-            crate::worker_api::Api::new(Arc::new(config.clone())).report_unhealthy(&failure).await;
+            crate::queue::worker_api::Api::new(Arc::new(config.clone())).report_unhealthy(&failure).await;
             return Err(WorkerError::Unfit(failure));
         }
-        let signal = shutdown.unwrap_or_else(|| Box::pin(crate::shutdown::signal()));
-        crate::lifecycle::run_platform(Arc::new(handler), opts, config, signal).await
+        let signal = shutdown.unwrap_or_else(|| Box::pin(crate::signal::signal()));
+        crate::queue::lifecycle::run_platform(Arc::new(handler), opts, config, signal).await
     }
 
     /// [`start`] with this worker's settings: reads the process's arguments, runs the mode
@@ -239,7 +239,7 @@ impl<H: Handler> Worker<H> {
     /// # }).unwrap();
     /// ```
     pub async fn run_test_job<O: DeserializeOwned>(self, job: Value) -> Result<TestOutcome<O>, WorkerError> {
-        crate::test_input::run_test_job(self, job).await
+        crate::local::test_input::run_test_job(self, job).await
     }
 }
 

@@ -36,7 +36,7 @@
 
 use crate::context::{JobContext, Outbox};
 use crate::fitness::{self, FitnessCheck};
-use crate::sender::Post;
+use crate::queue::sender::Post;
 use crate::{decode_input, ConfigError, Failure, Handler, Job, StreamError, WorkerError};
 use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, Request, State};
@@ -297,7 +297,7 @@ impl BoundWorker {
             shown(health_addr)
         );
 
-        let mut signal = settings.shutdown.take().unwrap_or_else(|| Box::pin(crate::shutdown::signal()));
+        let mut signal = settings.shutdown.take().unwrap_or_else(|| Box::pin(crate::signal::signal()));
         let mut checks = std::mem::take(&mut settings.fitness);
         if settings.system_checks {
             checks.extend(fitness::system_checks());
@@ -512,7 +512,7 @@ async fn run_request<H: Handler>(handler: Arc<H>, headers: &HeaderMap, body: Byt
     let run = async move {
         match AssertUnwindSafe(handler.handle(job, ctx)).catch_unwind().await {
             Ok(r) => Ok(r),
-            Err(p) => Err(format!("the handler panicked: {}", crate::executor::panic_message(&*p))),
+            Err(p) => Err(format!("the handler panicked: {}", crate::queue::executor::panic_message(&*p))),
         }
     };
     let mut task = AbortOnDrop(tokio::spawn(run.instrument(span.clone())));

@@ -1,14 +1,14 @@
 //! The job loop: takes jobs from the worker API while there is a free slot, and starts each
 //! one (its handler task and its ordered sender); malformed jobs are failed, not lost.
 
-use crate::backoff::Backoff;
 use crate::context::Outbox;
-use crate::executor::Executor;
-use crate::held_jobs::HeldJobs;
-use crate::sender::{deliver, Post, Sink};
-use crate::stop::RunningHandlers;
+use crate::queue::backoff::Backoff;
+use crate::queue::executor::Executor;
+use crate::queue::held_jobs::HeldJobs;
+use crate::queue::sender::{deliver, Post, Sink};
+use crate::queue::stop::RunningHandlers;
+use crate::queue::worker_api::{Api, Take};
 use crate::worker::Options;
-use crate::worker_api::{Api, Take};
 use crate::{Failure, Handler};
 use runpod_protocol::Job as WireJob;
 use std::sync::atomic::{AtomicUsize, Ordering};

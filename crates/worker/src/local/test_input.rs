@@ -2,8 +2,8 @@
 //! [`Worker::run_test_job`] (its result returned as a [`TestOutcome`]).
 
 use crate::context::Outbox;
-use crate::record::{Recorder, Sent};
-use crate::sender::Post;
+use crate::local::record::{Recorder, Sent};
+use crate::queue::sender::Post;
 use crate::{Config, Failure, Handler, Worker, WorkerError};
 use runpod_protocol::{ErrorReport, Job as WireJob, JobStatus};
 use serde::de::DeserializeOwned;

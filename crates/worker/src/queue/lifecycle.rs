@@ -3,13 +3,13 @@
 //! results delivered, everything stopped in order).
 
 use crate::config::Config;
-use crate::heartbeat::Heartbeat;
-use crate::held_jobs::HeldJobs;
-use crate::job_loop::{take_loop, Shared};
-use crate::sender::Sink;
-use crate::stop::{stop_loop, RunningHandlers};
+use crate::queue::heartbeat::Heartbeat;
+use crate::queue::held_jobs::HeldJobs;
+use crate::queue::job_loop::{take_loop, Shared};
+use crate::queue::sender::Sink;
+use crate::queue::stop::{stop_loop, RunningHandlers};
+use crate::queue::worker_api::Api;
 use crate::worker::Options;
-use crate::worker_api::Api;
 use crate::{Handler, WorkerError};
 use futures::future::BoxFuture;
 use std::sync::atomic::AtomicUsize;

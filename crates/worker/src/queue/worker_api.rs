@@ -2,7 +2,7 @@
 //! endpoint's side): job-take, job-stop, job-done, job-stream.
 
 use crate::config::{with_query, Config};
-use crate::http::{self, Request, Response};
+use crate::queue::http::{self, Request, Response};
 use runpod_protocol::{Job as WireJob, JobDone, JobsToStop, StreamPost};
 use serde_json::Value;
 use std::sync::Arc;

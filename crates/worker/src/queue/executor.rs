@@ -4,8 +4,8 @@
 
 use crate::context::{CancelReason, Outbox};
 use crate::debugger::{self, Timings};
-use crate::outcome::{enforce_size, map_output, result_limit, Reporter};
-use crate::sender::Post;
+use crate::queue::outcome::{enforce_size, map_output, result_limit, Reporter};
+use crate::queue::sender::Post;
 use crate::{Failure, Handler, Job, JobContext};
 use futures::FutureExt;
 use runpod_protocol::Job as WireJob;

@@ -1,0 +1,6 @@
+//! The local modes: one job run without an endpoint (`test_input`), the local endpoint
+//! in-process (`serve_api`), and what a job sent kept in memory (`record`).
+
+pub(crate) mod record;
+pub(crate) mod serve_api;
+pub(crate) mod test_input;
