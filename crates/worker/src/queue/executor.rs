@@ -1,16 +1,21 @@
-//! Runs one job: decodes its input, runs the handler on the handler runtime (isolated from
-//! the job loop), and turns what happened (output, error, panic, cancel, timeout) into the
-//! job's final post.
+//! Runs one queue job: the handler call ([`invoke`]) on the handler runtime (isolated from the
+//! job loop), raced against the job's cancellation and `executionTimeout`, and what happened
+//! (output, error, panic, cancel, timeout) turned into the job's final post: the output mapped
+//! as the Python SDK maps it, an oversized one offloaded to the bucket, the debugger's timings
+//! added, the size checked.
 
-use crate::context::{CancelReason, Outbox};
+use crate::context::CancelReason;
 use crate::debugger::{self, Timings};
+use crate::invoke::{invoke, Answer};
+use crate::options::Options;
 use crate::queue::outcome::{enforce_size, map_output, result_limit, Reporter};
 use crate::queue::sender::Post;
+use crate::scope::WorkerScope;
+use crate::sink::JobSink;
+use crate::Config;
 use crate::{Failure, Handler, Job, JobContext};
-use futures::FutureExt;
-use runpod_protocol::Job as WireJob;
-use serde_json::Value;
-use std::panic::AssertUnwindSafe;
+use runpod_protocol::limits::MAX_STREAM_CHUNK_BYTES;
+use runpod_protocol::{Job as WireJob, JobDone};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
@@ -29,20 +34,26 @@ pub(crate) struct Executor<H> {
     pub(crate) max_result_bytes: Option<usize>,
     pub(crate) max_chunk_bytes: usize,
     pub(crate) refresh_after_job: bool,
-    /// `--rp_debugger`: per-job timings in the output (see `debugger`).
-    pub(crate) debugger: bool,
-    /// How long the process had run when the worker started (for the debugger's report).
-    pub(crate) ready_delay_ms: Option<f64>,
+    /// `--rp_debugger`: per-job timings in the output (see `debugger`), with what the reports
+    /// say of the process.
+    pub(crate) debugger: Option<debugger::Process>,
+    /// What the jobs share (read from the environment when the worker starts).
+    pub(crate) scope: WorkerScope,
 }
 
 impl<H: Handler> Executor<H> {
-    /// The context of a new job whose progress and chunks go to `outbox`; it is cancelled
-    /// with `parent`.
-    pub(crate) fn context(&self, wire: &WireJob, parent: &CancellationToken, outbox: Outbox) -> JobContext {
+    /// The context of a new job whose progress and chunks go to `sink`; it is cancelled with
+    /// `parent`.
+    pub(crate) fn context(
+        &self,
+        wire: &WireJob,
+        parent: &CancellationToken,
+        sink: Arc<dyn JobSink>,
+    ) -> JobContext {
         JobContext::new(
             wire.id.clone(),
             self.reporter.worker_id.clone(),
-            outbox,
+            sink,
             parent.child_token(),
             self.max_chunk_bytes,
             wire.s3_config.clone(),
@@ -50,6 +61,7 @@ impl<H: Handler> Executor<H> {
                 Some(batch) => tracing::info_span!("job", job_id = %wire.id, batch_id = %batch),
                 None => tracing::info_span!("job", job_id = %wire.id),
             },
+            self.scope.clone(),
         )
     }
 
@@ -60,38 +72,9 @@ impl<H: Handler> Executor<H> {
         let timeout = wire.policy.as_ref().and_then(|p| p.execution_timeout).map(Duration::from_millis);
         let job_id = wire.id.clone();
         tracing::debug!(parent: &span, "job started");
-        let mut timings = self.debugger.then(Timings::default);
-
-        let decoding = debugger::start(&mut timings, "decode_input");
-        let decoded = Job::<H::Input>::from_wire(wire);
-        debugger::stop(&mut timings, decoding);
-        let job = match decoded {
-            Ok(job) => job,
-            Err(e) => {
-                tracing::warn!(parent: &span, "{e}");
-                let done = self.reporter.failure(e.into());
-                return Post::Done { body: done, is_stream: false };
-            }
-        };
-
-        let handler = self.handler.clone();
-        let hctx = ctx.clone();
-        let task = async move {
-            match AssertUnwindSafe(handler.handle(job, hctx)).catch_unwind().await {
-                Ok(Ok(out)) => serde_json::to_value(out).map_err(|e| {
-                    Failure::new(
-                        "SerializeError",
-                        format!("the handler's output does not serialize to JSON: {e}"),
-                    )
-                }),
-                Ok(Err(e)) => Err(e.into()),
-                Err(panic) => {
-                    Err(Failure::new("Panic", format!("the handler panicked: {}", panic_message(&*panic))))
-                }
-            }
-        };
-        let handling = debugger::start(&mut timings, "handler");
-        let mut handle = self.rt.spawn(task.instrument(span.clone()));
+        let timings = self.debugger.is_some().then(Timings::default);
+        let call = invoke(self.handler.clone(), Job::undecoded(wire), ctx.clone(), timings);
+        let mut handle = self.rt.spawn(call.instrument(span.clone()));
 
         let deadline = async {
             match timeout {
@@ -99,12 +82,12 @@ impl<H: Handler> Executor<H> {
                 None => std::future::pending().await,
             }
         };
-        let result: Option<Result<Value, Failure>> = tokio::select! {
+        let ended = tokio::select! {
             biased;
-            r = &mut handle => Some(r.unwrap_or_else(|e| Err(Failure::new(
+            r = &mut handle => Some(r.unwrap_or_else(|e| (Answer::Failed(Failure::new(
                 "JoinError",
                 format!("the handler task ended abnormally: {e}"),
-            )))),
+            )), None))),
             _ = ctx.cancelled() => None,
             _ = deadline => {
                 ctx.cancel(CancelReason::TimedOut);
@@ -112,35 +95,22 @@ impl<H: Handler> Executor<H> {
             }
         };
         let elapsed_ms = started.elapsed().as_millis() as u64;
-        debugger::stop(&mut timings, handling);
 
-        let mut done = match result {
-            Some(Ok(value)) => map_output(value),
-            Some(Err(f)) => {
+        let (mut done, mut timings) = match ended {
+            Some((Answer::Output(value), timings)) => (map_output(value), timings),
+            Some((Answer::BadInput(e), timings)) => {
+                tracing::warn!(parent: &span, "{e}");
+                (self.reporter.failure(e.into()), timings)
+            }
+            Some((Answer::Failed(f), timings)) => {
                 tracing::error!(parent: &span, kind = %f.error_type, "job failed: {}", f.error_message);
-                self.reporter.failure(f)
+                (self.reporter.failure(f), timings)
             }
             None => {
                 handle.abort();
-                match ctx.cancel_reason() {
-                    Some(CancelReason::Stopped) => {
-                        tracing::info!(parent: &span, elapsed_ms, "job stopped by the platform (cancelled or timed out)");
-                        return Post::End;
-                    }
-                    Some(CancelReason::TimedOut) => {
-                        let ms = timeout.unwrap_or_default().as_millis();
-                        let msg = format!(
-                            "the job ran past its policy.executionTimeout of {ms} ms and was cancelled"
-                        );
-                        tracing::error!(parent: &span, "{msg}");
-                        self.reporter.failure(Failure::new("TimedOut", msg))
-                    }
-                    _ => {
-                        let msg =
-                            "the worker shut down before the job finished (grace period over); retry the job";
-                        tracing::error!(parent: &span, "{msg}");
-                        self.reporter.failure(Failure::new("WorkerShutdown", msg))
-                    }
+                match self.interrupted(&ctx, timeout, elapsed_ms) {
+                    Some(done) => (done, None),
+                    None => return Post::End,
                 }
             }
         };
@@ -153,8 +123,8 @@ impl<H: Handler> Executor<H> {
             Ok(d) => d,
             Err(message) => self.reporter.failure(Failure::new("OutputTooLarge", message)),
         };
-        if let Some(t) = &timings {
-            debugger::attach(done.output.as_mut(), t.report(self.ready_delay_ms), &span);
+        if let (Some(t), Some(process)) = (&timings, &self.debugger) {
+            debugger::attach(done.output.as_mut(), t.report(process), &span);
         }
         let done = enforce_size(done, limit, &self.reporter);
         if done.error.is_none() {
@@ -162,15 +132,52 @@ impl<H: Handler> Executor<H> {
         }
         Post::Done { body: done, is_stream: ctx.streamed() }
     }
+
+    /// The result of a job whose handler did not end by itself: a failure for a timeout or a
+    /// shutdown, `None` when the platform stopped it (it takes no result).
+    fn interrupted(&self, ctx: &JobContext, timeout: Option<Duration>, elapsed_ms: u64) -> Option<JobDone> {
+        let span = ctx.span();
+        match ctx.cancel_reason() {
+            Some(CancelReason::Stopped) => {
+                tracing::info!(parent: span, elapsed_ms, "job stopped by the platform (cancelled or timed out)");
+                None
+            }
+            Some(CancelReason::TimedOut) => {
+                let ms = timeout.unwrap_or_default().as_millis();
+                let msg =
+                    format!("the job ran past its policy.executionTimeout of {ms} ms and was cancelled");
+                tracing::error!(parent: span, "{msg}");
+                Some(self.reporter.failure(Failure::new("TimedOut", msg)))
+            }
+            _ => {
+                let msg = "the worker shut down before the job finished (grace period over); retry the job";
+                tracing::error!(parent: span, "{msg}");
+                Some(self.reporter.failure(Failure::new("WorkerShutdown", msg)))
+            }
+        }
+    }
 }
 
-/// The text of a panic's payload (a `&str` or `String` message).
-pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_owned()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "(a non-string panic payload)".to_owned()
+impl Options {
+    /// The executor of `handler`'s jobs with these settings, its futures run on `rt`.
+    pub(crate) fn executor<H: Handler>(
+        &self,
+        handler: Arc<H>,
+        rt: tokio::runtime::Handle,
+        config: &Config,
+    ) -> Executor<H> {
+        Executor {
+            handler,
+            rt,
+            reporter: Reporter {
+                hostname: config.hostname.clone().unwrap_or_else(|| "unknown".into()),
+                worker_id: config.worker_id.clone(),
+            },
+            max_result_bytes: self.max_result_bytes,
+            max_chunk_bytes: MAX_STREAM_CHUNK_BYTES,
+            refresh_after_job: self.refresh_after_job,
+            debugger: self.debugger.then(debugger::Process::read),
+            scope: WorkerScope::from_env(),
+        }
     }
 }

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use url::Url;
 
-/// The version reported in pings and error reports.
-pub(crate) const VERSION: &str = concat!("runpod-rs/", env!("CARGO_PKG_VERSION"));
+/// The version reported in pings and error reports (its own module: error reports need it too).
+pub(crate) use crate::version::VERSION;
 
 /// How long a long poll (job-take, job-stop) may be held before the worker asks again.
 const LONG_POLL_TIMEOUT: Duration = Duration::from_secs(100);
