@@ -96,6 +96,7 @@ impl<H: Handler> Executor<H> {
         };
         let elapsed_ms = started.elapsed().as_millis() as u64;
 
+        #[cfg_attr(not(feature = "s3"), allow(unused_mut, reason = "only the output's upload is timed here"))]
         let (mut done, mut timings) = match ended {
             Some((Answer::Output(value), timings)) => (map_output(value), timings),
             Some((Answer::BadInput(e), timings)) => {
