@@ -1,7 +1,7 @@
 //! The runtime's command line, shared by every worker binary: its flags ([`RUNTIME_FLAGS`]),
 //! and the mode they select. Other arguments are left to the program.
 
-use crate::{test_input, Handler, Worker, WorkerError};
+use crate::WorkerError;
 use std::process::ExitCode;
 
 /// What the command line asked for.
@@ -9,6 +9,7 @@ use std::process::ExitCode;
 pub(crate) struct Args {
     pub(crate) test_input: Option<String>,
     pub(crate) serve_api: bool,
+    pub(crate) load_balancing: bool,
     pub(crate) host: Option<String>,
     pub(crate) port: Option<u16>,
     pub(crate) concurrency: Option<usize>,
@@ -25,6 +26,8 @@ runpod worker options:
   --test-input <JSON|@FILE>   run one job ({\"input\": ...}) locally, print its result, exit 1 if it failed
                               (without it, ./test_input.json is used when the platform environment is absent)
   --serve-api                 serve the local endpoint in-process and run jobs from it
+  --load-balancing            serve as a load-balancing worker (also LOAD_BALANCING=1): the handler
+                              on POST /run (or the worker's route) on PORT, the health path on PORT_HEALTH
   --host <HOST>               address for --serve-api (default 127.0.0.1)
   --port <PORT>               port for --serve-api (default 8000; 0 picks a free one)
   --concurrency <N>           jobs run at once
@@ -32,7 +35,7 @@ runpod worker options:
   --debugger                  per-job timings in each object output, under \"rp_debugger\"
 The Python SDK's spellings work too: --test_input, --rp_serve_api, --rp_api_host, --rp_api_port,
 --rp_api_concurrency, --rp_log_level, --rp_debugger. Without a local flag the worker reads the
-platform's RUNPOD_* environment.";
+platform's RUNPOD_* environment (a queue endpoint), or serves HTTP on a load-balancing endpoint.";
 
 /// Parses the runtime's flags out of `args` (the program name excluded).
 pub(crate) fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, WorkerError> {
@@ -52,6 +55,7 @@ pub(crate) fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args,
         match name.as_str() {
             "--test-input" | "--test_input" => out.test_input = Some(value("--test-input")?),
             "--serve-api" | "--rp_serve_api" => out.serve_api = true,
+            "--load-balancing" => out.load_balancing = true,
             "--host" | "--rp_api_host" => out.host = Some(value("--host")?),
             "--port" | "--rp_api_port" => {
                 let v = value("--port")?;
@@ -78,44 +82,54 @@ pub(crate) fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args,
     Ok(out)
 }
 
-/// Runs the mode `args` select: `--help`, `--test-input`, `--serve-api`, a `./test_input.json`
-/// when the platform's environment is absent, else the platform mode.
-pub(crate) async fn run_mode<H: Handler>(
-    mut worker: Worker<H>,
-    args: impl IntoIterator<Item = String>,
-) -> Result<(), WorkerError> {
-    let args = parse_args(args)?;
-    if args.help {
-        println!("{RUNTIME_FLAGS}");
-        return Ok(());
-    }
-    crate::init_logging(args.log_level.as_deref());
-    if !args.ignored.is_empty() {
-        tracing::debug!("arguments left to the program: {:?}", args.ignored);
-    }
-    if let Some(n) = args.concurrency {
-        worker = worker.concurrency(n);
-    }
-    if args.debugger {
-        worker = worker.debugger(true);
-    }
-    if let Some(raw) = &args.test_input {
-        let job = test_input::read_test_input(raw)?;
-        return test_input::print_test_job(worker, job).await;
+/// The mode a worker runs in, besides `--help`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// One job from `--test-input`, printed.
+    TestInput,
+    /// `--serve-api`: the local endpoint in-process.
+    ServeApi,
+    /// An HTTP server behind the platform's load balancer.
+    LoadBalancing,
+    /// `./test_input.json` run as a test job (no platform environment).
+    TestInputFile,
+    /// Jobs from the platform's queue.
+    Queue,
+}
+
+/// The mode `args` and the environment (`var`) select, in this order: `--test-input`,
+/// `--serve-api`, load balancing (`--load-balancing`; `LOAD_BALANCING` truthy; or, unless it
+/// is falsy, no `RUNPOD_WEBHOOK_GET_JOB` but `PORT_HEALTH` or `RUNPOD_ENDPOINT_ID`: a
+/// load-balancing endpoint), `./test_input.json` without the platform's environment (and no
+/// configuration given), else the queue.
+pub(crate) fn select_mode(
+    args: &Args,
+    configured: bool,
+    var: impl Fn(&str) -> Option<String>,
+    test_input_file: impl FnOnce() -> bool,
+) -> Mode {
+    if args.test_input.is_some() {
+        return Mode::TestInput;
     }
     if args.serve_api {
-        let host = args.host.clone().unwrap_or_else(|| "127.0.0.1".into());
-        return crate::serve_api::serve_api(worker, &host, args.port.unwrap_or(8000)).await;
+        return Mode::ServeApi;
     }
-    if worker.opts.config.is_none()
-        && std::env::var_os("RUNPOD_WEBHOOK_GET_JOB").is_none()
-        && std::path::Path::new("test_input.json").is_file()
-    {
-        tracing::info!("no platform environment: running ./test_input.json");
-        let job = test_input::read_test_input("@test_input.json")?;
-        return test_input::print_test_job(worker, job).await;
+    let set = |name: &str| var(name).is_some_and(|v| !v.trim().is_empty());
+    let lb_flag = var("LOAD_BALANCING").map(|v| v.trim().to_ascii_lowercase());
+    let lb_said = match lb_flag.as_deref() {
+        Some("1" | "true" | "yes" | "on") => Some(true),
+        Some("0" | "false" | "no" | "off") => Some(false),
+        _ => None,
+    };
+    let queue_env = set("RUNPOD_WEBHOOK_GET_JOB");
+    let lb_endpoint = !configured && !queue_env && (set("PORT_HEALTH") || set("RUNPOD_ENDPOINT_ID"));
+    if args.load_balancing || lb_said.unwrap_or(lb_endpoint) {
+        return Mode::LoadBalancing;
     }
-    worker.run().await
+    if !configured && !queue_env && test_input_file() {
+        return Mode::TestInputFile;
+    }
+    Mode::Queue
 }
 
 /// The process's exit status for how a run ended: 0 after a clean shutdown or a successful
@@ -164,6 +178,32 @@ mod tests {
         assert_eq!(c.test_input.as_deref(), Some("{\"input\": 1}"));
         assert_eq!(c.log_level.as_deref(), Some("DEBUG"));
         assert_eq!(c.ignored, ["--model", "x"]);
+    }
+
+    #[test]
+    fn picks_the_mode_from_flags_then_environment() {
+        let pick = |args: &[&str], env: &[(&str, &str)], file: bool| {
+            let env: std::collections::HashMap<String, String> =
+                env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+            select_mode(&parse(args), false, |k| env.get(k).cloned(), || file)
+        };
+        let queue = [("RUNPOD_WEBHOOK_GET_JOB", "http://x/job-take/$ID"), ("RUNPOD_ENDPOINT_ID", "e")];
+        assert_eq!(pick(&[], &queue, true), Mode::Queue);
+        assert_eq!(pick(&["--test-input", "{}"], &queue, false), Mode::TestInput);
+        assert_eq!(pick(&["--serve-api", "--load-balancing"], &[], false), Mode::ServeApi);
+        assert_eq!(pick(&["--load-balancing"], &queue, false), Mode::LoadBalancing);
+        assert_eq!(pick(&[], &[("LOAD_BALANCING", "1")], true), Mode::LoadBalancing);
+        assert_eq!(pick(&[], &[("LOAD_BALANCING", "true")], false), Mode::LoadBalancing);
+        // A load-balancing endpoint: no queue, the platform's variables.
+        assert_eq!(pick(&[], &[("RUNPOD_ENDPOINT_ID", "e")], false), Mode::LoadBalancing);
+        assert_eq!(pick(&[], &[("PORT", "5000"), ("PORT_HEALTH", "5001")], false), Mode::LoadBalancing);
+        assert_eq!(pick(&[], &[("PORT_HEALTH", "5001"), ("LOAD_BALANCING", "0")], false), Mode::Queue);
+        // PORT alone is any platform's variable: not a sign.
+        assert_eq!(pick(&[], &[("PORT", "5000")], true), Mode::TestInputFile);
+        assert_eq!(pick(&[], &[], false), Mode::Queue);
+        // A worker given its configuration runs the queue.
+        let env = |k: &str| (k == "RUNPOD_ENDPOINT_ID").then(|| "e".to_owned());
+        assert_eq!(select_mode(&parse(&[]), true, env, || true), Mode::Queue);
     }
 
     #[test]

@@ -1,12 +1,11 @@
 //! [`JobContext`]: what a running job can do besides returning its output.
 
-use crate::record::Recorder;
-use crate::sender::Post;
+use crate::scope::WorkerScope;
+use crate::sink::{JobSink, StreamError};
 use runpod_protocol::S3Config;
 use serde::Serialize;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
-use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 /// Why a job's cancellation token fired.
@@ -21,29 +20,6 @@ pub enum CancelReason {
     Shutdown,
 }
 
-/// A partial output could not be streamed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum StreamError {
-    /// The chunk is larger than the platform accepts.
-    #[error("stream chunk is {size} bytes, over the {limit}-byte limit per chunk")]
-    TooLarge {
-        /// Its size as JSON.
-        size: usize,
-        /// The limit.
-        limit: usize,
-    },
-    /// The chunk does not serialize to JSON.
-    #[error("stream chunk is not serializable to JSON: {0}")]
-    Serialize(String),
-    /// The endpoint did not accept it after retries.
-    #[error("stream chunk was not delivered: {0}")]
-    Delivery(String),
-    /// The job is over (cancelled or already finished).
-    #[error("the job is no longer running")]
-    Closed,
-}
-
 /// The running job's handle to the runtime: progress, streaming, cancellation, its span.
 ///
 /// Cheap to clone; clones may move into spawned tasks and blocking threads.
@@ -52,24 +28,17 @@ pub struct JobContext {
     inner: Arc<Inner>,
 }
 
-/// Where a job's progress updates and stream chunks go.
-pub(crate) enum Outbox {
-    /// To the job's sender, which posts them to the worker API in order.
-    Sender(mpsc::UnboundedSender<Post>),
-    /// Kept in memory (a local test job, or a test's context).
-    Record(Arc<Recorder>),
-}
-
 struct Inner {
     id: String,
     worker_id: String,
-    outbox: Outbox,
+    sink: Arc<dyn JobSink>,
     token: CancellationToken,
     reason: OnceLock<CancelReason>,
     streamed: AtomicBool,
     max_chunk_bytes: usize,
     s3_config: Option<S3Config>,
     span: tracing::Span,
+    scope: WorkerScope,
 }
 
 impl std::fmt::Debug for JobContext {
@@ -80,26 +49,29 @@ impl std::fmt::Debug for JobContext {
 
 impl JobContext {
     #[allow(clippy::too_many_arguments, reason = "one constructor, called from two places")]
+    #[allow(clippy::too_many_arguments, reason = "one constructor, called by each mode")]
     pub(crate) fn new(
         id: String,
         worker_id: String,
-        outbox: Outbox,
+        sink: Arc<dyn JobSink>,
         token: CancellationToken,
         max_chunk_bytes: usize,
         s3_config: Option<S3Config>,
         span: tracing::Span,
+        scope: WorkerScope,
     ) -> JobContext {
         JobContext {
             inner: Arc::new(Inner {
                 id,
                 worker_id,
-                outbox,
+                sink,
                 token,
                 reason: OnceLock::new(),
                 streamed: AtomicBool::new(false),
                 max_chunk_bytes,
                 s3_config,
                 span,
+                scope,
             }),
         }
     }
@@ -121,14 +93,7 @@ impl JobContext {
     /// dropped.
     pub fn progress(&self, value: impl Serialize) {
         match serde_json::to_value(value) {
-            Ok(v) => match &self.inner.outbox {
-                Outbox::Sender(posts) => {
-                    if posts.send(Post::Progress(v)).is_err() {
-                        tracing::debug!(parent: &self.inner.span, "progress after the job ended: dropped");
-                    }
-                }
-                Outbox::Record(recorder) => recorder.progress(v, &self.inner.span),
-            },
+            Ok(v) => self.inner.sink.progress(v, &self.inner.span),
             Err(e) => tracing::warn!(parent: &self.inner.span, "progress value is not JSON: {e}"),
         }
     }
@@ -146,17 +111,7 @@ impl JobContext {
             return Err(StreamError::Closed);
         }
         self.inner.streamed.store(true, Ordering::SeqCst);
-        match &self.inner.outbox {
-            Outbox::Sender(posts) => {
-                let (ack, done) = oneshot::channel();
-                posts.send(Post::Chunk(value, ack)).map_err(|_| StreamError::Closed)?;
-                done.await.unwrap_or(Err(StreamError::Closed))
-            }
-            Outbox::Record(recorder) => {
-                recorder.chunk(value, &self.inner.span);
-                Ok(())
-            }
-        }
+        self.inner.sink.chunk(value, &self.inner.span).await
     }
 
     /// A token that fires when the job is cancelled by the client, times out, or is cut
@@ -198,6 +153,12 @@ impl JobContext {
         self.inner.s3_config.as_ref()
     }
 
+    /// What the worker's jobs share.
+    #[cfg_attr(not(feature = "s3"), allow(dead_code, reason = "only storage reads the scope"))]
+    pub(crate) fn scope(&self) -> &WorkerScope {
+        &self.inner.scope
+    }
+
     /// Cancels the job for `reason` (the first reason given wins).
     pub(crate) fn cancel(&self, reason: CancelReason) {
         let _ = self.inner.reason.set(reason);
@@ -207,13 +168,5 @@ impl JobContext {
     /// True when the handler streamed at least one chunk (the result then has `isStream=true`).
     pub(crate) fn streamed(&self) -> bool {
         self.inner.streamed.load(Ordering::SeqCst)
-    }
-
-    /// Queues the final result behind every progress update and chunk (a recorded job keeps
-    /// no result: its caller has it).
-    pub(crate) fn finish(&self, post: Post) {
-        if let Outbox::Sender(posts) = &self.inner.outbox {
-            let _ = posts.send(post);
-        }
     }
 }

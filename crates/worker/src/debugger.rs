@@ -17,7 +17,6 @@
 //! job-done post cannot be in the output it carries: it is logged at DEBUG after each post.
 
 use serde_json::{json, Value};
-use std::sync::OnceLock;
 use std::time::{Instant, SystemTime};
 
 /// One timed step.
@@ -48,7 +47,7 @@ impl Timings {
     }
 
     /// The SDK's `rp_debugger` object.
-    pub(crate) fn report(&self, ready_delay_ms: Option<f64>) -> Value {
+    pub(crate) fn report(&self, process: &Process) -> Value {
         let timestamps: Vec<Value> = self
             .steps
             .iter()
@@ -62,7 +61,7 @@ impl Timings {
                 }))
             })
             .collect();
-        json!({"system_info": system_info(), "timestamps": timestamps, "ready_delay_ms": ready_delay_ms})
+        json!({"system_info": process.system_info, "timestamps": timestamps, "ready_delay_ms": process.ready_delay_ms})
     }
 }
 
@@ -101,25 +100,37 @@ pub(crate) fn process_age_ms() -> Option<f64> {
     Some(((uptime - start_ticks / 100.0) * 1000.0).max(0.0))
 }
 
+/// What the reports say of the process, read once when the worker starts (with the debugger
+/// on).
+#[derive(Debug, Clone)]
+pub(crate) struct Process {
+    /// How long the process had run when the worker started.
+    ready_delay_ms: Option<f64>,
+    system_info: Value,
+}
+
+impl Process {
+    /// Reads the process's age and the system's description now.
+    pub(crate) fn read() -> Process {
+        Process { ready_delay_ms: process_age_ms(), system_info: system_info() }
+    }
+}
+
 fn system_info() -> Value {
-    static INFO: OnceLock<Value> = OnceLock::new();
-    INFO.get_or_init(|| {
-        let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-        let processor = std::fs::read_to_string("/proc/cpuinfo")
-            .ok()
-            .and_then(|t| {
-                t.lines().find_map(|l| {
-                    l.strip_prefix("model name").map(|v| v.trim_start_matches([' ', '\t', ':']).to_owned())
-                })
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let processor = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| {
+            t.lines().find_map(|l| {
+                l.strip_prefix("model name").map(|v| v.trim_start_matches([' ', '\t', ':']).to_owned())
             })
-            .unwrap_or_else(|| std::env::consts::ARCH.to_owned());
-        json!({
-            "os": format!("{} {}", std::env::consts::OS, release.trim()).trim().to_owned(),
-            "processor": processor,
-            "runpod_worker": crate::worker_api::VERSION,
         })
+        .unwrap_or_else(|| std::env::consts::ARCH.to_owned());
+    json!({
+        "os": format!("{} {}", std::env::consts::OS, release.trim()).trim().to_owned(),
+        "processor": processor,
+        "runpod_worker": crate::version::VERSION,
     })
-    .clone()
 }
 
 /// `2026-01-02T03:04:05.678901Z`.
@@ -165,7 +176,7 @@ mod tests {
         std::thread::sleep(Duration::from_millis(5));
         timings.stop(i);
         timings.start("never stopped");
-        let r = timings.report(Some(12.5));
+        let r = timings.report(&Process { ready_delay_ms: Some(12.5), system_info: system_info() });
         assert_eq!(r["timestamps"].as_array().unwrap().len(), 1);
         assert_eq!(r["timestamps"][0]["name"], "handler");
         assert!(r["timestamps"][0]["duration_ms"].as_f64().unwrap() >= 5.0, "{r}");

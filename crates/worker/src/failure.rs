@@ -79,6 +79,83 @@ impl Failure {
     }
 }
 
+impl Failure {
+    /// The failure as a job reports it: a backtrace found in the message (an error formatted
+    /// with `{:?}`, anyhow's `Stack backtrace:`) moves to the traceback, and absolute paths of
+    /// source files (the build machine's: `/home/me/project/src/main.rs:12:5`) are cut to the
+    /// crate's own part (`project/src/main.rs:12:5`) in both.
+    pub(crate) fn reported(self) -> Failure {
+        let Failure { error_type, error_message, error_traceback } = self;
+        let (message, trace_in_message) = split_backtrace(&error_message);
+        let traceback = match (trace_in_message, error_traceback) {
+            (Some(t), Some(tb)) => Some(format!("{tb}\n{t}")),
+            (Some(t), None) => Some(t.to_owned()),
+            (None, tb) => tb,
+        };
+        Failure {
+            error_type,
+            error_message: scrub_source_paths(message.trim_end()),
+            error_traceback: traceback.map(|t| scrub_source_paths(&t)),
+        }
+    }
+}
+
+/// The message before a backtrace it holds, and the backtrace.
+fn split_backtrace(message: &str) -> (&str, Option<&str>) {
+    const MARKERS: [&str; 3] = ["Stack backtrace:", "stack backtrace:", "Backtrace:"];
+    let at = MARKERS.iter().filter_map(|m| message.find(m)).min();
+    // A frame line of std's format ("   0: name" then "at path:line:col") without a header.
+    let frames = message.find("\n   0: ");
+    match at.into_iter().chain(frames).min() {
+        Some(i) => (&message[..i], Some(message[i..].trim_start_matches('\n'))),
+        None => (message, None),
+    }
+}
+
+/// `text` with each absolute path of a `.rs` file shortened to the part from the folder above
+/// its `src` (the crate's folder: `tokio-1.40.0/src/...`, `core/src/...` for std), or
+/// to its file name.
+fn scrub_source_paths(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find(['/', '\\']) {
+        let (before, from) = rest.split_at(start);
+        out.push_str(before);
+        // The path runs to the next whitespace or quote.
+        let end = from
+            .find(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | ')' | '(' | ','))
+            .unwrap_or(from.len());
+        let (token, after) = from.split_at(end);
+        let absolute = before.is_empty()
+            || before.ends_with(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '(' | ':'));
+        let windows_drive = before.len() >= 2 && before.as_bytes()[before.len() - 1] == b':';
+        let source = token.split(':').next().is_some_and(|p| p.ends_with(".rs"));
+        if source && (absolute || windows_drive) {
+            if windows_drive {
+                // `C:` is part of the path.
+                out.truncate(out.len() - 2);
+            }
+            out.push_str(&shorten(token));
+        } else {
+            out.push_str(token);
+        }
+        rest = after;
+    }
+    out.push_str(rest);
+    out
+}
+
+/// `/a/b/crate/src/x.rs:1:2` -> `crate/src/x.rs:1:2`; without a `src` folder, the file name.
+fn shorten(path: &str) -> String {
+    let parts: Vec<&str> = path.split(['/', '\\']).filter(|p| !p.is_empty()).collect();
+    let cut = match parts.iter().rposition(|p| *p == "src") {
+        Some(i) if i > 0 => i - 1,
+        Some(i) => i,
+        None => parts.len().saturating_sub(1),
+    };
+    parts[cut..].join("/")
+}
+
 /// `error_type: error_message`.
 impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -191,6 +268,34 @@ mod tests {
         let chosen: Box<dyn StdError + Send + Sync> = Box::new(Failure::new("Quota", "over"));
         assert_eq!(Failure::from(chosen), Failure::new("Quota", "over"));
         assert_eq!(Failure::new("A", "b").to_string(), "A: b");
+    }
+
+    #[test]
+    fn reported_failures_carry_no_backtrace_or_build_paths_in_the_message() {
+        let here = concat!(env!("CARGO_MANIFEST_DIR"), "/src/failure.rs");
+        let trace = std::backtrace::Backtrace::force_capture().to_string();
+        let f = Failure::from(format!("model not loaded\n\nStack backtrace:\n{trace}")).reported();
+        assert_eq!(f.error_message, "model not loaded");
+        let tb = f.error_traceback.unwrap();
+        assert!(tb.starts_with("Stack backtrace:"), "{tb}");
+        assert!(!tb.contains(env!("CARGO_MANIFEST_DIR")), "{tb}");
+        // The message may name a source file: without the build machine's folders.
+        let f = Failure::new("Bug", format!("assertion failed at {here}:12:5")).reported();
+        assert_eq!(f.error_message, "assertion failed at worker/src/failure.rs:12:5");
+        let f = Failure::new(
+            "E",
+            "at /rustc/abc123/library/core/src/ops/function.rs:250:5 (C:\\b\\x\\src\\m.rs:1)",
+        )
+        .reported();
+        assert_eq!(f.error_message, "at core/src/ops/function.rs:250:5 (x/src/m.rs:1)");
+        // Other paths (the user's data) and plain messages are left alone.
+        let f = Failure::new("E", "cannot open /runpod-volume/model.bin: not found").reported();
+        assert_eq!(f.error_message, "cannot open /runpod-volume/model.bin: not found");
+        let f = Failure::new("E", "a/b.rs is a path").with_traceback("caused by: disk").reported();
+        assert_eq!(
+            (f.error_message.as_str(), f.error_traceback.as_deref()),
+            ("a/b.rs is a path", Some("caused by: disk"))
+        );
     }
 
     #[cfg(feature = "anyhow")]

@@ -108,7 +108,7 @@ pub async fn run_checks(checks: Vec<FitnessCheck>) -> Result<(), FitnessFailure>
         let started = Instant::now();
         let result = match futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(run())).await {
             Ok(r) => r,
-            Err(panic) => Err(format!("the check panicked: {}", crate::executor::panic_message(&*panic))),
+            Err(panic) => Err(format!("the check panicked: {}", crate::panic::panic_message(&*panic))),
         };
         let ms = started.elapsed().as_secs_f64() * 1000.0;
         match result {

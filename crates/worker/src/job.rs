@@ -56,6 +56,20 @@ impl<T> Job<T> {
     }
 }
 
+impl Job<serde_json::Value> {
+    /// A wire job as it came, its input still JSON (decoded by the handler call).
+    pub(crate) fn undecoded(job: runpod_protocol::Job) -> Job<serde_json::Value> {
+        Job {
+            id: job.id,
+            input: job.input,
+            webhook: job.webhook,
+            policy: job.policy,
+            s3_config: job.s3_config,
+            extra: job.extra,
+        }
+    }
+}
+
 impl<T: DeserializeOwned> Job<T> {
     /// Decodes a wire job, naming the field path of any mismatch.
     pub fn from_wire(job: runpod_protocol::Job) -> Result<Job<T>, InputError> {

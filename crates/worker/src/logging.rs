@@ -52,7 +52,7 @@ pub fn init_logging(level: Option<&str>) -> bool {
     } else {
         tracing_subscriber::registry()
             .with(JobIdLayer)
-            .with(JobLogTap)
+            .with(JobLogTap::default())
             .with(
                 tracing_subscriber::fmt::layer()
                     .with_writer(std::io::stderr)
@@ -88,25 +88,35 @@ fn parse_level(s: &str) -> Option<&'static str> {
 )]
 pub(crate) type JobLogSink = Arc<dyn Fn(&str, &str, &str) + Send + Sync>;
 
-static JOB_LOG_SINK: RwLock<Option<JobLogSink>> = RwLock::new(None);
-
 /// From now on, also hands every log line of a job (an event in its span, at the level the
-/// terminal shows) to `sink`; `None` stops. Only with the local (text) output of
-/// [`init_logging`]: `--serve-api` shows the lines in its console.
+/// terminal shows) to `sink`; `None` stops. Only through the local (text) output of
+/// [`init_logging`], whose subscriber holds the sink (nothing process-global here): false when
+/// the current subscriber is not that one (the program installed its own), and the lines are
+/// then not handed on.
 #[cfg_attr(
     not(feature = "serve-api"),
     allow(dead_code, reason = "only --serve-api's console reads job logs")
 )]
-pub(crate) fn send_job_logs(sink: Option<JobLogSink>) {
-    *JOB_LOG_SINK.write().unwrap_or_else(|p| p.into_inner()) = sink;
+pub(crate) fn send_job_logs(sink: Option<JobLogSink>) -> bool {
+    let mut sink = Some(sink);
+    tracing::dispatcher::get_default(|dispatch| match dispatch.downcast_ref::<JobLogTap>() {
+        Some(tap) => {
+            *tap.sink.write().unwrap_or_else(|p| p.into_inner()) = sink.take().flatten();
+            true
+        }
+        None => false,
+    })
 }
 
-/// Hands each event inside a job's span to the [`JOB_LOG_SINK`], when one is set.
-struct JobLogTap;
+/// Hands each event inside a job's span to its sink, when one is set.
+#[derive(Default)]
+struct JobLogTap {
+    sink: RwLock<Option<JobLogSink>>,
+}
 
 impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for JobLogTap {
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
-        let sink = JOB_LOG_SINK.read().unwrap_or_else(|p| p.into_inner()).clone();
+        let sink = self.sink.read().unwrap_or_else(|p| p.into_inner()).clone();
         let Some(sink) = sink else { return };
         let mut v = FieldsVisitor::default();
         event.record(&mut v);

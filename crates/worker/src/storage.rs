@@ -3,51 +3,16 @@
 //!
 //! The bucket is the job's `s3Config`, else the endpoint-wide `BUCKET_ENDPOINT_URL`,
 //! `BUCKET_ACCESS_KEY_ID`, `BUCKET_SECRET_ACCESS_KEY` (and `BUCKET_NAME`). SDK clients are
-//! cached process-wide per distinct configuration by `runpod_s3`; the environment is read once.
+//! cached per distinct configuration by `runpod_s3`; the environment is read once per worker,
+//! when it starts (`scope::StorageEnv`, which every job's context shares).
 //! The endpoint must resolve to a public address unless `RUNPOD_ALLOW_PRIVATE_S3_ENDPOINTS` is
 //! `private` or `true` (see `runpod_s3::EndpointPolicy`); a refused one fails the upload (and
 //! the job, if the handler returns the error) before anything is sent.
 
 use crate::context::JobContext;
-use runpod_s3::{
-    DownloadError, DownloadOptions, Downloader, Downloads, Storage, StorageConfig, StorageError, Uploaded,
-    Uploader,
-};
-use std::collections::HashMap;
+use runpod_s3::{DownloadError, Downloads, Storage, StorageConfig, StorageError, Uploaded, Uploader};
 use std::path::Path;
-use std::sync::{Mutex, OnceLock};
 use tracing::Instrument;
-
-/// The `BUCKET_*` configuration, read once per process (an invalid one is kept as its message).
-fn env_config() -> Result<Option<StorageConfig>, StorageError> {
-    static ENV: OnceLock<Result<Option<StorageConfig>, String>> = OnceLock::new();
-    ENV.get_or_init(|| {
-        StorageConfig::from_env().map_err(|e| match e {
-            StorageError::InvalidConfig(message) => message,
-            other => other.to_string(),
-        })
-    })
-    .clone()
-    .map_err(StorageError::InvalidConfig)
-}
-
-/// The downloader, built once per tokio runtime from `RUNPOD_MAX_DOWNLOAD_BYTES` and
-/// `RUNPOD_ALLOW_PRIVATE_DOWNLOAD_URLS` (it holds a connection pool, whose connections live on
-/// the runtime that opened them).
-fn downloader() -> Result<Downloader, DownloadError> {
-    static DOWNLOADERS: OnceLock<Mutex<HashMap<Option<tokio::runtime::Id>, Downloader>>> = OnceLock::new();
-    let runtime = tokio::runtime::Handle::try_current().ok().map(|h| h.id());
-    let mut map = DOWNLOADERS.get_or_init(Default::default).lock().unwrap_or_else(|p| p.into_inner());
-    if let Some(d) = map.get(&runtime) {
-        return Ok(d.clone());
-    }
-    if map.len() >= 16 {
-        map.clear();
-    }
-    let d = Downloader::new(DownloadOptions::from_env())?;
-    map.insert(runtime, d.clone());
-    Ok(d)
-}
 
 impl JobContext {
     /// The storage configuration of this job: its `s3Config`, else the `BUCKET_*`
@@ -55,7 +20,7 @@ impl JobContext {
     pub fn storage_config(&self) -> Result<Option<StorageConfig>, StorageError> {
         match self.s3_config() {
             Some(c) => Ok(Some(StorageConfig::from_s3_config(c))),
-            None => env_config(),
+            None => self.scope().storage.bucket(),
         }
     }
 
@@ -117,7 +82,9 @@ impl JobContext {
                 None => None,
             },
         };
-        downloader()?
+        self.scope()
+            .storage
+            .downloader()?
             .with_storage(storage)
             .download_for_job(self.job_id(), urls)
             .instrument(self.span().clone())

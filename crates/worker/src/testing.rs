@@ -52,8 +52,9 @@
 //! # }).unwrap();
 //! ```
 
-use crate::context::{CancelReason, Outbox};
-use crate::record::Recorder;
+use crate::context::CancelReason;
+use crate::local::record::Recorder;
+use crate::scope::WorkerScope;
 use crate::{Config, Handler, Job, JobContext, Worker, WorkerError};
 use runpod_protocol::limits::MAX_STREAM_CHUNK_BYTES;
 use serde_json::Value;
@@ -102,11 +103,12 @@ impl TestContext {
         let ctx = JobContext::new(
             id,
             "local".to_owned(),
-            Outbox::Record(recorder.clone()),
+            recorder.clone(),
             CancellationToken::new(),
             MAX_STREAM_CHUNK_BYTES,
             s3_config,
             span,
+            WorkerScope::from_env(),
         );
         (ctx.clone(), TestContext { ctx, recorder })
     }

@@ -1,24 +1,32 @@
-//! [`Worker`]: the builder, and its entry points ([`start`], [`Worker::run`],
-//! [`Worker::run_cli`], [`Worker::run_test_job`]); each mode has its own module.
+//! [`Worker`]: the one builder, for every mode, and its entry points ([`start`],
+//! [`Worker::start`], [`Worker::run_cli`], [`Worker::run`], [`Worker::run_load_balancing`],
+//! [`Worker::run_test_job`]); each mode has its own module (`queue`, `load_balancing`,
+//! `local`).
 
+use crate::cli::{self, Mode};
 use crate::config::Config;
-use crate::executor::Executor;
 use crate::fitness::FitnessCheck;
-use crate::outcome::Reporter;
-use crate::sender::RetryPolicy;
+#[cfg(feature = "load-balancing")]
+use crate::load_balancing;
+use crate::local::serve_api::LocalApi;
+use crate::local::test_input;
+use crate::options::Options;
+use crate::startup::Startup;
 use crate::{Handler, TestOutcome, WorkerError};
 use futures::future::BoxFuture;
-use runpod_protocol::limits::MAX_STREAM_CHUNK_BYTES;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
+use std::fmt::Display;
 use std::future::Future;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-type ConcurrencyFn = Box<dyn FnMut(usize) -> usize + Send>;
-
-/// A worker: one handler, the platform's job loop around it.
+/// A worker: one handler, and the runtime around it in the mode the process is started in:
+/// queue mode (the platform's job loop), load-balancing mode (an HTTP server the platform's
+/// balancer sends requests to), or a local mode (`--test-input`, `--serve-api`). The settings
+/// below the constructors are shared by every mode unless they say otherwise; [`Worker::start`]
+/// picks the mode from the command line and the environment.
 ///
 /// ```no_run
 /// use runpod_worker::{handler_fn, Job, JobContext, Worker};
@@ -36,89 +44,82 @@ type ConcurrencyFn = Box<dyn FnMut(usize) -> usize + Send>;
 /// # }
 /// ```
 pub struct Worker<H: Handler> {
-    pub(crate) handler: H,
+    pub(crate) handler: Startup<H>,
     pub(crate) opts: Options,
-    shutdown: Option<BoxFuture<'static, ()>>,
-}
-
-/// The builder's settings.
-pub(crate) struct Options {
-    pub(crate) concurrency: usize,
-    pub(crate) concurrency_fn: Option<ConcurrencyFn>,
-    pub(crate) refresh_after_job: bool,
-    pub(crate) ping_interval: Option<Duration>,
-    pub(crate) shutdown_grace: Duration,
-    pub(crate) retry: RetryPolicy,
-    handler_threads: Option<usize>,
-    max_result_bytes: Option<usize>,
-    pub(crate) config: Option<Config>,
-    /// Checks run before the first job-take, then the system checks unless turned off.
-    pub(crate) fitness: Vec<FitnessCheck>,
-    pub(crate) system_checks: bool,
-    pub(crate) debugger: bool,
+    pub(crate) shutdown: Option<BoxFuture<'static, ()>>,
+    /// Load-balancing mode's own settings (route, extra routes, where to listen).
+    #[cfg(feature = "load-balancing")]
+    pub(crate) lb: crate::load_balancing::LbOptions,
 }
 
 impl<H: Handler> Worker<H> {
     /// A worker for `handler`, one job at a time, with the platform's defaults.
     pub fn new(handler: H) -> Worker<H> {
+        Worker::with(Startup::Ready(handler))
+    }
+
+    /// A worker whose handler `startup` builds (loads the model), after the fitness checks:
+    /// in load-balancing mode the health path answers `204` meanwhile, then `200`; in queue
+    /// mode the first job is taken after it. When it fails, the worker ends with
+    /// [`WorkerError::Startup`] (exit status 1 from [`Worker::start`]); in load-balancing mode
+    /// the health path answers `503` with the reason for the `unfit_linger` first.
+    pub fn loading<F, E>(startup: F) -> Worker<H>
+    where
+        F: Future<Output = Result<H, E>> + Send + 'static,
+        E: Display,
+    {
+        Worker::with(Startup::Loading(Box::pin(async move { startup.await.map_err(|e| e.to_string()) })))
+    }
+
+    fn with(handler: Startup<H>) -> Worker<H> {
         Worker {
             handler,
-            opts: Options {
-                concurrency: 1,
-                concurrency_fn: None,
-                refresh_after_job: false,
-                ping_interval: None,
-                shutdown_grace: Duration::from_secs(30),
-                retry: RetryPolicy::default(),
-                handler_threads: None,
-                max_result_bytes: None,
-                config: None,
-                fitness: Vec::new(),
-                system_checks: true,
-                debugger: false,
-            },
+            opts: Options::default(),
             shutdown: None,
+            #[cfg(feature = "load-balancing")]
+            lb: Default::default(),
         }
     }
 
-    /// Runs up to `n` jobs at once (at least 1).
+    /// Queue mode: runs up to `n` jobs at once (at least 1).
     pub fn concurrency(mut self, n: usize) -> Self {
         self.opts.concurrency = n.max(1);
         self
     }
 
-    /// Decides the concurrency before each job-take, from the current one (the Python SDK's
+    /// Queue mode: decides the concurrency before each job-take, from the current one (the Python SDK's
     /// `concurrency_modifier`). Lowering it never stops running jobs; it takes fewer.
     pub fn concurrency_fn(mut self, f: impl FnMut(usize) -> usize + Send + 'static) -> Self {
         self.opts.concurrency_fn = Some(Box::new(f));
         self
     }
 
-    /// After one job, report `stopPod: true` and exit cleanly (a fresh worker per job).
+    /// Queue mode: after one job, report `stopPod: true` and exit cleanly (a fresh worker per job).
     pub fn refresh_after_job(mut self, yes: bool) -> Self {
         self.opts.refresh_after_job = yes;
         self
     }
 
-    /// Overrides `RUNPOD_PING_INTERVAL`.
+    /// Queue mode: overrides `RUNPOD_PING_INTERVAL`.
     pub fn ping_interval(mut self, every: Duration) -> Self {
         self.opts.ping_interval = Some(every);
         self
     }
 
-    /// How long in-flight jobs may run on after SIGTERM/SIGINT (default 30 s); jobs still
-    /// running then are cancelled and reported failed. Keep it under the platform's kill delay.
-    /// A job-take open at the signal is still answered within it (the endpoint may have handed
-    /// over a job already; it is run, not lost), so an idle worker exits when its long poll ends.
+    /// How long in-flight jobs (requests, in load-balancing mode) may run on after
+    /// SIGTERM/SIGINT (default 30 s); jobs still running then are cancelled and reported failed.
+    /// Keep it under the platform's kill delay. In queue mode a job-take open at the signal is
+    /// still answered within it (the endpoint may have handed over a job already; it is run,
+    /// not lost), so an idle worker exits when its long poll ends.
     pub fn shutdown_grace(mut self, grace: Duration) -> Self {
         self.opts.shutdown_grace = grace;
         self
     }
 
-    /// How long a final result is retried before it is given up (default 10 min). The job
+    /// Queue mode: how long a final result is retried before it is given up (default 10 min). The job
     /// stays in the heartbeat's job list meanwhile, so the platform does not re-queue it.
     pub fn result_retry_for(mut self, d: Duration) -> Self {
-        self.opts.retry.result_retry_for = d;
+        self.opts.result_retry_for = d;
         self
     }
 
@@ -128,21 +129,23 @@ impl<H: Handler> Worker<H> {
         self
     }
 
-    /// Overrides the result size limit (default 20 MB for `/runsync` jobs, 10 MB otherwise).
+    /// Queue mode: overrides the result size limit (default 20 MB for `/runsync` jobs, 10 MB otherwise).
     pub fn max_result_bytes(mut self, n: usize) -> Self {
         self.opts.max_result_bytes = Some(n);
         self
     }
 
-    /// Uses this configuration instead of reading `RUNPOD_*` from the environment.
+    /// Queue mode: uses this configuration instead of reading `RUNPOD_*` from the environment.
     pub fn config(mut self, config: Config) -> Self {
         self.opts.config = Some(config);
         self
     }
 
-    /// Adds a fitness check, run once before the first job-take (in the order added, before
-    /// the system checks). When one fails the worker reports itself unhealthy and `run`
-    /// returns [`WorkerError::Unfit`] (exit status 1 from [`start`]); see [`crate::fitness`].
+    /// Adds a fitness check, run once before the first job-take (load-balancing mode: before
+    /// the health path answers `200`), in the order added, before the system checks and the
+    /// start-up. When one fails the worker reports itself unhealthy (queue mode: to the
+    /// platform; load-balancing mode: `503` on the health path) and ends with
+    /// [`WorkerError::Unfit`] (exit status 1 from [`start`]); see [`crate::fitness`].
     pub fn fitness_check<F, Fut, E>(mut self, name: impl Into<String>, check: F) -> Self
     where
         F: FnOnce() -> Fut + Send + 'static,
@@ -166,7 +169,7 @@ impl<H: Handler> Worker<H> {
         self
     }
 
-    /// Adds per-job timings to each object output under `rp_debugger`, as the Python SDK's
+    /// Queue and local modes: adds per-job timings to each object output under `rp_debugger`, as the Python SDK's
     /// `--rp_debugger` does (also the `--rp_debugger`/`--debugger` flag of [`start`]).
     pub fn debugger(mut self, on: bool) -> Self {
         self.opts.debugger = on;
@@ -179,8 +182,8 @@ impl<H: Handler> Worker<H> {
         self
     }
 
-    /// Runs the worker until shutdown (or, with `refresh_after_job`, one job): takes jobs,
-    /// runs them, delivers their results, then returns `Ok(())`.
+    /// Runs the worker in queue mode until shutdown (or, with `refresh_after_job`, one job):
+    /// takes jobs, runs them, delivers their results, then returns `Ok(())`.
     pub async fn run(self) -> Result<(), WorkerError> {
         let config = match self.opts.config.clone() {
             Some(c) => c,
@@ -190,26 +193,93 @@ impl<H: Handler> Worker<H> {
     }
 
     async fn run_with(self, config: Config) -> Result<(), WorkerError> {
-        let Worker { handler, mut opts, shutdown } = self;
+        let Worker { handler, mut opts, shutdown, .. } = self;
         if let Err(failure) = crate::fitness::run_checks(opts.take_fitness_checks()).await {
-            crate::worker_api::Api::new(Arc::new(config.clone())).report_unhealthy(&failure).await;
+            crate::queue::worker_api::Api::new(Arc::new(config.clone())).report_unhealthy(&failure).await;
             return Err(WorkerError::Unfit(failure));
         }
-        let signal = shutdown.unwrap_or_else(|| Box::pin(crate::shutdown::signal()));
-        crate::lifecycle::run_platform(Arc::new(handler), opts, config, signal).await
+        let mut signal = shutdown.unwrap_or_else(|| Box::pin(crate::signal::signal()));
+        let handler = tokio::select! {
+            h = handler.handler() => h?,
+            _ = &mut signal => {
+                tracing::info!("stopped during start-up");
+                return Ok(());
+            }
+        };
+        crate::queue::lifecycle::run_platform(Arc::new(handler), opts, config, signal).await
     }
 
-    /// [`start`] with this worker's settings: reads the process's arguments, runs the mode
-    /// they select, and returns the process's exit status (0 after a clean shutdown or a
+    /// [`start`] with this worker's settings: reads the process's arguments and environment,
+    /// runs the mode they select (see [`start`]), and returns the process's exit status (0 after a clean shutdown or a
     /// successful `--test-input` job; 1 on a start-up error, said on stderr, or a failed job).
     pub async fn start(self) -> ExitCode {
-        crate::cli::exit_code(self.run_cli(std::env::args().skip(1)).await)
+        cli::exit_code(self.run_cli(std::env::args().skip(1)).await)
     }
 
     /// Runs the mode `args` select (the runtime's flags, see [`start`]; the program name left
     /// out) and returns how it ended instead of an exit status.
-    pub async fn run_cli(self, args: impl IntoIterator<Item = String>) -> Result<(), WorkerError> {
-        crate::cli::run_mode(self, args).await
+    pub async fn run_cli(mut self, args: impl IntoIterator<Item = String>) -> Result<(), WorkerError> {
+        let args = cli::parse_args(args)?;
+        if args.help {
+            println!("{}", cli::RUNTIME_FLAGS);
+            return Ok(());
+        }
+        crate::init_logging(args.log_level.as_deref());
+        if !args.ignored.is_empty() {
+            tracing::debug!("arguments left to the program: {:?}", args.ignored);
+        }
+        if let Some(n) = args.concurrency {
+            self = self.concurrency(n);
+        }
+        if args.debugger {
+            self = self.debugger(true);
+        }
+        let mode = cli::select_mode(
+            &args,
+            self.opts.config.is_some(),
+            |k| std::env::var(k).ok(),
+            || std::path::Path::new("test_input.json").is_file(),
+        );
+        match mode {
+            Mode::TestInput => {
+                let job = test_input::read_test_input(args.test_input.as_deref().unwrap_or_default())?;
+                test_input::print_test_job(self.handler, self.opts, job).await
+            }
+            Mode::ServeApi => {
+                let host = args.host.clone().unwrap_or_else(|| "127.0.0.1".into());
+                self.serve_api(&host, args.port.unwrap_or(8000)).await
+            }
+            Mode::LoadBalancing => self.load_balancing_mode().await,
+            Mode::TestInputFile => {
+                tracing::info!("no platform environment: running ./test_input.json");
+                let job = test_input::read_test_input("@test_input.json")?;
+                test_input::print_test_job(self.handler, self.opts, job).await
+            }
+            Mode::Queue => self.run().await,
+        }
+    }
+
+    /// `--serve-api`: the local endpoint on `host:port` in-process, this worker taking jobs
+    /// from it, until SIGTERM/SIGINT (or the worker's own shutdown signal).
+    async fn serve_api(self, host: &str, port: u16) -> Result<(), WorkerError> {
+        let local = LocalApi::bind(host, port).await?;
+        let result = self.config(local.config()).run().await;
+        local.shutdown().await;
+        result
+    }
+
+    #[cfg(feature = "load-balancing")]
+    async fn load_balancing_mode(self) -> Result<(), WorkerError> {
+        self.run_load_balancing().await
+    }
+
+    /// Load-balancing mode needs the `load-balancing` feature (on by default).
+    #[cfg(not(feature = "load-balancing"))]
+    async fn load_balancing_mode(self) -> Result<(), WorkerError> {
+        Err(WorkerError::Args(
+            "load-balancing mode: this binary was built without the `load-balancing` feature of runpod-worker"
+                .into(),
+        ))
     }
 
     /// Runs one job (`{"input": ..., "id"?: ...}`) locally, without an endpoint, as the
@@ -239,7 +309,7 @@ impl<H: Handler> Worker<H> {
     /// # }).unwrap();
     /// ```
     pub async fn run_test_job<O: DeserializeOwned>(self, job: Value) -> Result<TestOutcome<O>, WorkerError> {
-        crate::test_input::run_test_job(self, job).await
+        test_input::run_test_job(self.handler, self.opts, job).await
     }
 }
 
@@ -248,8 +318,15 @@ impl<H: Handler> Worker<H> {
 /// job. Return it from `main`.
 ///
 /// The flags it reads are [`RUNTIME_FLAGS`](crate::RUNTIME_FLAGS) (`--test-input`,
-/// `--serve-api`, ...; other arguments are left to the program). Without a local flag, the
-/// worker reads the platform's `RUNPOD_*` environment.
+/// `--serve-api`, `--load-balancing`, ...; other arguments are left to the program). The mode:
+///
+/// 1. `--test-input` or `--serve-api`: that local mode;
+/// 2. load-balancing mode ([`Worker::run_load_balancing`]) with `--load-balancing`, with
+///    `LOAD_BALANCING` set to `1`/`true`/`yes`, or, unless `LOAD_BALANCING` says `0`/`false`/`no`,
+///    on a load-balancing endpoint: without the queue's `RUNPOD_WEBHOOK_GET_JOB` but with
+///    `PORT_HEALTH` or `RUNPOD_ENDPOINT_ID` set;
+/// 3. `./test_input.json` run as a test job when the platform's environment is absent;
+/// 4. else queue mode ([`Worker::run`]), reading the platform's `RUNPOD_*` environment.
 ///
 /// ```no_run
 /// use runpod_worker::{handler_fn, Job, JobContext};
@@ -268,46 +345,60 @@ pub async fn start<H: Handler>(handler: H) -> ExitCode {
     Worker::new(handler).start().await
 }
 
-impl Options {
-    /// The program's checks, then the system checks when on.
-    pub(crate) fn take_fitness_checks(&mut self) -> Vec<FitnessCheck> {
-        let mut checks = std::mem::take(&mut self.fitness);
-        if self.system_checks {
-            checks.extend(crate::fitness::system_checks());
-        }
-        checks
+/// Load-balancing mode's settings and entry points (feature `load-balancing`).
+#[cfg(feature = "load-balancing")]
+impl<H: Handler> Worker<H> {
+    /// Load-balancing mode: the path the handler is served on as `POST` (default `/run`; see
+    /// [`handler_router`](load_balancing::handler_router) for what it answers).
+    pub fn route(mut self, path: impl Into<String>) -> Self {
+        self.lb.route = path.into();
+        self
     }
 
-    pub(crate) fn handler_runtime(&self) -> Result<tokio::runtime::Runtime, WorkerError> {
-        let threads = self
-            .handler_threads
-            .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).max(2));
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(threads)
-            .thread_name("runpod-handler")
-            .enable_all()
-            .build()
-            .map_err(|source| WorkerError::Io { what: "cannot start the handler runtime", source })
+    /// Load-balancing mode: the program's own routes, served beside the handler's (merged
+    /// into one router: a path may be served once).
+    pub fn routes(mut self, router: axum::Router) -> Self {
+        self.lb.routes = Some(match self.lb.routes.take() {
+            Some(r) => r.merge(router),
+            None => router,
+        });
+        self
     }
 
-    pub(crate) fn executor<H: Handler>(
-        &self,
-        handler: Arc<H>,
-        rt: tokio::runtime::Handle,
-        config: &Config,
-    ) -> Executor<H> {
-        Executor {
-            handler,
-            rt,
-            reporter: Reporter {
-                hostname: config.hostname.clone().unwrap_or_else(|| "unknown".into()),
-                worker_id: config.worker_id.clone(),
-            },
-            max_result_bytes: self.max_result_bytes,
-            max_chunk_bytes: MAX_STREAM_CHUNK_BYTES,
-            refresh_after_job: self.refresh_after_job,
-            debugger: self.debugger,
-            ready_delay_ms: if self.debugger { crate::debugger::process_age_ms() } else { None },
-        }
+    /// Load-balancing mode: listens where `config` says instead of reading `PORT`,
+    /// `PORT_HEALTH`, `HEALTH_CHECK_PATH` and `LISTEN_HOST` from the environment.
+    pub fn load_balancing_config(mut self, config: load_balancing::LbConfig) -> Self {
+        self.lb.config = Some(config);
+        self
+    }
+
+    /// Load-balancing mode: how long the health path answers `503` after a failed fitness
+    /// check or start-up, before the worker exits (default 5 s).
+    pub fn unfit_linger(mut self, linger: Duration) -> Self {
+        self.lb.unfit_linger = linger;
+        self
+    }
+
+    /// Binds the ports (so that a port 0 can be read back), then serves: see
+    /// [`BoundWorker::serve`](load_balancing::BoundWorker::serve).
+    pub async fn run_load_balancing(self) -> Result<(), WorkerError> {
+        self.bind_load_balancing().await?.serve().await
+    }
+
+    /// Binds the load-balancing mode's ports (read from the environment unless
+    /// [`Worker::load_balancing_config`] gave them); [`BoundWorker::serve`](load_balancing::BoundWorker::serve) serves them.
+    pub async fn bind_load_balancing(self) -> Result<load_balancing::BoundWorker, WorkerError> {
+        let Worker { handler, mut opts, shutdown, lb, .. } = self;
+        let config = match lb.config.clone() {
+            Some(c) => c,
+            None => load_balancing::LbConfig::from_env()?,
+        };
+        let settings = load_balancing::Settings {
+            fitness: opts.take_fitness_checks(),
+            shutdown_grace: opts.shutdown_grace,
+            unfit_linger: lb.unfit_linger,
+            shutdown,
+        };
+        load_balancing::bind(handler, lb, config, settings).await
     }
 }

@@ -1,12 +1,14 @@
-//! Load-balancing mode over real HTTP, behind runpod-local's load balancer: 204 during the
-//! start-up and 200 after, a typed handler and the program's own routes, bad input, NDJSON
-//! streaming, cancellation when the client goes away, a failing fitness check (503, then an
-//! error), and a graceful SIGTERM-style shutdown.
+//! Load-balancing mode of the one `Worker` builder over real HTTP, behind runpod-local's load
+//! balancer: 204 during the start-up and 200 after, a typed handler and the program's own
+//! routes, bad input, NDJSON streaming, cancellation when the client goes away, a failing
+//! fitness check or start-up (503, then an error), a graceful SIGTERM-style shutdown, and the
+//! mode picked by `--load-balancing`.
 
 use axum::routing::get;
+use axum::Router;
 use runpod_local::LoadBalancer;
-use runpod_worker::load_balancing::{handler_router, BoundWorker, LoadBalancingWorker};
-use runpod_worker::{handler_fn, stream_fn, Job, JobContext, WorkerError};
+use runpod_worker::load_balancing::{handler_router, BoundWorker, LbConfig};
+use runpod_worker::{handler_fn, stream_fn, Handler, Job, JobContext, Worker, WorkerError};
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -32,20 +34,27 @@ fn http() -> reqwest::Client {
     reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap()
 }
 
-async fn bound(separate_health: bool) -> (BoundWorker, oneshot::Sender<()>) {
+/// Where the tests listen: 127.0.0.1, free ports.
+fn local(separate_health: bool) -> LbConfig {
+    let c = LbConfig::default().host("127.0.0.1").port(0);
+    if separate_health {
+        c.health_port(0)
+    } else {
+        c
+    }
+}
+
+/// `worker` bound on free ports, stopped when the sender fires (or is dropped).
+async fn bound<H: Handler>(worker: Worker<H>, separate_health: bool) -> (BoundWorker, oneshot::Sender<()>) {
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
-    let mut w = LoadBalancingWorker::default()
-        .host("127.0.0.1")
-        .port(0)
+    let w = worker
+        .load_balancing_config(local(separate_health))
         .shutdown_grace(Duration::from_secs(20))
         .unfit_linger(Duration::from_secs(2))
         .shutdown_on(async move {
             let _ = stop_rx.await;
         });
-    if separate_health {
-        w = w.health_port(0);
-    }
-    (w.bind().await.unwrap(), stop_tx)
+    (w.bind_load_balancing().await.unwrap(), stop_tx)
 }
 
 async fn status_of(url: &str) -> u16 {
@@ -66,17 +75,17 @@ async fn wait_for(url: &str, want: u16) {
 
 #[tokio::test]
 async fn initializing_then_ready_behind_the_local_load_balancer() {
-    let (worker, stop) = bound(false).await;
-    let base = format!("http://{}", worker.app_addr());
     let (loaded_tx, loaded_rx) = oneshot::channel::<()>();
-    let serving = tokio::spawn(worker.serve(async move {
+    let worker = Worker::loading(async move {
         // The "model load": /ping answers 204 until it is done.
         let _ = loaded_rx.await;
-        Ok::<_, String>(
-            handler_router("/double", handler_fn(double))
-                .route("/hello", get(|| async { "hello from axum" })),
-        )
-    }));
+        Ok::<_, String>(handler_fn(double))
+    })
+    .route("/double")
+    .routes(Router::new().route("/hello", get(|| async { "hello from axum" })));
+    let (worker, stop) = bound(worker, false).await;
+    let base = format!("http://{}", worker.app_addr());
+    let serving = tokio::spawn(worker.serve());
     wait_for(&format!("{base}/ping"), 204).await;
     let r = http().post(format!("{base}/double")).body(r#"{"n": 1}"#).send().await.unwrap();
     assert_eq!(r.status(), 503, "requests before the start-up ends are refused");
@@ -139,12 +148,11 @@ async fn initializing_then_ready_behind_the_local_load_balancer() {
 
 #[tokio::test]
 async fn sigterm_finishes_requests_in_flight_and_refuses_new_ones() {
-    let (worker, stop) = bound(true).await;
+    let (worker, stop) = bound(Worker::new(handler_fn(double)).route("/double"), true).await;
     let base = format!("http://{}", worker.app_addr());
     let ping = format!("http://{}/ping", worker.health_addr());
     assert_ne!(worker.app_addr(), worker.health_addr());
-    let serving =
-        tokio::spawn(worker.serve(async { Ok::<_, String>(handler_router("/double", handler_fn(double))) }));
+    let serving = tokio::spawn(worker.serve());
     wait_for(&ping, 200).await;
     assert_eq!(status_of(&format!("{base}/ping")).await, 404, "the health path lives on PORT_HEALTH only");
     let slow = tokio::spawn({
@@ -162,25 +170,16 @@ async fn sigterm_finishes_requests_in_flight_and_refuses_new_ones() {
 
 #[tokio::test]
 async fn a_failing_fitness_check_answers_503_then_fails() {
-    let (stop_tx, stop_rx) = oneshot::channel::<()>();
-    let worker = LoadBalancingWorker::default()
-        .host("127.0.0.1")
-        .port(0)
-        .unfit_linger(Duration::from_secs(3))
-        .fitness_check("gpu", || async { Err::<(), _>("no CUDA-capable device") })
-        .shutdown_on(async move {
-            let _ = stop_rx.await;
-        })
-        .bind()
-        .await
-        .unwrap();
-    let ping = format!("http://{}/ping", worker.app_addr());
     let started = Arc::new(AtomicBool::new(false));
     let s = started.clone();
-    let serving = tokio::spawn(worker.serve(async move {
+    let worker = Worker::loading(async move {
         s.store(true, Ordering::SeqCst);
-        Ok::<_, String>(axum::Router::new())
-    }));
+        Ok::<_, String>(handler_fn(double))
+    })
+    .fitness_check("gpu", || async { Err::<(), _>("no CUDA-capable device") });
+    let (worker, stop_tx) = bound(worker, false).await;
+    let ping = format!("http://{}/ping", worker.app_addr());
+    let serving = tokio::spawn(worker.serve());
     wait_for(&ping, 503).await;
     let body: Value = http().get(&ping).send().await.unwrap().json().await.unwrap();
     assert_eq!(body["status"], "unhealthy");
@@ -193,16 +192,24 @@ async fn a_failing_fitness_check_answers_503_then_fails() {
     assert!(!started.load(Ordering::SeqCst), "the start-up does not run on an unfit machine");
     drop(stop_tx);
 
-    // A start-up that fails is reported the same way.
-    let (worker, _stop) = bound(false).await;
-    let result = worker.serve(async { Err::<axum::Router, _>("weights not found") }).await;
+    // A start-up that fails is reported the same way, in load-balancing mode and in queue mode.
+    let failing = || {
+        Worker::loading(async {
+            match std::env::var_os("RUNPOD_TEST_NEVER_SET") {
+                Some(_) => Ok(handler_fn(double)),
+                None => Err("weights not found"),
+            }
+        })
+    };
+    let (worker, _stop) = bound(failing(), false).await;
+    let result = worker.serve().await;
+    assert!(matches!(&result, Err(WorkerError::Startup(m)) if m.contains("weights not found")), "{result:?}");
+    let result = failing().run_test_job::<Value>(json!({"input": {"n": 1}})).await;
     assert!(matches!(&result, Err(WorkerError::Startup(m)) if m.contains("weights not found")), "{result:?}");
 }
 
 #[tokio::test]
 async fn streaming_handlers_answer_ndjson_and_a_client_that_leaves_cancels_the_job() {
-    let (worker, stop) = bound(false).await;
-    let base = format!("http://{}", worker.app_addr());
     let cancelled = Arc::new(AtomicBool::new(false));
     let seen = cancelled.clone();
     let waits = handler_fn(move |_job: Job<Value>, ctx: JobContext| {
@@ -221,9 +228,11 @@ async fn streaming_handlers_answer_ndjson_and_a_client_that_leaves_cancels_the_j
     let counter = stream_fn(|job: Job<u32>, _ctx| {
         futures::stream::iter((1..=job.input).map(|i| Ok::<_, String>(json!({"i": i}))))
     });
-    let serving = tokio::spawn(worker.serve(async move {
-        Ok::<_, String>(handler_router("/count", counter).merge(handler_router("/wait", waits)))
-    }));
+    // The worker's handler on its route; another handler on a route of the program's own.
+    let worker = Worker::new(counter).route("/count").routes(handler_router("/wait", waits));
+    let (worker, stop) = bound(worker, false).await;
+    let base = format!("http://{}", worker.app_addr());
+    let serving = tokio::spawn(worker.serve());
     wait_for(&format!("{base}/ping"), 200).await;
 
     let r = http().post(format!("{base}/count")).body("3").send().await.unwrap();
@@ -241,5 +250,28 @@ async fn streaming_handlers_answer_ndjson_and_a_client_that_leaves_cancels_the_j
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     stop.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(30), serving).await.unwrap().unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn the_command_line_picks_load_balancing_mode_and_the_default_route() {
+    let (stop_tx, stop_rx) = oneshot::channel::<()>();
+    // Port 0 cannot be read back through `run_cli`: pick a free port first.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let who = handler_fn(|job: Job<Value>, ctx: JobContext| async move {
+        Ok::<_, String>(json!({"worker": ctx.worker_id(), "input": job.input}))
+    });
+    let worker = Worker::new(who)
+        .load_balancing_config(LbConfig::default().host("127.0.0.1").port(port).worker_id("pod-7"))
+        .shutdown_on(async move {
+            let _ = stop_rx.await;
+        });
+    let serving = tokio::spawn(worker.run_cli(["--load-balancing".to_owned()]));
+    let base = format!("http://127.0.0.1:{port}");
+    wait_for(&format!("{base}/ping"), 200).await;
+    let r = http().post(format!("{base}/run")).json(&json!({"n": 5})).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().await.unwrap(), json!({"worker": "pod-7", "input": {"n": 5}}));
+    stop_tx.send(()).unwrap();
     tokio::time::timeout(Duration::from_secs(30), serving).await.unwrap().unwrap().unwrap();
 }

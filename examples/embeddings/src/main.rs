@@ -7,13 +7,14 @@ use anyhow::Context;
 use candle_core::Device;
 use embeddings::{pick_device, EmbedHandler, Embedder};
 use runpod_worker::fitness::FitnessCheck;
-use runpod_worker::load_balancing::{handler_router, LoadBalancingWorker};
+use runpod_worker::Worker;
 use std::process::ExitCode;
 
 /// `--help`: this worker's settings (`help_requested` adds the runtime's flags).
 const HELP: &str = "\
 embeddings worker: sentence embeddings with a BERT-family model (see examples/embeddings/README.md)
-  --load-balancing   serve POST /embed as a load-balancing worker (also LOAD_BALANCING=1)
+  --load-balancing   serve POST /embed as a load-balancing worker (also LOAD_BALANCING=1, or a
+                     load-balancing endpoint's environment: see runpod-worker's --help below)
 environment:
   MODEL_DIR   model folder (config.json, tokenizer.json, model.safetensors)
   MODEL_ID    hub model id when MODEL_DIR is unset: the platform's model cache
@@ -40,38 +41,10 @@ async fn main() -> anyhow::Result<ExitCode> {
         Ok(v) => v.parse().with_context(|| format!("BATCH_SIZE={v:?} is not a number"))?,
         Err(_) => embeddings::DEFAULT_BATCH_SIZE,
     };
-    if load_balancing_requested() {
-        return Ok(serve_load_balanced(device, max_batch, batch_size).await);
-    }
-    let (dir, name) = embeddings::hub::model_from_env(embeddings::DEFAULT_MODEL_ID).await?;
-    let embedder = load(&dir, &device, &name, batch_size)?;
-    let mut worker = runpod_worker::Worker::new(EmbedHandler::new(embedder, name, max_batch));
-    if let Some(check) = gpu_check(&device) {
-        worker = worker.fitness(check);
-    }
-    Ok(worker.start().await)
-}
-
-/// `--load-balancing`, or `LOAD_BALANCING` set to `1`/`true`.
-fn load_balancing_requested() -> bool {
-    std::env::args().any(|a| a == "--load-balancing")
-        || std::env::var("LOAD_BALANCING").is_ok_and(|v| matches!(v.trim(), "1" | "true" | "TRUE" | "yes"))
-}
-
-/// Load-balancing mode: `/ping` answers 204 while the model loads, then `POST /embed` takes
-/// the same input as a queue job's `input` and answers its output.
-async fn serve_load_balanced(device: Device, max_batch: usize, batch_size: usize) -> ExitCode {
-    let worker = match LoadBalancingWorker::from_env() {
-        Ok(w) => w,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let worker = match gpu_check(&device) {
-        Some(check) => worker.fitness(check),
-        None => worker,
-    };
+    let gpu = gpu_check(&device);
+    // One worker for both endpoint types: `start` picks the mode (`--load-balancing`,
+    // `LOAD_BALANCING=1`, else the queue). The model loads after the fitness checks; in
+    // load-balancing mode the health path answers 204 meanwhile.
     let startup = async move {
         let (dir, name) = embeddings::hub::model_from_env(embeddings::DEFAULT_MODEL_ID).await?;
         let embedder =
@@ -79,15 +52,14 @@ async fn serve_load_balanced(device: Device, max_batch: usize, batch_size: usize
                 .await
                 .context("the model-loading thread failed")??;
         let (embedder, name) = embedder;
-        Ok::<_, anyhow::Error>(handler_router("/embed", EmbedHandler::new(embedder, name, max_batch)))
+        Ok::<_, anyhow::Error>(EmbedHandler::new(embedder, name, max_batch))
     };
-    match worker.serve(async move { startup.await.map_err(|e| format!("{e:#}")) }).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
-        }
+    let mut worker =
+        Worker::loading(async move { startup.await.map_err(|e| format!("{e:#}")) }).route("/embed");
+    if let Some(check) = gpu {
+        worker = worker.fitness(check);
     }
+    Ok(worker.start().await)
 }
 
 fn load(dir: &std::path::Path, device: &Device, name: &str, batch_size: usize) -> anyhow::Result<Embedder> {

@@ -27,7 +27,7 @@ pub struct GenerateInput {
     /// Most new tokens (default 128).
     #[serde(default = "default_max_tokens")]
     pub max_tokens: usize,
-    /// Sampling temperature; 0 is greedy (default 0.7).
+    /// Sampling temperature in [0, 2]; 0 is greedy (default 0.7).
     #[serde(default = "default_temperature")]
     pub temperature: f64,
     /// Nucleus sampling threshold in (0, 1] (default: off).
@@ -277,6 +277,7 @@ impl GenerateHandler {
         job_id: &str,
         ctx: &JobContext,
     ) -> Result<Value, openai::Error> {
+        request.check_model(&[self.model.name()])?;
         let (prompt, sampling, max_tokens_name) = match &request {
             Request::Models => return Ok(openai::model_list(&[self.model.name()])),
             Request::Chat(r) => {

@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 use anyhow::Context;
+use runpod_worker::Worker;
 use std::process::ExitCode;
 use text_generation::{pick_device, GenerateHandler, TextModel};
 
@@ -27,13 +28,24 @@ async fn main() -> anyhow::Result<ExitCode> {
     )?;
     let path = std::path::PathBuf::from(path);
     let device = pick_device()?;
-    let started = std::time::Instant::now();
-    let model = TextModel::load(&path, &device)
-        .with_context(|| format!("loading the model from {}", path.display()))?;
-    tracing::info!(
-        model = %path.display(), device = ?device, context = model.context_length(),
-        chat_template = model.chat_template().is_some(),
-        ms = started.elapsed().as_millis() as u64, "model loaded"
-    );
-    Ok(runpod_worker::start(GenerateHandler::new(model)).await)
+    // `start` picks the mode (queue, `--load-balancing`: `POST /run`, or a local one); the
+    // model loads first (in load-balancing mode, while the health path answers 204).
+    let startup = async move {
+        let started = std::time::Instant::now();
+        let model = tokio::task::spawn_blocking(move || {
+            TextModel::load(&path, &device)
+                .with_context(|| format!("loading the model from {}", path.display()))
+                .map(|m| (m, path, device))
+        })
+        .await
+        .map_err(|e| format!("the model-loading thread failed: {e}"))?;
+        let (model, path, device) = model.map_err(|e| format!("{e:#}"))?;
+        tracing::info!(
+            model = %path.display(), device = ?device, context = model.context_length(),
+            chat_template = model.chat_template().is_some(),
+            ms = started.elapsed().as_millis() as u64, "model loaded"
+        );
+        Ok::<_, String>(GenerateHandler::new(model))
+    };
+    Ok(Worker::loading(startup).start().await)
 }

@@ -69,8 +69,13 @@ impl Params {
         if self.max_tokens == 0 {
             return bad("max_tokens must be at least 1".into());
         }
-        if !self.temperature.is_finite() || self.temperature < 0.0 {
-            return bad(format!("temperature must be a finite number >= 0, got {}", self.temperature));
+        // OpenAI's range; NaN is outside it too.
+        if !(0.0..=2.0).contains(&self.temperature) {
+            return bad(format!("temperature must be between 0 and 2, got {}", self.temperature));
+        }
+        let most = runpod_worker::openai::MAX_STOP_BYTES;
+        if let Some(long) = self.stop.iter().find(|s| s.len() > most) {
+            return bad(format!("a stop string is at most {most} bytes, got one of {} bytes", long.len()));
         }
         if let Some(p) = self.top_p {
             if !(p > 0.0 && p <= 1.0) {

@@ -2,7 +2,7 @@
 //! talking to the text-generation worker through runpod-local's `/v2/local/openai/v1`, on a
 //! real instruct model (SmolLM2-135M-Instruct, Q4_1 GGUF) on the CPU: chat, a streamed chat
 //! whose chunks arrive while the job runs, a completion, the model list, a wrong key, malformed
-//! requests, a stream closed early (its job ends CANCELLED, the worker takes the next job). The
+//! or out-of-range requests, a model it does not serve (404 `model_not_found`), a stream closed early (its job ends CANCELLED, the worker takes the next job). The
 //! same worker keeps serving its native `{"prompt": ...}` input.
 
 use std::path::Path;
@@ -85,11 +85,25 @@ async fn the_official_openai_client_talks_to_the_worker() {
     // Refusals raise the client's own exceptions.
     assert_eq!(out["wrong_key"]["class"], "AuthenticationError", "{}", out["wrong_key"]);
     assert_eq!(out["wrong_key"]["status"], 401);
-    for (case, says) in [("no_messages", "at least one"), ("n_2", "n = 1"), ("bad_role", "wizard")] {
+    for (case, says) in [
+        ("no_messages", "at least one"),
+        ("n_2", "n = 1"),
+        ("bad_role", "wizard"),
+        ("hot", "between 0 and 2"),
+        ("long_stop", "at most 256 bytes"),
+    ] {
         let r = &out[case];
         assert_eq!(r["class"], "BadRequestError", "{case}: {r}");
         assert!(r["message"].as_str().unwrap_or_default().contains(says), "{case}: {r}");
     }
+
+    // A model the worker does not serve: OpenAI's 404 model_not_found.
+    let other = &out["other_model"];
+    assert_eq!(
+        (&other["class"], &other["status"], &other["code"]),
+        (&json!("NotFoundError"), &json!(404), &json!("model_not_found")),
+        "{other}"
+    );
 
     // The stream closed after 3 pieces: its job ended CANCELLED and generation stopped early.
     let closed = &out["closed_early"];
@@ -114,6 +128,12 @@ async fn the_official_openai_client_talks_to_the_worker() {
     assert_eq!(job.status, JobStatus::Completed, "{job:?}");
     let native: GenerateOutput = serde_json::from_value(job.output.unwrap()).unwrap();
     assert!(native.generated_tokens >= 1 && !native.text.is_empty(), "{native:?}");
+    // The native input takes OpenAI's temperature range too.
+    let hot = json!({"prompt": "a", "max_tokens": 2, "temperature": 1e308});
+    let job =
+        example_support::local_worker::client(&local).run_sync::<_, Value>(&Request::new(hot)).await.unwrap();
+    assert_eq!(job.status, JobStatus::Failed, "{job:?}");
+    assert!(format!("{:?}", job.error).contains("between 0 and 2"), "{job:?}");
 
     local.stop().await.unwrap();
 }

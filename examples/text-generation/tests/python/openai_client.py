@@ -73,7 +73,7 @@ def refused(call):
     try:
         call()
     except openai.APIStatusError as e:
-        return {"class": type(e).__name__, "status": e.status_code, "message": e.message}
+        return {"class": type(e).__name__, "status": e.status_code, "message": e.message, "code": e.code}
     return {"class": None}
 
 
@@ -81,6 +81,13 @@ wrong = OpenAI(base_url=base_url, api_key="not-the-key", max_retries=0)
 out["wrong_key"] = refused(lambda: wrong.chat.completions.create(model=model, messages=question))
 out["no_messages"] = refused(lambda: client.chat.completions.create(model=model, messages=[]))
 out["n_2"] = refused(lambda: client.chat.completions.create(model=model, messages=question, n=2))
+out["other_model"] = refused(lambda: client.chat.completions.create(model="gpt-4o", messages=question))
+out["hot"] = refused(
+    lambda: client.chat.completions.create(model=model, messages=question, temperature=1e308)
+)
+out["long_stop"] = refused(
+    lambda: client.completions.create(model=model, prompt="a", stop="x" * 1_000_000)
+)
 out["bad_role"] = refused(
     lambda: client.chat.completions.create(model=model, messages=[{"role": "wizard", "content": "hi"}]))
 

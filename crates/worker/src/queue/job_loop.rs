@@ -1,14 +1,14 @@
 //! The job loop: takes jobs from the worker API while there is a free slot, and starts each
 //! one (its handler task and its ordered sender); malformed jobs are failed, not lost.
 
-use crate::backoff::Backoff;
-use crate::context::Outbox;
-use crate::executor::Executor;
-use crate::held_jobs::HeldJobs;
-use crate::sender::{deliver, Post, Sink};
-use crate::stop::RunningHandlers;
-use crate::worker::Options;
-use crate::worker_api::{Api, Take};
+use crate::options::Options;
+use crate::queue::backoff::Backoff;
+use crate::queue::executor::Executor;
+use crate::queue::held_jobs::HeldJobs;
+use crate::queue::posts::PostQueue;
+use crate::queue::sender::{deliver, Post, Sink};
+use crate::queue::stop::RunningHandlers;
+use crate::queue::worker_api::{Api, Take};
 use crate::{Failure, Handler};
 use runpod_protocol::Job as WireJob;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -43,7 +43,7 @@ impl<H: Handler> Shared<H> {
         self.held.insert(&id);
         self.in_flight.fetch_add(1, Ordering::SeqCst);
         let (tx, rx) = mpsc::unbounded_channel();
-        let ctx = self.exec.context(&wire, &self.hard_stop, Outbox::Sender(tx));
+        let ctx = self.exec.context(&wire, &self.hard_stop, Arc::new(PostQueue(tx.clone())));
         self.running.insert(&ctx);
         self.senders.spawn(deliver(
             self.sink.clone(),
@@ -56,7 +56,8 @@ impl<H: Handler> Shared<H> {
         let me = self.clone();
         self.handlers.spawn(async move {
             let post = me.exec.run(wire, ctx.clone()).await;
-            ctx.finish(post);
+            // Queued behind every progress update and chunk.
+            let _ = tx.send(post);
             me.running.remove(&id);
             me.in_flight.fetch_sub(1, Ordering::SeqCst);
             me.slot_freed.notify_one();

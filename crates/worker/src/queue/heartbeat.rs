@@ -11,8 +11,8 @@
 //! sends one ping and cuts its list at 64 KiB, leaving the rest out.
 
 use crate::config::{with_query, Config};
-use crate::held_jobs::HeldJobs;
-use crate::worker_api::{encode_id, VERSION};
+use crate::queue::held_jobs::HeldJobs;
+use crate::queue::worker_api::{encode_id, VERSION};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -32,7 +32,7 @@ impl Heartbeat {
                 Ok(rt) => rt,
                 Err(e) => return tracing::error!("heartbeat: no runtime: {e}"),
             };
-            let client = match crate::http::reqwest_builder(&cfg)
+            let client = match crate::queue::http::reqwest_builder(&cfg)
                 // Twice the interval, as the Python SDK: a slow answer still counts.
                 .timeout((2 * interval).clamp(Duration::from_secs(1), Duration::from_secs(20)))
                 .build()
@@ -96,7 +96,7 @@ async fn beat(client: &reqwest::Client, cfg: &Config, held: &HeldJobs) {
             match req.send().await {
                 Ok(r) if r.status().is_success() => None,
                 Ok(r) => Some(format!("answered {}", r.status())),
-                Err(e) => Some(crate::http::error_chain(&e.without_url())),
+                Err(e) => Some(crate::queue::http::error_chain(&e.without_url())),
             }
         })
         .buffer_unordered(PINGS_AT_ONCE)

@@ -2,15 +2,15 @@
 //! endpoint's side): job-take, job-stop, job-done, job-stream.
 
 use crate::config::{with_query, Config};
-use crate::http::{self, Request, Response};
+use crate::queue::http::{self, Request, Response};
 use runpod_protocol::{Job as WireJob, JobDone, JobsToStop, StreamPost};
 use serde_json::Value;
 use std::sync::Arc;
 use std::time::Duration;
 use url::Url;
 
-/// The version reported in pings and error reports.
-pub(crate) const VERSION: &str = concat!("runpod-rs/", env!("CARGO_PKG_VERSION"));
+/// The version reported in pings and error reports (its own module: error reports need it too).
+pub(crate) use crate::version::VERSION;
 
 /// How long a long poll (job-take, job-stop) may be held before the worker asks again.
 const LONG_POLL_TIMEOUT: Duration = Duration::from_secs(100);

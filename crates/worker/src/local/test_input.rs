@@ -1,10 +1,11 @@
 //! One job run locally, without an endpoint: the `--test-input` mode (its result printed) and
-//! [`Worker::run_test_job`] (its result returned as a [`TestOutcome`]).
+//! [`Worker::run_test_job`](crate::Worker::run_test_job) (its result returned as a [`TestOutcome`]).
 
-use crate::context::Outbox;
-use crate::record::{Recorder, Sent};
-use crate::sender::Post;
-use crate::{Config, Failure, Handler, Worker, WorkerError};
+use crate::local::record::{Recorder, Sent};
+use crate::options::Options;
+use crate::queue::sender::Post;
+use crate::startup::Startup;
+use crate::{Config, Failure, Handler, WorkerError};
 use runpod_protocol::{ErrorReport, Job as WireJob, JobStatus};
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
@@ -35,7 +36,7 @@ fn test_job(mut value: Value) -> Result<WireJob, WorkerError> {
     serde_json::from_value(value).map_err(|e| WorkerError::TestInput(e.to_string()))
 }
 
-/// How a job run with [`Worker::run_test_job`] ended, with what it sent on the way.
+/// How a job run with [`Worker::run_test_job`](crate::Worker::run_test_job) ended, with what it sent on the way.
 ///
 /// `O` is the type its output is decoded into: the handler's `Output` (when it also derives
 /// `Deserialize`), any type of the same JSON shape, or [`serde_json::Value`] (the default).
@@ -66,25 +67,30 @@ struct LocalRun {
 }
 
 /// Runs one job locally, without an endpoint: progress and chunks are recorded and logged.
-async fn run_locally<H: Handler>(worker: Worker<H>, job: Value) -> Result<LocalRun, WorkerError> {
+async fn run_locally<H: Handler>(
+    handler: Startup<H>,
+    opts: Options,
+    job: Value,
+) -> Result<LocalRun, WorkerError> {
     let wire = test_job(job)?;
-    let Worker { handler, opts, .. } = worker;
+    let handler = handler.handler().await?;
     let rt = opts.handler_runtime()?;
     let exec = opts.executor(Arc::new(handler), rt.handle().clone(), &local_config());
     let recorder = Arc::new(Recorder::default());
-    let ctx = exec.context(&wire, &CancellationToken::new(), Outbox::Record(recorder.clone()));
+    let ctx = exec.context(&wire, &CancellationToken::new(), recorder.clone());
     let id = wire.id.clone();
     let post = exec.run(wire, ctx).await;
     rt.shutdown_background();
     Ok(LocalRun { id, post, sent: recorder.sent() })
 }
 
-/// Runs one job locally (see [`Worker::run_test_job`]), its output decoded into `O`.
+/// Runs one job locally (see [`Worker::run_test_job`](crate::Worker::run_test_job)), its output decoded into `O`.
 pub(crate) async fn run_test_job<H: Handler, O: DeserializeOwned>(
-    worker: Worker<H>,
+    handler: Startup<H>,
+    opts: Options,
     job: Value,
 ) -> Result<TestOutcome<O>, WorkerError> {
-    let LocalRun { id, post, sent } = run_locally(worker, job).await?;
+    let LocalRun { id, post, sent } = run_locally(handler, opts, job).await?;
     let (status, output, error) = match post {
         Post::Done { body, .. } => {
             let status = if body.error.is_some() { JobStatus::Failed } else { JobStatus::Completed };
@@ -118,8 +124,12 @@ fn parse_failure(text: &str) -> Failure {
 
 /// Runs the test job, prints its result on stdout (`{"id", "status", "output"?, "error"?}`,
 /// `error` as the job would report it), and fails when the job failed.
-pub(crate) async fn print_test_job<H: Handler>(worker: Worker<H>, job: Value) -> Result<(), WorkerError> {
-    let LocalRun { id, post, .. } = run_locally(worker, job).await?;
+pub(crate) async fn print_test_job<H: Handler>(
+    handler: Startup<H>,
+    opts: Options,
+    job: Value,
+) -> Result<(), WorkerError> {
+    let LocalRun { id, post, .. } = run_locally(handler, opts, job).await?;
     let mut result = json!({"id": id});
     let mut error = None;
     match post {

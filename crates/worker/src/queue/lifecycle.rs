@@ -3,13 +3,13 @@
 //! results delivered, everything stopped in order).
 
 use crate::config::Config;
-use crate::heartbeat::Heartbeat;
-use crate::held_jobs::HeldJobs;
-use crate::job_loop::{take_loop, Shared};
-use crate::sender::Sink;
-use crate::stop::{stop_loop, RunningHandlers};
-use crate::worker::Options;
-use crate::worker_api::Api;
+use crate::options::Options;
+use crate::queue::heartbeat::Heartbeat;
+use crate::queue::held_jobs::HeldJobs;
+use crate::queue::job_loop::{take_loop, Shared};
+use crate::queue::sender::{RetryPolicy, Sink};
+use crate::queue::stop::{stop_loop, RunningHandlers};
+use crate::queue::worker_api::Api;
 use crate::{Handler, WorkerError};
 use futures::future::BoxFuture;
 use std::sync::atomic::AtomicUsize;
@@ -89,7 +89,10 @@ async fn platform<H: Handler>(
 
     let shared = Arc::new(Shared {
         exec: opts.executor(handler, rt.handle().clone(), &config),
-        sink: Sink { api: api.clone(), policy: opts.retry.clone() },
+        sink: Sink {
+            api: api.clone(),
+            policy: RetryPolicy { result_retry_for: opts.result_retry_for, ..RetryPolicy::default() },
+        },
         held: held.clone(),
         running: RunningHandlers::default(),
         in_flight: AtomicUsize::new(0),
@@ -140,8 +143,8 @@ async fn platform<H: Handler>(
     shared.senders.close();
     // After a signal the platform's kill is near; otherwise (refresh) use the full budget.
     let budget = match grace {
-        Some(g) => opts.retry.result_retry_for.min(g.max(Duration::from_secs(10))),
-        None => opts.retry.result_retry_for,
+        Some(g) => opts.result_retry_for.min(g.max(Duration::from_secs(10))),
+        None => opts.result_retry_for,
     };
     if tokio::time::timeout(budget, shared.senders.wait()).await.is_err() {
         tracing::error!("results of {} not delivered before exit", held.summary());

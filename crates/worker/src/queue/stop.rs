@@ -1,9 +1,9 @@
 //! The stop channel: a long poll on `job-stop` that names jobs to abandon (cancelled by the
 //! client, or timed out by the platform). Those jobs are cancelled and send no result.
 
-use crate::backoff::Backoff;
 use crate::context::CancelReason;
-use crate::worker_api::Api;
+use crate::queue::backoff::Backoff;
+use crate::queue::worker_api::Api;
 use crate::JobContext;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 /// Jobs whose handler runs now, by id, so a stop signal can cancel them. A job enters when
 /// its handler starts and leaves when the handler ends (its result may still be on its way:
-/// see [`HeldJobs`](crate::held_jobs::HeldJobs) for that longer lifetime).
+/// see [`HeldJobs`](crate::queue::held_jobs::HeldJobs) for that longer lifetime).
 #[derive(Clone, Default)]
 pub(crate) struct RunningHandlers(Arc<Mutex<HashMap<String, JobContext>>>);
 

@@ -1,10 +1,10 @@
 //! One ordered sender per job: progress, stream chunks and the final result leave in the
 //! order the handler produced them, so nothing arrives after the result.
 
-use crate::backoff::Backoff;
-use crate::context::StreamError;
-use crate::held_jobs::HeldJobs;
-use crate::worker_api::{Api, ApiError};
+use crate::queue::backoff::Backoff;
+use crate::queue::held_jobs::HeldJobs;
+use crate::queue::worker_api::{Api, ApiError};
+use crate::sink::StreamError;
 use runpod_protocol::{JobDone, StreamPost};
 use serde_json::Value;
 use std::time::{Duration, Instant};

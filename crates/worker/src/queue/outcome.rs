@@ -1,7 +1,7 @@
 //! How a handler's result becomes a job-done body (the Python SDK's rules), error reports,
 //! and the platform's size limits.
 
-use crate::worker_api::VERSION;
+use crate::version::VERSION;
 use crate::Failure;
 use runpod_protocol::limits::{MAX_RUNSYNC_PAYLOAD_BYTES, MAX_RUN_PAYLOAD_BYTES};
 use runpod_protocol::{ErrorReport, JobDone};
