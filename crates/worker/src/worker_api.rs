@@ -9,8 +9,14 @@ use std::sync::Arc;
 use std::time::Duration;
 use url::Url;
 
-/// The version reported in pings and error reports.
+/// This runtime's name and version (the `User-Agent`, the debugger's report).
 pub(crate) const VERSION: &str = concat!("runpod-rs/", env!("CARGO_PKG_VERSION"));
+
+/// The `runpod_version` of pings and error reports: the Python SDK release whose worker
+/// protocol this runtime speaks. The SDK sends its own bare version there, so a platform that
+/// reads the field as a version gets one it knows; this runtime names itself in the
+/// `User-Agent` instead (docs/worker-api.md, "On the wire, like the Python SDK").
+pub(crate) const SDK_VERSION: &str = "1.12.0";
 
 /// How long a long poll (job-take, job-stop) may be held before the worker asks again.
 const LONG_POLL_TIMEOUT: Duration = Duration::from_secs(100);
@@ -192,7 +198,7 @@ impl Api {
             .append_pair("status", "unhealthy")
             .append_pair("check", &failure.check)
             .append_pair("reason", &reason)
-            .append_pair("runpod_version", VERSION);
+            .append_pair("runpod_version", SDK_VERSION);
         match self.send(&url, None, None, Duration::from_secs(2)).await {
             Ok(r) if (200..300).contains(&r.status) => tracing::info!("reported unhealthy to the platform"),
             Ok(r) => tracing::warn!("the unhealthy report answered {}", r.status),
