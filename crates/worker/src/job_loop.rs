@@ -109,8 +109,8 @@ pub(crate) const TAKE_ANSWER_ON_SHUTDOWN: Duration = Duration::from_secs(1);
 /// A job-take in flight when shutdown comes gets [`TAKE_ANSWER_ON_SHUTDOWN`] (at most the
 /// grace period) to answer: the jobs it brings are run and delivered like any other. Past
 /// that it is dropped, which closes its connection: runpod-local then takes no job for it
-/// (an endpoint that hands a job over at that very instant keeps it on this worker until its
-/// ping grace re-queues it; the worker API has no call to give a job back).
+/// (a job an endpoint hands over at that very instant stays on this departed worker until the
+/// endpoint's ping grace re-queues it; the worker API has no call to give a job back).
 pub(crate) async fn take_loop<H: Handler>(
     shared: &Arc<Shared<H>>,
     api: &Api,
