@@ -165,7 +165,15 @@ impl JobContext {
         self.inner.token.cancel();
     }
 
-    /// True when the handler streamed at least one chunk (the result then has `isStream=true`).
+    /// Marks the job as a streaming one before its first chunk (a [`stream_fn`](crate::stream_fn)
+    /// handler), so that its result has `isStream=true` even when it fails before any chunk,
+    /// as the Python SDK posts a generator's result.
+    pub(crate) fn mark_streaming(&self) {
+        self.inner.streamed.store(true, Ordering::SeqCst);
+    }
+
+    /// True when the handler streamed at least one chunk, or is a streaming handler (the result
+    /// then has `isStream=true`).
     pub(crate) fn streamed(&self) -> bool {
         self.inner.streamed.load(Ordering::SeqCst)
     }

@@ -63,7 +63,29 @@ pub fn cached_model(model_id: &str) -> Option<PathBuf> {
 /// the Python SDK's `org/name:revision`). The snapshot is the one `refs/{revision}` (default
 /// `main`) names; a commit hash names its own snapshot; with no `refs/main`, the only snapshot,
 /// else the first by name (the platform docs' helper does the same).
+///
+/// The folder found must lie inside `root` once symlinks are resolved: a snapshot (or a
+/// `models--…` folder) that is a symlink pointing out of the cache is refused (`None`), so a
+/// planted link cannot make the worker load files from elsewhere on the machine.
 pub fn cached_model_in(root: &Path, model_id: &str) -> Option<PathBuf> {
+    let found = find_snapshot(root, model_id)?;
+    let inside = std::fs::canonicalize(root)
+        .and_then(|r| std::fs::canonicalize(&found).map(|f| f.starts_with(r)))
+        .unwrap_or(false);
+    if !inside {
+        tracing::warn!(
+            model = model_id,
+            "the cached snapshot {} resolves outside the cache root {}: ignored",
+            found.display(),
+            root.display()
+        );
+        return None;
+    }
+    Some(found)
+}
+
+/// The snapshot folder of `model_id` under `root` by name, before the symlink check.
+fn find_snapshot(root: &Path, model_id: &str) -> Option<PathBuf> {
     let (repo, revision) = match model_id.rsplit_once(':') {
         Some((r, rev)) if !rev.is_empty() => (r, Some(rev)),
         _ => (model_id, None),
@@ -119,5 +141,47 @@ mod tests {
         std::fs::write(repo.join("refs/main"), "../../x").unwrap();
         assert_eq!(cached_model_in(&root, "org/m"), Some(repo.join("snapshots/aaa")));
         std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    /// A snapshot that is a symlink out of the cache root is refused; one that points to
+    /// another folder inside the root, and a root that is itself a symlink, are followed.
+    #[cfg(unix)]
+    #[test]
+    fn refuses_a_snapshot_symlink_out_of_the_root() {
+        let base = std::env::temp_dir().join(format!("rp-model-cache-link-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        let root = base.join("cache");
+        let outside = base.join("elsewhere");
+        std::fs::create_dir_all(&outside).unwrap();
+        std::fs::write(outside.join("secret.txt"), "not a model").unwrap();
+        let repo = root.join("models--org--m");
+        std::fs::create_dir_all(repo.join("snapshots")).unwrap();
+        std::fs::create_dir_all(repo.join("refs")).unwrap();
+        std::os::unix::fs::symlink(&outside, repo.join("snapshots/evil")).unwrap();
+        std::fs::write(repo.join("refs/main"), "evil").unwrap();
+        assert!(repo.join("snapshots/evil").is_dir(), "the link resolves to a folder");
+        assert_eq!(cached_model_in(&root, "org/m"), None);
+        assert_eq!(cached_model_in(&root, "org/m:evil"), None);
+        // The only snapshot, found by listing, is refused too.
+        std::fs::remove_file(repo.join("refs/main")).unwrap();
+        assert_eq!(cached_model_in(&root, "org/m"), None);
+
+        // A link that stays inside the root is fine, and so is a root reached through a link.
+        std::fs::create_dir_all(root.join("blobs-dir")).unwrap();
+        std::fs::remove_file(repo.join("snapshots/evil")).unwrap();
+        std::os::unix::fs::symlink(root.join("blobs-dir"), repo.join("snapshots/abc")).unwrap();
+        assert_eq!(cached_model_in(&root, "org/m"), Some(repo.join("snapshots/abc")));
+        let linked_root = base.join("root-link");
+        std::os::unix::fs::symlink(&root, &linked_root).unwrap();
+        assert_eq!(
+            cached_model_in(&linked_root, "org/m"),
+            Some(linked_root.join("models--org--m/snapshots/abc"))
+        );
+        // A whole repository folder that is a link out of the root is refused.
+        let other = outside.join("models--org--x");
+        std::fs::create_dir_all(other.join("snapshots/h1")).unwrap();
+        std::os::unix::fs::symlink(&other, root.join("models--org--x")).unwrap();
+        assert_eq!(cached_model_in(&root, "org/x"), None);
+        std::fs::remove_dir_all(&base).unwrap();
     }
 }

@@ -96,6 +96,7 @@ where
     type Error = StreamFnError<E>;
 
     async fn handle(&self, job: Job<I>, ctx: JobContext) -> Result<Vec<Value>, StreamFnError<E>> {
+        ctx.mark_streaming();
         let stream = (self.f)(job, ctx.clone());
         futures::pin_mut!(stream);
         let mut all = Vec::new();

@@ -108,9 +108,9 @@ impl<H: Handler> Worker<H> {
 
     /// How long in-flight jobs (requests, in load-balancing mode) may run on after
     /// SIGTERM/SIGINT (default 30 s); jobs still running then are cancelled and reported failed.
-    /// Keep it under the platform's kill delay. In queue mode a job-take open at the signal is
-    /// still answered within it (the endpoint may have handed over a job already; it is run,
-    /// not lost), so an idle worker exits when its long poll ends.
+    /// Keep it under the platform's kill delay. In queue mode a job-take open at the signal has
+    /// 1 s of it to answer (a job it brings is run), then is dropped, so an idle worker exits
+    /// within about a second.
     pub fn shutdown_grace(mut self, grace: Duration) -> Self {
         self.opts.shutdown_grace = grace;
         self

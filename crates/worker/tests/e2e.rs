@@ -120,7 +120,8 @@ async fn errors_and_panics_fail_the_job_only() {
     assert_eq!(r["error_message"], "loading the model");
     let tb = r["error_traceback"].as_str().unwrap();
     assert!(tb.starts_with("loading the model\n\nCaused by:\n") && tb.contains("disk on fire"), "{tb}");
-    assert!(r["runpod_version"].as_str().unwrap().starts_with("runpod-rs/"));
+    // The Python SDK version whose protocol the worker speaks (docs/worker-api.md).
+    assert_eq!(r["runpod_version"], "1.12.0");
 
     let s = wait_final(&ep, &panic, 20).await;
     assert_eq!(s["status"], "FAILED");

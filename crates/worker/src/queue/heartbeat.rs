@@ -12,7 +12,8 @@
 
 use crate::config::{with_query, Config};
 use crate::queue::held_jobs::HeldJobs;
-use crate::queue::worker_api::{encode_id, VERSION};
+use crate::queue::worker_api::encode_id;
+use crate::version::SDK_VERSION;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -118,7 +119,7 @@ async fn beat(client: &reqwest::Client, cfg: &Config, held: &HeldJobs) {
 /// the ids split so that no URL is longer than `max_len` (an id too long for any URL goes alone),
 /// or one URL without `job_id` when no job is held. Ids are percent-encoded as in job URLs.
 fn ping_urls(ping_url: &str, ids: &[String], max_len: usize) -> Vec<String> {
-    let version = ("runpod_version", VERSION);
+    let version = ("runpod_version", SDK_VERSION);
     if ids.is_empty() {
         return vec![with_query(ping_url, &[version])];
     }
@@ -152,13 +153,13 @@ mod tests {
 
     #[test]
     fn no_job_one_ping_without_job_id() {
-        assert_eq!(ping_urls(URL, &[], MAX_PING_URL), [format!("{URL}&runpod_version={VERSION}")]);
+        assert_eq!(ping_urls(URL, &[], MAX_PING_URL), [format!("{URL}&runpod_version={SDK_VERSION}")]);
     }
 
     #[test]
     fn few_jobs_one_ping_listing_them_all() {
         let urls = ping_urls(URL, &["a".into(), "b/c".into()], MAX_PING_URL);
-        assert_eq!(urls, [format!("{URL}&job_id=a,b%2Fc&runpod_version={VERSION}")]);
+        assert_eq!(urls, [format!("{URL}&job_id=a,b%2Fc&runpod_version={SDK_VERSION}")]);
     }
 
     /// 2,000 UUIDs (74 KB of ids): every URL within the limit, every id listed exactly once,
@@ -173,13 +174,13 @@ mod tests {
             .flat_map(|u| {
                 let q = url::Url::parse(u).unwrap();
                 let ids = q.query_pairs().find(|(k, _)| k == "job_id").unwrap().1.into_owned();
-                assert!(q.query_pairs().any(|(k, v)| k == "runpod_version" && v == VERSION));
+                assert!(q.query_pairs().any(|(k, v)| k == "runpod_version" && v == SDK_VERSION));
                 ids.split(',').map(str::to_owned).collect::<Vec<_>>()
             })
             .collect();
         assert_eq!(listed, ids);
         // n ids of 36 characters take 37 n - 1 bytes: as many per URL as fit, no fewer.
-        let fixed = format!("{URL}&job_id=&runpod_version={VERSION}").len();
+        let fixed = format!("{URL}&job_id=&runpod_version={SDK_VERSION}").len();
         let per_url = (MAX_PING_URL - fixed + 1) / 37;
         assert_eq!(urls.len(), ids.len().div_ceil(per_url));
     }

@@ -15,8 +15,20 @@ use std::sync::Arc;
 use std::time::Duration;
 use url::Url;
 
-/// The `User-Agent` of every worker-API request.
-const AGENT: &str = concat!("runpod-worker/", env!("CARGO_PKG_VERSION"));
+/// The `User-Agent` of every worker-API request: this runtime's name and version, then the
+/// system, shaped like the Python SDK's (`RunPod-Python-SDK/1.12.0 (Linux 6.8; x86_64)
+/// Language/Python 3.12`). The `runpod_version` query field carries the SDK version instead.
+static AGENT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "{} ({}; {}) Language/Rust",
+        crate::version::VERSION,
+        std::env::consts::OS,
+        std::env::consts::ARCH
+    )
+});
+/// The `Content-Type` of every post: the Python SDK labels its JSON bodies so, and the platform
+/// is known to accept that label; the body is JSON text all the same.
+pub(crate) const POST_CONTENT_TYPE: &str = "application/x-www-form-urlencoded";
 /// How long connecting may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -99,7 +111,7 @@ impl Client {
 async fn send_plain(client: &PlainClient, req: Request<'_>) -> Result<Response, SendError> {
     let bad = |e: &dyn std::fmt::Display| SendError { permanent: true, message: format!("bad request: {e}") };
     let uri: hyper::Uri = req.url.as_str().parse().map_err(|e| bad(&e))?;
-    let mut builder = hyper::Request::builder().uri(uri).header(USER_AGENT, AGENT);
+    let mut builder = hyper::Request::builder().uri(uri).header(USER_AGENT, AGENT.as_str());
     if let Some(key) = req.auth {
         let mut value =
             HeaderValue::from_str(key).map_err(|_| bad(&"the API key is not a valid header value"))?;
@@ -111,7 +123,7 @@ async fn send_plain(client: &PlainClient, req: Request<'_>) -> Result<Response, 
     }
     let body = match req.json {
         Some(json) => {
-            builder = builder.method(hyper::Method::POST).header(CONTENT_TYPE, "application/json");
+            builder = builder.method(hyper::Method::POST).header(CONTENT_TYPE, POST_CONTENT_TYPE);
             Full::new(Bytes::from(json))
         }
         None => Full::new(Bytes::new()),
@@ -127,7 +139,7 @@ async fn send_plain(client: &PlainClient, req: Request<'_>) -> Result<Response, 
 async fn send_reqwest(client: &reqwest::Client, req: Request<'_>) -> Result<Response, reqwest::Error> {
     let mut builder = match req.json {
         Some(json) => {
-            client.post(req.url.clone()).header(reqwest::header::CONTENT_TYPE, "application/json").body(json)
+            client.post(req.url.clone()).header(reqwest::header::CONTENT_TYPE, POST_CONTENT_TYPE).body(json)
         }
         None => client.get(req.url.clone()),
     };
@@ -149,7 +161,7 @@ async fn send_reqwest(client: &reqwest::Client, req: Request<'_>) -> Result<Resp
 /// silently change its target.
 pub(crate) fn reqwest_builder(cfg: &Config) -> reqwest::ClientBuilder {
     let builder = reqwest::Client::builder()
-        .user_agent(AGENT)
+        .user_agent(AGENT.as_str())
         .redirect(reqwest::redirect::Policy::none())
         .tcp_nodelay(true);
     if worker_urls(cfg).iter().any(|u| is_https(u)) {
@@ -267,7 +279,8 @@ mod tests {
         [("hyper", plain), ("reqwest", reqwest)]
     }
 
-    /// Both transports put the same request on the wire and read the answer the same way.
+    /// Both transports put the same request on the wire and read the answer the same way, with
+    /// the Python SDK's content type and a `User-Agent` that names runpod-rs.
     #[tokio::test]
     async fn both_transports_send_the_same_post() {
         for (name, client) in clients() {
@@ -291,13 +304,19 @@ mod tests {
                 "{name}: {seen}"
             );
             let host = format!("host: {}", url.authority());
+            let agent = format!(
+                "user-agent: runpod-rs/{} ({}; {}) language/rust",
+                env!("CARGO_PKG_VERSION"),
+                std::env::consts::OS,
+                std::env::consts::ARCH
+            );
             for header in [
                 host.as_str(),
                 "authorization: key-123",
                 "x-request-id: a%2fb",
-                "content-type: application/json",
+                "content-type: application/x-www-form-urlencoded",
                 "content-length: 12",
-                concat!("user-agent: runpod-worker/", env!("CARGO_PKG_VERSION")),
+                agent.as_str(),
             ] {
                 assert!(lower.contains(&format!("\r\n{header}\r\n")), "{name}: no {header:?} in {seen}");
             }

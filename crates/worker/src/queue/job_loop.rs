@@ -96,14 +96,22 @@ impl<H: Handler> Shared<H> {
     }
 }
 
+/// How long a job-take open at the shutdown signal may still answer before it is dropped.
+///
+/// Long enough for an answer already on its way (the endpoint handed jobs over just before the
+/// signal); short enough that an idle worker exits within about a second, whereas an endpoint
+/// holds an idle take for up to 30 s (runpod-local's default; the platform's hold is not
+/// documented). See docs/worker-api.md, "Shutting down".
+pub(crate) const TAKE_ANSWER_ON_SHUTDOWN: Duration = Duration::from_secs(1);
+
 /// Takes jobs while there is room, until shutdown (or one job, with `refresh_after_job`).
 /// Returns when shutdown was seen (`None` after the refresh job).
 ///
-/// A job-take in flight when shutdown comes is not dropped: the endpoint may already have
-/// handed it jobs, and the worker API has no call to give them back (a dropped answer left
-/// them IN_PROGRESS on a worker gone until the ping grace re-queued them). Its answer is
-/// awaited, for at most the grace period, and the jobs it brings are run and delivered like
-/// any other; the Python SDK also lets its job-take finish.
+/// A job-take in flight when shutdown comes gets [`TAKE_ANSWER_ON_SHUTDOWN`] (at most the
+/// grace period) to answer: the jobs it brings are run and delivered like any other. Past
+/// that it is dropped, which closes its connection: runpod-local then takes no job for it
+/// (a job an endpoint hands over at that very instant stays on this departed worker until the
+/// endpoint's ping grace re-queues it; the worker API has no call to give a job back).
 pub(crate) async fn take_loop<H: Handler>(
     shared: &Arc<Shared<H>>,
     api: &Api,
@@ -135,17 +143,15 @@ pub(crate) async fn take_loop<H: Handler>(
             r = &mut take => r,
             _ = shutdown.cancelled() => {
                 let stopped = Instant::now();
-                tracing::info!(
-                    "waiting for the answer of the job-take in flight (at most {:?}): a job it hands over is run, not lost",
-                    w.shutdown_grace
-                );
-                match tokio::time::timeout(w.shutdown_grace, take).await {
+                let wait = TAKE_ANSWER_ON_SHUTDOWN.min(w.shutdown_grace);
+                tracing::debug!("shutdown: the job-take in flight has {wait:?} to answer");
+                match tokio::time::timeout(wait, take).await {
                     Ok(Ok(Take::Jobs { jobs, bad })) => {
                         tracing::info!(jobs = jobs.len() + bad.len(), "job-take answered after the shutdown signal: running its jobs");
                         shared.start(jobs, bad);
                     }
                     Ok(_) => {}
-                    Err(_) => tracing::warn!("the job-take in flight got no answer within the grace period; abandoned"),
+                    Err(_) => tracing::debug!("shutdown: the idle job-take was dropped"),
                 }
                 return Some(stopped);
             }

@@ -1,7 +1,7 @@
 //! How a handler's result becomes a job-done body (the Python SDK's rules), error reports,
 //! and the platform's size limits.
 
-use crate::version::VERSION;
+use crate::version::SDK_VERSION;
 use crate::Failure;
 use runpod_protocol::limits::{MAX_RUNSYNC_PAYLOAD_BYTES, MAX_RUN_PAYLOAD_BYTES};
 use runpod_protocol::{ErrorReport, JobDone};
@@ -24,7 +24,7 @@ impl Reporter {
             error_traceback: error_traceback.unwrap_or_default(),
             hostname: self.hostname.clone(),
             worker_id: self.worker_id.clone(),
-            runpod_version: VERSION.to_owned(),
+            runpod_version: SDK_VERSION.to_owned(),
         };
         let text = serde_json::to_string(&report).unwrap_or_else(|_| report.error_message.clone());
         JobDone::error(text)

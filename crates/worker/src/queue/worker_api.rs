@@ -9,8 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use url::Url;
 
-/// The version reported in pings and error reports (its own module: error reports need it too).
-pub(crate) use crate::version::VERSION;
+use crate::version::SDK_VERSION;
 
 /// How long a long poll (job-take, job-stop) may be held before the worker asks again.
 const LONG_POLL_TIMEOUT: Duration = Duration::from_secs(100);
@@ -192,7 +191,7 @@ impl Api {
             .append_pair("status", "unhealthy")
             .append_pair("check", &failure.check)
             .append_pair("reason", &reason)
-            .append_pair("runpod_version", VERSION);
+            .append_pair("runpod_version", SDK_VERSION);
         match self.send(&url, None, None, Duration::from_secs(2)).await {
             Ok(r) if (200..300).contains(&r.status) => tracing::info!("reported unhealthy to the platform"),
             Ok(r) => tracing::warn!("the unhealthy report answered {}", r.status),
