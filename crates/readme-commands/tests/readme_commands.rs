@@ -20,7 +20,9 @@
 //! - Job ids are examples: `ID`, `JOB_ID` and an abbreviated id such as `e76d66e5-...` stand
 //!   for the id of the last job a command of the file printed.
 //! - `.cache/` means the test cache (`$RUNPOD_RS_CACHE`, which `scripts/test.sh` sets), and
-//!   `/tmp/` a scratch folder of the run (empty at its start, removed at its end).
+//!   `/tmp/` a scratch folder of the run (empty at its start, removed at its end): only where a
+//!   path starts in the README's own text ([`map_paths`]), so a checkout or a cache that lives
+//!   under `/tmp` keeps its paths.
 //! - A long command may run in a smoke form: [`RULES`] lists it as `Smoke` with the flags
 //!   appended (the command as written is what runs, with fewer jobs or seconds).
 //! - A command that cannot run in a test is listed in [`RULES`] as `Skip`, with the reason;
@@ -210,6 +212,40 @@ fn replace_port(text: &str, from: &str, to: &str) -> String {
     out
 }
 
+/// Maps the README's path placeholders in one pass: `.cache/` to `cache` (the test cache,
+/// when set) and `/tmp/` to `tmp` (the run's scratch folder: what a README makes there, a
+/// copied template or a sourced file, starts absent in every run and is removed after it).
+///
+/// A placeholder counts only where a path starts in the README's text: at the start of the
+/// command or after a blank, `=`, `<`, `>`, `(`, `@` or a quote. What it is replaced by is never
+/// looked at again, so a cache or checkout that itself lives under `/tmp/` keeps its path.
+fn map_paths(code: &str, cache: Option<&str>, tmp: &str) -> String {
+    let starts_path = |prev: Option<char>| {
+        prev.is_none_or(|c| c.is_whitespace() || matches!(c, '=' | '<' | '>' | '(' | '@' | '"' | '\''))
+    };
+    let mut out = String::with_capacity(code.len());
+    let mut prev = None;
+    let mut rest = code;
+    while let Some(c) = rest.chars().next() {
+        if starts_path(prev) {
+            let mapped = [(".cache/", cache), ("/tmp/", Some(tmp))]
+                .into_iter()
+                .find_map(|(from, to)| Some((from, to?)).filter(|_| rest.starts_with(from)));
+            if let Some((from, to)) = mapped {
+                out.push_str(to.trim_end_matches('/'));
+                out.push('/');
+                rest = &rest[from.len()..];
+                prev = Some('/');
+                continue;
+            }
+        }
+        out.push(c);
+        prev = Some(c);
+        rest = &rest[c.len_utf8()..];
+    }
+    out
+}
+
 /// Replaces the job-id placeholders (`ID`, `JOB_ID`, `e76d66e5-...`) by `id`.
 fn replace_ids(text: &str, id: &str) -> String {
     let mut out = String::new();
@@ -291,34 +327,18 @@ impl FileRun<'_> {
         format!("{}:{}", self.file.display(), c.line)
     }
 
-    /// The command with the file's substitutions applied.
+    /// The command with the file's substitutions applied: ports and job ids first, then the
+    /// paths (see [`map_paths`]).
     fn substituted(&self, code: &str) -> String {
         let mut code = code.to_owned();
-        if let Ok(cache) = std::env::var("RUNPOD_RS_CACHE") {
-            for prefix in [" ", "="] {
-                code = code.replace(&format!("{prefix}.cache/"), &format!("{prefix}{cache}/"));
-            }
-            if code.starts_with(".cache/") {
-                code = format!("{cache}/{}", &code[".cache/".len()..]);
-            }
-        }
-        // `/tmp/` is the run's own scratch folder: what a README makes there (a copied template,
-        // a sourced file) starts absent in every run and is removed after it.
-        let tmp = self.scratch.join("tmp");
-        let tmp = tmp.display();
-        for prefix in [" ", "=", ">", "\"", "'"] {
-            code = code.replace(&format!("{prefix}/tmp/"), &format!("{prefix}{tmp}/"));
-        }
-        if let Some(rest) = code.strip_prefix("/tmp/") {
-            code = format!("{tmp}/{rest}");
-        }
         for (from, to) in &self.ports {
             code = replace_port(&code, from, to);
         }
         if let Some(id) = &self.last_id {
             code = replace_ids(&code, id);
         }
-        code
+        let cache = std::env::var("RUNPOD_RS_CACHE").ok();
+        map_paths(&code, cache.as_deref(), &self.scratch.join("tmp").display().to_string())
     }
 
     fn bash(&self, code: &str) -> std::process::Command {
@@ -658,4 +678,25 @@ fn background_commands_and_their_ports() {
     assert_eq!(written_port("PORT_HEALTH=9 x --port 8000 &"), Some(("8000".into(), "--port 8000".into())));
     assert_eq!(written_port("MY_PORT=5 x"), None);
     assert!(is_server("runpod-local load-balance --worker http://127.0.0.1:8001 --port 8000"));
+}
+
+#[test]
+fn only_the_readmes_own_paths_are_mapped() {
+    let (cache, tmp) = ("/tmp/tmp.X/repo/.cache", "/tmp/readme-commands-7/tmp");
+    let map = |code: &str| map_paths(code, Some(cache), tmp);
+    // The README's own `.cache/` and `/tmp/` paths, wherever a path starts.
+    assert_eq!(
+        map("MODEL=.cache/models/m.gguf cargo run -- --x '/tmp/a' > /tmp/b"),
+        "MODEL=/tmp/tmp.X/repo/.cache/models/m.gguf cargo run -- --x '/tmp/readme-commands-7/tmp/a' \
+         > /tmp/readme-commands-7/tmp/b"
+    );
+    assert_eq!(map(".cache/x"), "/tmp/tmp.X/repo/.cache/x");
+    assert_eq!(map("/tmp/w"), "/tmp/readme-commands-7/tmp/w");
+    assert_eq!(map(". /tmp/worker.env && x"), ". /tmp/readme-commands-7/tmp/worker.env && x");
+    // A cache under /tmp is not mapped a second time (the bug: it became a scratch path).
+    assert_eq!(map(" .cache/models/m"), " /tmp/tmp.X/repo/.cache/models/m");
+    // Not where no path starts: inside a longer path or a URL.
+    assert_eq!(map("cat a/tmp/b x.cache/y http://h/tmp/z"), "cat a/tmp/b x.cache/y http://h/tmp/z");
+    // Without a test cache, `.cache/` stays relative to the repository root.
+    assert_eq!(map_paths("ls .cache/m /tmp/", None, tmp), "ls .cache/m /tmp/readme-commands-7/tmp/");
 }

@@ -1,6 +1,6 @@
-//! The echo snippet of README.md ("Writing a worker") and its unit test compile, run, and answer
-//! what the README shows; and the README still holds exactly this code (so they cannot drift
-//! apart).
+//! The echo snippet of README.md ("The smallest worker") and its unit test ("Testing it")
+//! compile, run, and answer what the README shows; and the README still holds exactly this code
+//! (so they cannot drift apart).
 
 // README-BEGIN
 use runpod_worker::{handler_fn, Job, JobContext};

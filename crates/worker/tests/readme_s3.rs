@@ -1,6 +1,6 @@
-//! The S3 snippet of README.md ("Files in S3"), run as a worker against a real runpod-local
+//! The S3 snippet of docs/runpod-worker.md ("Files in S3"), run as a worker against a real runpod-local
 //! endpoint and a real S3 server (SeaweedFS, started by `scripts/test.d/30-s3.sh`): its inputs are
-//! `s3://` URLs, its outputs presigned URLs fetched with a plain GET. The README must hold this
+//! `s3://` URLs, its outputs presigned URLs fetched with a plain GET. That page must hold this
 //! code verbatim, so the two cannot drift apart.
 
 use runpod_local::LocalEndpoint;
@@ -116,7 +116,7 @@ async fn readme_s3_snippet_reads_s3_inputs_and_returns_presigned_urls() {
         let resp = reqwest::get(url).await.unwrap();
         assert_eq!(resp.status(), 200, "{url}");
         assert_eq!(resp.text().await.unwrap(), body);
-        // What the README says: the access key id is in the URL (X-Amz-Credential), the secret is not.
+        // What docs/runpod-worker.md says: the access key id is in the URL (X-Amz-Credential), the secret is not.
         let parsed = reqwest::Url::parse(url).unwrap();
         let credential =
             parsed.query_pairs().find(|(k, _)| k == "X-Amz-Credential").map(|(_, v)| v.into_owned()).unwrap();
@@ -136,6 +136,9 @@ fn readme_holds_this_snippet() {
     let start = me.find("// README-BEGIN\n").unwrap() + "// README-BEGIN\n".len();
     let end = me.find("// README-END").unwrap();
     let snippet = &me[start..end];
-    let readme = include_str!("../../../README.md");
-    assert!(readme.contains(snippet), "README.md's S3 snippet differs from tests/readme_s3.rs:\n{snippet}");
+    let readme = include_str!("../../../docs/runpod-worker.md");
+    assert!(
+        readme.contains(snippet),
+        "docs/runpod-worker.md's S3 snippet differs from tests/readme_s3.rs:\n{snippet}"
+    );
 }
