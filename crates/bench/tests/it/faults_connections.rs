@@ -3,20 +3,13 @@
 //! connections do not stop the endpoint answering, and accept errors (EMFILE) do not make it
 //! spin.
 
-mod common;
+use crate::common;
 
-use common::endpoint_process::{serve_if_asked, EndpointConfig, EndpointProcess};
+use common::endpoint_process::{EndpointConfig, EndpointProcess};
 use common::tail;
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
-
-/// The endpoint process of the other tests (see `common::endpoint_process`).
-#[test]
-#[ignore = "the endpoint process the other tests start; does nothing on its own"]
-fn endpoint_process() {
-    serve_if_asked();
-}
 
 const KEY: &str = "conn-test-key";
 

@@ -1,7 +1,7 @@
 //! Fault tests: job-done failing for a while, and a worker killed with SIGKILL mid-job.
 //! Real processes (`runpod-bench-worker`) and a real `runpod-local` on loopback sockets.
 
-mod common;
+use crate::common;
 
 use common::http::{forward, serve, Reply};
 use common::{endpoint, eventually, tail, Client, Secrets, WorkerProcess};

@@ -3,7 +3,7 @@
 //! job). Real `runpod-bench-worker` process, real `runpod-local`, and between them a proxy that
 //! refuses request lines over 8 KiB with `414` as nginx does by default.
 
-mod common;
+use crate::common;
 
 use common::http::{forward, serve, Reply};
 use common::{endpoint, eventually, tail, Client, Secrets, WorkerProcess};

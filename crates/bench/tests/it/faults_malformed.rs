@@ -2,7 +2,7 @@
 //! worker process. Each gets the documented 4xx (with a JSON `{"error"}` message) or a FAILED job
 //! with a clear message; both keep serving, and a valid job afterwards succeeds.
 
-mod common;
+use crate::common;
 
 use common::{endpoint, Client, Secrets, WorkerProcess};
 use serde_json::{json, Value};

@@ -3,9 +3,9 @@
 //! data directory, SIGKILL under load followed by a restart loses no job, no result and no
 //! webhook, and workers' results for jobs they ran across the restart are accepted.
 
-mod common;
+use crate::common;
 
-use common::endpoint_process::{serve_if_asked, EndpointConfig, EndpointProcess};
+use common::endpoint_process::{EndpointConfig, EndpointProcess};
 use common::http::{serve, Reply};
 use common::WorkerProcess;
 use serde_json::{json, Value};
@@ -13,13 +13,6 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-/// The endpoint process of the other tests (see `common::endpoint_process`).
-#[test]
-#[ignore = "the endpoint process the other tests start; does nothing on its own"]
-fn endpoint_process() {
-    serve_if_asked();
-}
 
 const KEY: &str = "restart-test-key";
 

@@ -2,18 +2,11 @@
 //! again, retained results are bounded in bytes as well as in time, and the memory of expired
 //! jobs goes back to the system (the endpoint's resident set, read from /proc).
 
-mod common;
+use crate::common;
 
-use common::endpoint_process::{serve_if_asked, EndpointConfig, EndpointProcess};
+use common::endpoint_process::{EndpointConfig, EndpointProcess};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
-
-/// The endpoint process of the other tests (see `common::endpoint_process`).
-#[test]
-#[ignore = "the endpoint process the other tests start; does nothing on its own"]
-fn endpoint_process() {
-    serve_if_asked();
-}
 
 const KEY: &str = "retention-test-key";
 

@@ -6,7 +6,7 @@
 //! `private` loopback stays refused; set to `true`, the same worker binary uploads to the real
 //! S3 server (SeaweedFS on 127.0.0.1), so the guard is what stopped the others.
 
-mod common;
+use crate::common;
 
 use common::{captured_logs, endpoint, Client, Secrets, WorkerProcess};
 use runpod_s3::test_support::{counting_listener, TestS3};

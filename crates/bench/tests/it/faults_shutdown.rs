@@ -3,7 +3,7 @@
 //! worker that had exited 0, until the ping grace re-queued it). Real `runpod-bench-worker`
 //! processes and a real `runpod-local` on loopback sockets.
 
-mod common;
+use crate::common;
 
 use common::{endpoint, eventually, tail, Client, Secrets, WorkerProcess};
 use serde_json::json;

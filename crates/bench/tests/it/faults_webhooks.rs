@@ -4,7 +4,7 @@
 //! a redirect is a failed attempt, never followed; link-local targets (cloud metadata) are
 //! refused, loopback ones delivered unless turned off.
 
-mod common;
+use crate::common;
 
 use common::http::{serve, Reply};
 use common::{captured_logs, endpoint, Client, Secrets};

@@ -1,7 +1,7 @@
 //! Property tests (brief, run in CI): the endpoint's parsing of any request, and the worker's
 //! parsing of any job-take answer, over real sockets. Neither may crash, answer 5xx, or stop serving.
 
-mod common;
+use crate::common;
 
 use bytes::Bytes;
 use common::http::{serve, Reply};

@@ -1,6 +1,6 @@
 //! Each client call against a real runpod-local endpoint over HTTP, with a test worker.
 
-mod common;
+use crate::common;
 
 use common::{client, local, local_with, spawn_worker, Receiver};
 use futures::StreamExt;

@@ -1,6 +1,6 @@
 //! The `runpod` binary, spawned against a real runpod-local endpoint.
 
-mod common;
+use crate::common;
 
 use common::{closed_port, local, spawn_worker, KEY};
 use runpod_local::LocalEndpoint;

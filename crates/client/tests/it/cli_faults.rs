@@ -5,7 +5,7 @@
 
 #![allow(unsafe_code, reason = "kill and wait4 (for the child's peak RSS) have no safe wrapper in std")]
 
-mod common;
+use crate::common;
 
 use axum::body::Body;
 use axum::http::{header, StatusCode};

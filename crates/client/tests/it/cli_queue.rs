@@ -1,6 +1,6 @@
 //! `runpod retry` and `runpod purge-queue`, spawned against a real runpod-local endpoint.
 
-mod common;
+use crate::common;
 
 use common::{client, local, spawn_worker, KEY};
 use runpod_local::LocalEndpoint;

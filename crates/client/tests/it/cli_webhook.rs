@@ -1,7 +1,7 @@
 //! `runpod run --webhook URL --wait`: the job runs on a worker of a real runpod-local, and the
 //! endpoint POSTs the final status to the test's receiver, the same the CLI printed.
 
-mod common;
+use crate::common;
 
 use common::{local, spawn_worker, Receiver, KEY};
 use serde_json::{json, Value};

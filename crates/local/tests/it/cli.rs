@@ -1,7 +1,7 @@
 //! The `runpod-local` binary: `--port 0` prints the address it serves; `worker-env` prints
 //! the worker's variables.
 
-mod common;
+use crate::common;
 
 use common::{spawn_local, BIN};
 use std::process::Command;

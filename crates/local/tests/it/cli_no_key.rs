@@ -1,7 +1,7 @@
 //! `runpod-local` started without `--api-key` says on start-up that it accepts any key, and
 //! then does: any bearer key, or none, reaches both APIs.
 
-mod common;
+use crate::common;
 
 use common::spawn_local;
 use std::time::Duration;

@@ -3,7 +3,7 @@
 //! request check that answers as `/run` does, the jobs list that never shows `s3Config`, and
 //! the event stream that leaves `/stream` its chunks.
 
-mod common;
+use crate::common;
 
 use common::Api;
 use runpod_local::LocalEndpoint;

@@ -1,6 +1,6 @@
 //! Refusals: 400/401/404 with a JSON body that says what is wrong; no panic on any input.
 
-mod common;
+use crate::common;
 
 use common::Api;
 use runpod_local::{LocalEndpoint, RateLimits};

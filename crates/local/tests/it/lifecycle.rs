@@ -1,6 +1,6 @@
 //! A job's life over real HTTP: queue, take, progress, stream, result, cancel, retry, purge.
 
-mod common;
+use crate::common;
 
 use common::Api;
 use runpod_local::{LocalEndpoint, RateLimits};

@@ -2,7 +2,7 @@
 //! robin, 400 with no healthy worker, 524 past the request timeout, the API key, 413, 502 and
 //! affinity; and the `runpod-local load-balance` command.
 
-mod common;
+use crate::common;
 
 use axum::body::Bytes;
 use axum::extract::State;

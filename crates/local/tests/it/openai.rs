@@ -2,7 +2,7 @@
 //! worker receives, JSON answers, SSE relayed chunk by chunk while the job runs, error shapes
 //! and statuses, and a client that disconnects mid-stream cancelling the job.
 
-mod common;
+use crate::common;
 
 use common::Api;
 use futures::StreamExt;

@@ -9,7 +9,7 @@
 //! process group of its own, killed whole; each test then checks that no process carrying the
 //! worker's tag (an environment variable) is left.
 
-mod common;
+use crate::common;
 
 use common::Api;
 use runpod_local::{LocalEndpoint, RateLimits};

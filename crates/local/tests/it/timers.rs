@@ -1,7 +1,7 @@
 //! Time-based rules, with periods shortened through the builder: execution timeout, queue
 //! expiry, lost workers, retention, webhooks, priorities, limits.
 
-mod common;
+use crate::common;
 
 use axum::extract::State;
 use axum::http::StatusCode;

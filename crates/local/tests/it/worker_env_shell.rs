@@ -1,7 +1,7 @@
 //! `runpod-local worker-env --format shell`: a file a shell can source without expanding the
 //! `$ID` and `$RUNPOD_POD_ID` placeholders, in both ways the README shows.
 
-mod common;
+use crate::common;
 
 use common::BIN;
 use std::process::Command;

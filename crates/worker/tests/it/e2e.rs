@@ -1,6 +1,6 @@
 //! End-to-end: the runtime against a real `runpod-local` endpoint over HTTP.
 
-mod common;
+use crate::common;
 
 use common::*;
 use futures::stream;

@@ -2,7 +2,7 @@
 //! or inside a boxed error, and the untyped errors (`String`, boxed errors), each reported in
 //! the SDK's JSON error report, through a real `runpod-local` endpoint over HTTP.
 
-mod common;
+use crate::common;
 
 use common::*;
 use futures::stream;

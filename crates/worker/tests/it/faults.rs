@@ -1,7 +1,7 @@
 //! End-to-end with faults: a broken network between worker and endpoint, a worker thread
 //! blocked by CPU work. Traffic passes through a TCP proxy the test can break.
 
-mod common;
+use crate::common;
 
 use common::*;
 use runpod_worker::testing::RunningWorker;

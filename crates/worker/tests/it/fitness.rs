@@ -1,7 +1,7 @@
 //! Fitness checks against a real runpod-local over HTTP: a failing check is reported as the
 //! Python SDK reports it (a ping with `status=unhealthy`), no job is taken, and `run` fails.
 
-mod common;
+use crate::common;
 
 use common::*;
 use runpod_worker::{handler_fn, Job, JobContext, Worker, WorkerError};

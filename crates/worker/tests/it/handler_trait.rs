@@ -2,7 +2,7 @@
 //! loaded before the first job-take, serves every job, also concurrently; each job arrives with
 //! its id, typed input, webhook, policy and s3Config, and its context carries the same.
 
-mod common;
+use crate::common;
 
 use common::*;
 use runpod_worker::{async_trait, Handler, Job, JobContext, Worker};

@@ -1,7 +1,7 @@
 //! A job's other fields (e.g. `batchId` of a batch job) reach the handler's `Job`, through a
 //! real runpod-local over HTTP.
 
-mod common;
+use crate::common;
 
 use common::*;
 use runpod_protocol::JobRequest;

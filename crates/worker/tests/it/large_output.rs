@@ -2,7 +2,7 @@
 //! see `scripts/test.d/30-s3.sh`) it is uploaded and the output becomes its presigned URL;
 //! without one the job fails saying why. Through a real runpod-local over HTTP.
 
-mod common;
+use crate::common;
 
 use common::*;
 use runpod_s3::test_support::TestS3;

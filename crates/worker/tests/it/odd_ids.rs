@@ -3,7 +3,7 @@
 //! percent-encodes the id in the job-done/job-stream URLs and `X-Request-ID`), over real HTTP
 //! against `runpod-local`.
 
-mod common;
+use crate::common;
 
 use common::*;
 use futures::stream;

@@ -62,7 +62,7 @@ async fn readme_echo_snippet_answers_as_shown() {
     let got = serde_json::json!({"id": result.id, "output": result.output, "status": result.status});
     assert_eq!(got, shown);
     assert_eq!(result.progress, ["echoing"]);
-    let readme = include_str!("../../../README.md");
+    let readme = include_str!("../../../../README.md");
     assert!(readme.contains(r#"--test-input '{"input": {"message": "hi", "repeat": 2}}'"#));
     assert!(readme.contains(&shown.to_string()), "README no longer shows {shown}");
 
@@ -85,12 +85,12 @@ fn block(name: &str) -> &'static str {
 
 #[test]
 fn readme_holds_these_snippets() {
-    let readme = include_str!("../../../README.md");
+    let readme = include_str!("../../../../README.md");
     for name in ["README", "README-TEST"] {
         let snippet = block(name);
         assert!(
             readme.contains(snippet),
-            "README.md's {name} snippet differs from tests/readme_echo.rs:\n{snippet}"
+            "README.md's {name} snippet differs from tests/it/readme_echo.rs:\n{snippet}"
         );
     }
 }

@@ -136,6 +136,9 @@ fn readme_holds_this_snippet() {
     let start = me.find("// README-BEGIN\n").unwrap() + "// README-BEGIN\n".len();
     let end = me.find("// README-END").unwrap();
     let snippet = &me[start..end];
-    let readme = include_str!("../../../README.md");
-    assert!(readme.contains(snippet), "README.md's S3 snippet differs from tests/readme_s3.rs:\n{snippet}");
+    let readme = include_str!("../../../../README.md");
+    assert!(
+        readme.contains(snippet),
+        "README.md's S3 snippet differs from tests/it/readme_s3.rs:\n{snippet}"
+    );
 }

@@ -3,7 +3,7 @@
 //! come back as presigned URLs fetched with a plain HTTP GET; bad credentials fail the job with
 //! a clear message and no secret in any answer or log line.
 
-mod common;
+use crate::common;
 
 use common::*;
 use runpod_s3::test_support::TestS3;

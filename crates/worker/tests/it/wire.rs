@@ -2,7 +2,7 @@
 //! `stopPod` for `refresh_worker` (returned key or builder option), `job_in_progress` on
 //! job-take, and backoff when job-take answers 429.
 
-mod common;
+use crate::common;
 
 use common::*;
 use runpod_worker::testing::RunningWorker;

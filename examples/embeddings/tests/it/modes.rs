@@ -64,7 +64,7 @@ fn check_output(out: &Value) {
     assert_eq!(out["model"], "sentence-transformers/all-MiniLM-L6-v2", "{out}");
     assert_eq!(out["tokens"], json!([8, 11]), "{out}");
     let v = out["embeddings"][0].as_array().unwrap();
-    // The reference of tests/minilm.rs: 0.033242, 0.004406, ...
+    // The reference of tests/it/minilm.rs: 0.033242, 0.004406, ...
     assert!((v[0].as_f64().unwrap() - 0.033242).abs() < 1e-3, "{out}");
 }
 

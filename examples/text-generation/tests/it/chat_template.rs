@@ -4,7 +4,7 @@
 //! `tokenizer_config.json` has a template using Python string methods, slicing, `set`,
 //! `raise_exception` and special tokens given as added-token objects.
 
-mod tiny;
+use crate::tiny;
 
 use std::path::Path;
 

@@ -1,7 +1,7 @@
 //! The CPU decoder (`Engine::Cpu`, the default on the CPU) against candle's `Llama`
 //! (`Engine::Candle`) on the same weights: the same greedy tokens, the same sampled text.
 
-mod tiny;
+use crate::tiny;
 
 use candle_core::Device;
 use text_generation::{Engine, Generator, Observer, Params};

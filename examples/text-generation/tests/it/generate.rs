@@ -1,7 +1,7 @@
 //! Generation plumbing on a tiny random Llama the test writes: streaming order, seeds, top-p,
 //! stop strings, max tokens, end-of-sequence, cancellation and bad input.
 
-mod tiny;
+use crate::tiny;
 
 use candle_core::Device;
 use text_generation::{FinishReason, GenerateError, Generator, Observer, Params};

@@ -2,7 +2,7 @@
 //! runtime taking jobs over HTTP, a tiny random Llama the test writes answering. Checks the
 //! streamed pieces (order, content), stop strings, progress, bad input and cancellation.
 
-mod tiny;
+use crate::tiny;
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
