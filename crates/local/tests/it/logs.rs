@@ -1,7 +1,7 @@
-//! No secret in any log line: every log of the process, at TRACE, is captured while a job with
-//! `s3Config` and an API key goes through queue, take, stream, result, webhook and errors.
+//! No secret in any log line: every log of the test's thread, at TRACE, is captured while a job
+//! with `s3Config` and an API key goes through queue, take, stream, result, webhook and errors.
 
-mod common;
+use crate::common;
 
 use common::Api;
 use runpod_local::LocalEndpoint;
@@ -28,11 +28,14 @@ impl Write for Sink {
 async fn secrets_never_reach_the_log() {
     let sink = Sink::default();
     let writer = sink.clone();
-    tracing_subscriber::fmt()
+    // This thread's subscriber, not the process's: the other tests of this binary run beside
+    // it. The endpoint's tasks run on this thread (the test's runtime has only this one).
+    let subscriber = tracing_subscriber::fmt()
         .with_max_level(tracing::Level::TRACE)
         .with_ansi(false)
         .with_writer(move || writer.clone())
-        .init();
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
 
     let ep = LocalEndpoint::builder()
         .api_key("KEYSECRET")
