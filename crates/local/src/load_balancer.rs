@@ -55,6 +55,7 @@ pub const WORKER_ID_HEADER: &str = "x-runpod-worker-id";
 
 /// Settings of a [`LoadBalancer`]; the platform's values by default.
 #[derive(Debug, Clone)]
+#[must_use]
 pub struct LoadBalancerBuilder {
     workers: Vec<String>,
     api_key: Option<String>,

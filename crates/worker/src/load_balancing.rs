@@ -65,6 +65,7 @@ use tower::ServiceExt;
 use tracing::Instrument;
 
 /// A load-balancing worker's settings; [`LoadBalancingWorker::serve`] runs it.
+#[must_use]
 pub struct LoadBalancingWorker {
     host: String,
     port: u16,

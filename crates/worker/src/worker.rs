@@ -35,10 +35,22 @@ type ConcurrencyFn = Box<dyn FnMut(usize) -> usize + Send>;
 ///     .await
 /// # }
 /// ```
+#[must_use]
 pub struct Worker<H: Handler> {
     pub(crate) handler: H,
     pub(crate) opts: Options,
     shutdown: Option<BoxFuture<'static, ()>>,
+}
+
+// The settings that say how jobs run (not the configuration: it holds the API key).
+impl<H: Handler> std::fmt::Debug for Worker<H> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Worker")
+            .field("concurrency", &self.opts.concurrency)
+            .field("refresh_after_job", &self.opts.refresh_after_job)
+            .field("shutdown_grace", &self.opts.shutdown_grace)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The builder's settings.

@@ -28,6 +28,7 @@ pub const DEFAULT_MAX_DOWNLOAD_BYTES: u64 = 5 * 1024 * 1024 * 1024;
 /// How downloads behave.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
+#[must_use]
 pub struct DownloadOptions {
     /// Largest file accepted, in bytes.
     pub max_bytes: u64,
@@ -210,6 +211,7 @@ impl Downloader {
     }
 
     /// The same downloader reading `s3://` URLs with `storage`'s client.
+    #[must_use]
     pub fn with_storage(mut self, storage: Option<Storage>) -> Self {
         self.storage = storage;
         self
