@@ -1,6 +1,6 @@
 # shellcheck shell=bash
 # Sourced by scripts/test.sh. A cached virtualenv with the official Python worker SDK
-# (runpod==1.12.0), used by crates/local/tests/python_sdk.rs to check that runpod-local speaks
+# (runpod==1.12.0), used by crates/local/tests/it/python_sdk.rs to check that runpod-local speaks
 # the protocol as the SDK does. Exports RUNPOD_TEST_PYTHON=<venv>/bin/python.
 # Second run: the stamp file is there, nothing is installed, no network.
 _rp_venv="$RUNPOD_RS_CACHE/venv-runpod-1.12.0"

@@ -139,28 +139,33 @@ impl Endpoint {
     }
 
     /// Replaces the retry policy (default: [`RetryPolicy::default`]).
+    #[must_use]
     pub fn with_retry(self, retry: RetryPolicy) -> Self {
         self.map(|i| i.retry = retry)
     }
 
     /// Timeout of one HTTP request (default 30 s; `/runsync` gets its `wait` on top).
+    #[must_use]
     pub fn with_request_timeout(self, d: Duration) -> Self {
         self.map(|i| i.request_timeout = d)
     }
 
     /// How long [`run_sync`](Self::run_sync) and [`JobHandle::wait`] wait by default (10 min).
+    #[must_use]
     pub fn with_wait_timeout(self, d: Duration) -> Self {
         self.map(|i| i.wait_timeout = d)
     }
 
     /// Longest `?wait=` asked of `/runsync` (default 90 s, the platform's default; clamped
     /// to 1 s..300 s). A job not done by then is followed with `/status` polls.
+    #[must_use]
     pub fn with_runsync_wait(self, d: Duration) -> Self {
         self.map(|i| i.runsync_wait = d)
     }
 
     /// Polling interval of `status`/`stream` while waiting: starts at `min`, grows by half
     /// each empty poll up to `max` (defaults 100 ms and 1 s).
+    #[must_use]
     pub fn with_poll_interval(self, min: Duration, max: Duration) -> Self {
         self.map(|i| {
             i.poll_min = min;
@@ -171,6 +176,7 @@ impl Endpoint {
     /// Largest success answer read (default [`DEFAULT_MAX_ANSWER_BYTES`]); a larger one fails
     /// with [`Error::AnswerTooLarge`] as soon as its `Content-Length` says so, or once that
     /// many bytes arrived, so a wrong or hostile server cannot make the client hold more.
+    #[must_use]
     pub fn with_max_answer_bytes(self, bytes: usize) -> Self {
         self.map(|i| i.max_answer_bytes = bytes)
     }

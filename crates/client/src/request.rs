@@ -22,6 +22,7 @@ use std::time::Duration;
 /// assert_eq!(body["policy"]["executionTimeout"], 60000);
 /// ```
 #[derive(Debug, Clone)]
+#[must_use]
 pub struct Request<I> {
     input: I,
     webhook: Option<String>,
@@ -140,6 +141,7 @@ fn check_s3(s3: &S3Config) -> Result<(), Error> {
 /// assert!(PolicyBuilder::new().execution_timeout(Duration::from_secs(5)).build().is_err());
 /// ```
 #[derive(Debug, Clone, Default)]
+#[must_use]
 pub struct PolicyBuilder {
     policy: Policy,
     overflow: bool,
@@ -200,6 +202,7 @@ impl PolicyBuilder {
 /// assert!(S3ConfigBuilder::new().bucket_name("b").build().is_err());
 /// ```
 #[derive(Debug, Clone, Default)]
+#[must_use]
 pub struct S3ConfigBuilder {
     access_id: Secret,
     access_secret: Secret,

@@ -12,6 +12,7 @@ use std::time::{Duration, SystemTime};
 /// a broken connection, because the server may have queued the job already.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
+#[must_use]
 pub struct RetryPolicy {
     /// Retries after the first attempt (0 disables retrying).
     pub max_retries: u32,

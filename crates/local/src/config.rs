@@ -25,6 +25,7 @@ impl RateLimit {
 /// Rate limits of the client API, by route. Defaults: the platform's documented limits.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
+#[must_use]
 pub struct RateLimits {
     /// `POST /run`: 1000 per 10 s.
     pub run: Option<RateLimit>,
@@ -170,6 +171,7 @@ impl Default for Config {
 /// Configures and starts a [`crate::LocalEndpoint`]. Every setting has the platform's default;
 /// the time-based ones can be shortened so that tests of timeouts run in milliseconds.
 #[derive(Debug, Clone, Default)]
+#[must_use]
 pub struct LocalEndpointBuilder {
     pub(crate) config: Config,
 }

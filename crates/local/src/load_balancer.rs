@@ -66,6 +66,7 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// Settings of a [`LoadBalancer`]; the platform's values by default.
 #[derive(Debug, Clone)]
+#[must_use]
 pub struct LoadBalancerBuilder {
     workers: Vec<String>,
     api_key: Option<String>,

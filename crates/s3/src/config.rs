@@ -22,6 +22,7 @@ pub const ENV_BUCKET_NAME: &str = "BUCKET_NAME";
 /// `Debug` redacts both keys.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
+#[must_use]
 pub struct StorageConfig {
     /// Endpoint URL of the S3-compatible service (path-style addressing is always used).
     pub endpoint_url: String,

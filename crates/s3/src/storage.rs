@@ -26,6 +26,7 @@ pub const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
 /// How large uploads are cut into parts and how many parts travel at once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
+#[must_use]
 pub struct TransferOptions {
     /// Files larger than this are sent as multipart uploads (default 16 MiB).
     pub multipart_threshold: u64,
@@ -144,6 +145,7 @@ impl Storage {
     }
 
     /// Sets part size, threshold and parallelism of multipart uploads.
+    #[must_use]
     pub fn with_transfer_options(mut self, options: TransferOptions) -> Self {
         self.transfer = options.normalized();
         self

@@ -64,6 +64,7 @@ impl Uploader {
     }
 
     /// Sets the largest size returned inline.
+    #[must_use]
     pub fn with_inline_limit(mut self, bytes: u64) -> Self {
         self.inline_limit = bytes;
         self

@@ -73,6 +73,7 @@ impl Failure {
     }
 
     /// Sets the traceback.
+    #[must_use]
     pub fn with_traceback(mut self, traceback: impl Into<String>) -> Failure {
         self.error_traceback = Some(traceback.into());
         self

@@ -36,6 +36,12 @@ pub struct HandlerFn<F, I, O, E> {
     _types: PhantomData<fn(I) -> (O, E)>,
 }
 
+impl<F, I, O, E> std::fmt::Debug for HandlerFn<F, I, O, E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HandlerFn").finish_non_exhaustive()
+    }
+}
+
 /// Turns `async fn(Job<I>, JobContext) -> Result<O, E>` into a [`Handler`].
 ///
 /// ```

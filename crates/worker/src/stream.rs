@@ -19,6 +19,12 @@ pub struct StreamFn<F, I, C, E> {
     _types: PhantomData<fn(I) -> (C, E)>,
 }
 
+impl<F, I, C, E> fmt::Debug for StreamFn<F, I, C, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StreamFn").field("aggregate", &self.aggregate).finish_non_exhaustive()
+    }
+}
+
 /// Turns `Fn(Job<I>, JobContext) -> impl Stream<Item = Result<C, E>>` into a [`Handler`].
 ///
 /// ```
@@ -46,6 +52,7 @@ where
 
 impl<F, I, C, E> StreamFn<F, I, C, E> {
     /// Makes the final output the list of all chunks (`return_aggregate_stream`).
+    #[must_use]
     pub fn aggregate(mut self, yes: bool) -> Self {
         self.aggregate = yes;
         self

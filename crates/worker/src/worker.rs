@@ -43,6 +43,7 @@ use std::time::Duration;
 ///     .await
 /// # }
 /// ```
+#[must_use]
 pub struct Worker<H: Handler> {
     pub(crate) handler: Startup<H>,
     pub(crate) opts: Options,
@@ -50,6 +51,17 @@ pub struct Worker<H: Handler> {
     /// Load-balancing mode's own settings (route, extra routes, where to listen).
     #[cfg(feature = "load-balancing")]
     pub(crate) lb: crate::load_balancing::LbOptions,
+}
+
+// The settings that say how jobs run (not the configuration: it holds the API key).
+impl<H: Handler> std::fmt::Debug for Worker<H> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Worker")
+            .field("concurrency", &self.opts.concurrency)
+            .field("refresh_after_job", &self.opts.refresh_after_job)
+            .field("shutdown_grace", &self.opts.shutdown_grace)
+            .finish_non_exhaustive()
+    }
 }
 
 impl<H: Handler> Worker<H> {

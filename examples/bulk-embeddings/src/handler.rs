@@ -112,7 +112,7 @@ impl From<BulkError> for Failure {
 
 /// The bulk-embeddings worker: one loaded model; files go to the job's bucket (its `s3Config`,
 /// else the endpoint's `BUCKET_*` settings) through [`JobContext::uploader`].
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct BulkHandler {
     embedder: Arc<Embedder>,
     model: String,

@@ -65,7 +65,7 @@ pub struct EmbedOutput {
 }
 
 /// The embeddings worker: one loaded model shared by every job.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct EmbedHandler {
     embedder: Arc<Embedder>,
     model: String,

@@ -95,6 +95,18 @@ pub struct Embedder {
     batch_size: usize,
 }
 
+// A summary: the weights and buffers are far too big to print.
+impl std::fmt::Debug for Embedder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Embedder")
+            .field("dimensions", &self.dimensions)
+            .field("max_tokens", &self.max_tokens)
+            .field("batch_size", &self.batch_size)
+            .field("device", &self.device)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Texts per forward pass unless [`Embedder::with_batch_size`] says otherwise (the same default
 /// as sentence-transformers' `encode`).
 pub const DEFAULT_BATCH_SIZE: usize = 32;
@@ -192,6 +204,7 @@ impl Embedder {
 
     /// Sets the most texts one forward pass takes (at least 1). Larger passes use the matrix
     /// kernels better, smaller ones pad less and hold less memory.
+    #[must_use]
     pub fn with_batch_size(mut self, batch_size: usize) -> Self {
         self.batch_size = batch_size.max(1);
         self

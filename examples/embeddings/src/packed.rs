@@ -73,6 +73,18 @@ pub struct PackedBert {
     act: Activation,
 }
 
+// A summary: the weights and buffers are far too big to print.
+impl std::fmt::Debug for PackedBert {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PackedBert")
+            .field("layers", &self.layers.len())
+            .field("hidden", &self.hidden)
+            .field("heads", &self.heads)
+            .field("vocab", &self.vocab)
+            .finish_non_exhaustive()
+    }
+}
+
 fn tensor(vb: &VarBuilder, shape: &[usize], name: &str) -> candle_core::Result<Vec<f32>> {
     vb.get(shape, name)?.to_dtype(DType::F32)?.flatten_all()?.to_vec1()
 }

@@ -52,11 +52,31 @@ pub struct CpuLlama {
     inv_freq: Vec<f32>,
 }
 
+// A summary: the weights and buffers are far too big to print.
+impl std::fmt::Debug for CpuLlama {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CpuLlama")
+            .field("layers", &self.layers.len())
+            .field("hidden", &self.hidden)
+            .field("heads", &self.heads)
+            .field("kv_heads", &self.kv_heads)
+            .field("vocab", &self.vocab)
+            .finish_non_exhaustive()
+    }
+}
+
 /// One generation's key/value cache: per layer, `positions x kv_heads x head_dim` values.
 pub struct KvCache {
     keys: Vec<Vec<f32>>,
     values: Vec<Vec<f32>>,
     len: usize,
+}
+
+// A summary: the weights and buffers are far too big to print.
+impl std::fmt::Debug for KvCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KvCache").field("len", &self.len).finish_non_exhaustive()
+    }
 }
 
 /// A weight as F32 values. `init` only matters for a `VarBuilder` over a fresh `VarMap` (random

@@ -12,6 +12,16 @@ pub struct Detokenizer<'a> {
     read: usize,
 }
 
+// A summary: the weights and buffers are far too big to print.
+impl std::fmt::Debug for Detokenizer<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Detokenizer")
+            .field("ids", &self.ids.len())
+            .field("read", &self.read)
+            .finish_non_exhaustive()
+    }
+}
+
 impl<'a> Detokenizer<'a> {
     /// A detokenizer over `tokenizer` with no tokens yet.
     pub fn new(tokenizer: &'a Tokenizer) -> Self {

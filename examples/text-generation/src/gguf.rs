@@ -192,6 +192,17 @@ pub struct GgufModel {
     device: Device,
 }
 
+// A summary: the weights and buffers are far too big to print.
+impl std::fmt::Debug for GgufModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GgufModel")
+            .field("name", &self.name)
+            .field("context", &self.context)
+            .field("device", &self.device)
+            .finish_non_exhaustive()
+    }
+}
+
 impl GgufModel {
     /// Loads `path` (a `.gguf` file of a Llama-family model) onto `device`.
     pub fn load(path: &Path, device: &Device) -> Result<Self, GenerateError> {

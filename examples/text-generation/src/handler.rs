@@ -100,7 +100,7 @@ pub struct Stats {
 
 /// The text-generation worker: one loaded model shared by every job. It serves the native
 /// input ([`GenerateInput`]) and the OpenAI route (chat completions, completions, models).
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct GenerateHandler {
     model: Arc<TextModel>,
     stats: Arc<Stats>,

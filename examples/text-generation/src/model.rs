@@ -157,6 +157,16 @@ pub struct Generator {
     device: Device,
 }
 
+// A summary: the weights and buffers are far too big to print.
+impl std::fmt::Debug for Generator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Generator")
+            .field("eos", &self.eos)
+            .field("device", &self.device)
+            .finish_non_exhaustive()
+    }
+}
+
 #[derive(serde::Deserialize)]
 struct GenerationConfig {
     eos_token_id: Option<LlamaEosToks>,

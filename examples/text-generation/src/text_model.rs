@@ -25,6 +25,13 @@ pub struct TextModel {
     name: String,
 }
 
+// A summary: the weights and buffers are far too big to print.
+impl std::fmt::Debug for TextModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TextModel").field("name", &self.name).finish_non_exhaustive()
+    }
+}
+
 impl TextModel {
     /// Loads `path`: a `.gguf` file, or a model folder (`config.json`, `tokenizer.json`,
     /// safetensors weights, and `tokenizer_config.json` for the chat template).

@@ -32,6 +32,7 @@ pub const DEFAULT_MAX_ARCHIVE_ENTRIES: u64 = 10_000;
 /// How downloads behave.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
+#[must_use]
 pub struct DownloadOptions {
     /// Largest file accepted, in bytes; also the most bytes extracted from one archive.
     pub max_bytes: u64,
@@ -232,6 +233,7 @@ impl Downloader {
     }
 
     /// The same downloader reading `s3://` URLs with `storage`'s client.
+    #[must_use]
     pub fn with_storage(mut self, storage: Option<Storage>) -> Self {
         self.storage = storage;
         self
