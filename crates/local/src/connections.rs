@@ -9,7 +9,7 @@
 //! poll included, is never idle. Accept errors (out of file descriptors) free an idle
 //! connection and back off instead of spinning, and are logged at most every 10 s.
 
-use crate::server::Shared;
+use crate::config::Config;
 use axum::body::Body;
 use axum::Router;
 use hyper::body::Incoming;
@@ -51,8 +51,8 @@ pub(crate) fn default_max() -> usize {
 
 /// Accepts and serves connections on `listener` until shutdown; then closes them gracefully
 /// (requests in flight finish) and returns once they are all closed.
-pub(crate) async fn serve(listener: TcpListener, app: Router, sh: Arc<Shared>) {
-    let max = sh.cfg.max_connections.unwrap_or_else(default_max);
+pub(crate) async fn serve(listener: TcpListener, app: Router, cfg: Arc<Config>, shutdown: CancellationToken) {
+    let max = cfg.max_connections.unwrap_or_else(default_max);
     tracing::debug!(max_connections = max, "serving");
     let conns = Arc::new(Registry::default());
     let tracker = TaskTracker::new();
@@ -60,7 +60,7 @@ pub(crate) async fn serve(listener: TcpListener, app: Router, sh: Arc<Shared>) {
     loop {
         let accepted = tokio::select! {
             r = listener.accept() => r,
-            _ = sh.shutdown.cancelled() => break,
+            _ = shutdown.cancelled() => break,
         };
         let tcp = match accepted {
             Ok((tcp, _)) => {
@@ -79,7 +79,7 @@ pub(crate) async fn serve(listener: TcpListener, app: Router, sh: Arc<Shared>) {
                 let pause = errors.note(&e, freed);
                 tokio::select! {
                     _ = tokio::time::sleep(pause) => continue,
-                    _ = sh.shutdown.cancelled() => break,
+                    _ = shutdown.cancelled() => break,
                 }
             }
         };
@@ -89,9 +89,9 @@ pub(crate) async fn serve(listener: TcpListener, app: Router, sh: Arc<Shared>) {
             continue;
         }
         let (id, conn) = conns.add();
-        let (app, sh, conns) = (app.clone(), sh.clone(), conns.clone());
+        let (app, cfg, shutdown, conns) = (app.clone(), cfg.clone(), shutdown.clone(), conns.clone());
         tracker.spawn(async move {
-            serve_one(tcp, app, &sh, &conn).await;
+            serve_one(tcp, app, &cfg, &shutdown, &conn).await;
             conns.remove(id);
         });
     }
@@ -101,23 +101,29 @@ pub(crate) async fn serve(listener: TcpListener, app: Router, sh: Arc<Shared>) {
 }
 
 /// Serves one connection until it closes, is closed to make room, or the server shuts down.
-async fn serve_one(tcp: TcpStream, app: Router, sh: &Shared, conn: &ConnState) {
+async fn serve_one(
+    tcp: TcpStream,
+    app: Router,
+    cfg: &Config,
+    shutdown: &CancellationToken,
+    conn: &ConnState,
+) {
     // Answers leave at once: no Nagle delay behind a previous small write.
     let _ = tcp.set_nodelay(true);
     let service = Counted { app, busy: conn.busy.clone() };
     let http = http1::Builder::new()
         .timer(TokioTimer::new())
-        .header_read_timeout(sh.cfg.header_timeout)
+        .header_read_timeout(cfg.header_timeout)
         .serve_connection(TokioIo::new(JsonErrors::new(tcp)), service);
     tokio::pin!(http);
     tokio::select! {
         _ = http.as_mut() => {}
         _ = conn.close.cancelled() => {}
-        _ = sh.shutdown.cancelled() => {
+        _ = shutdown.cancelled() => {
             // Requests in flight finish (long polls answer at once on shutdown); idle
             // connections close now.
             http.as_mut().graceful_shutdown();
-            let _ = tokio::time::timeout(sh.cfg.shutdown_grace, http).await;
+            let _ = tokio::time::timeout(cfg.shutdown_grace, http).await;
         }
     }
 }
