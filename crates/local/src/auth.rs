@@ -1,14 +1,13 @@
 //! The API key check of both APIs.
 
 use crate::error::ApiError;
-use crate::server::Shared;
 use axum::extract::Request;
 use axum::http::header::AUTHORIZATION;
 
 /// `401` unless the request carries the endpoint's key, as `Bearer <key>` (client API) or as
 /// the raw header value (worker API: `RUNPOD_AI_API_KEY`). With no key configured, all pass.
-pub(crate) fn check_key(sh: &Shared, req: &Request) -> Result<(), ApiError> {
-    if let Some(key) = &sh.cfg.api_key {
+pub(crate) fn check_key(key: Option<&str>, req: &Request) -> Result<(), ApiError> {
+    if let Some(key) = key {
         let given = req.headers().get(AUTHORIZATION).map(|v| v.to_str().unwrap_or_default());
         let refusal = match given {
             None => Some("missing Authorization header: send 'Authorization: Bearer <API key>'"),

@@ -366,7 +366,10 @@ impl LocalEndpointBuilder {
 
     /// Keeps jobs and pending webhooks in `dir` (created if missing; one file, `jobs.redb`), so
     /// that they survive a restart, a SIGKILL included. Unset (the default): everything is in
-    /// memory and gone when the process ends.
+    /// memory and gone when the process ends. A directory that cannot be used makes
+    /// [`LocalEndpointBuilder::bind`] fail with a [`crate::DataDirError`] inside its error.
+    /// (Feature `persistence`, on by default.)
+    #[cfg(feature = "persistence")]
     pub fn data_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.config.data_dir = Some(dir.into());
         self
@@ -375,6 +378,7 @@ impl LocalEndpointBuilder {
     /// With a data directory, also `fsync` every commit, so that jobs survive a power loss or
     /// an OS crash as well, at the cost of a disk flush per commit (default off: a commit
     /// survives the process being killed, not the machine going down).
+    #[cfg(feature = "persistence")]
     pub fn fsync(mut self, on: bool) -> Self {
         self.config.fsync = on;
         self

@@ -9,7 +9,7 @@
 //! poll included, is never idle. Accept errors (out of file descriptors) free an idle
 //! connection and back off instead of spinning, and are logged at most every 10 s.
 
-use crate::server::Shared;
+use crate::config::Config;
 use axum::body::Body;
 use axum::Router;
 use hyper::body::Incoming;
@@ -60,12 +60,12 @@ pub(crate) struct Limits {
 }
 
 /// [`serve_with`] under the endpoint's settings.
-pub(crate) async fn serve(listener: TcpListener, app: Router, sh: Arc<Shared>) {
+pub(crate) async fn serve(listener: TcpListener, app: Router, cfg: Arc<Config>, shutdown: CancellationToken) {
     let limits = Limits {
-        max_connections: sh.cfg.max_connections,
-        header_timeout: sh.cfg.header_timeout,
-        shutdown_grace: sh.cfg.shutdown_grace,
-        shutdown: sh.shutdown.clone(),
+        max_connections: cfg.max_connections,
+        header_timeout: cfg.header_timeout,
+        shutdown_grace: cfg.shutdown_grace,
+        shutdown,
     };
     serve_with(listener, app, limits).await
 }

@@ -13,13 +13,14 @@
 //! Tables: `jobs` (id to [`JobRecord`] JSON), `inputs` and `outputs` (id to JSON), `chunks`
 //! ((id, index) to JSON, the unread stream chunks), `webhooks` (key to [`PendingHook`] JSON).
 
-use crate::store::journal::{Batch, HookChange, JobRecord, PendingHook, Restored};
+use crate::store::journal::{Batch, HookChange, JobRecord, Restored};
+use crate::webhook::PendingHook;
 use redb::backends::FileBackend;
 use redb::{
     Database, Durability, ReadableDatabase, ReadableTable, StorageBackend, TableDefinition, TableHandle,
 };
 use std::ops::Bound;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
@@ -69,32 +70,59 @@ pub(crate) struct Loaded {
     pub hooks: Vec<(u64, PendingHook)>,
 }
 
-/// The open data file.
+/// The data file, open (or, after a failed commit, to be opened again).
 pub(crate) struct Disk {
-    db: Database,
+    /// `None` after a failed commit until it is opened again: redb refuses every later
+    /// transaction of a database that saw an I/O error.
+    db: Option<Database>,
+    path: PathBuf,
+    fsync: bool,
 }
 
 impl Disk {
     /// Opens (or creates) `dir/jobs.redb` and reads everything it holds. Fails when another
-    /// process has it open.
+    /// process has it open. A file of 0 bytes (a first start killed before the file got its
+    /// header) holds no jobs: it is started over, and the log says so.
     pub(crate) fn open(dir: &Path, fsync: bool) -> Result<(Disk, Loaded), DiskError> {
         std::fs::create_dir_all(dir)?;
         let path = dir.join(FILE);
-        let mut options = std::fs::OpenOptions::new();
-        options.read(true).write(true).create(true).truncate(false);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let file = options.open(&path)?;
-        let backend = Backend { file: FileBackend::new(file)?, fsync };
-        let db = Database::builder().create_with_backend(backend)?;
-        let disk = Disk { db };
+        if std::fs::metadata(&path).is_ok_and(|m| m.is_file() && m.len() == 0) {
+            tracing::warn!(
+                file = %path.display(),
+                "the data file is empty (0 bytes: a first start stopped before it was written); starting with no jobs"
+            );
+        }
+        let db = Self::open_db(&path, fsync)?;
+        let disk = Disk { db: Some(db), path, fsync };
         let loaded = disk.load()?;
         Ok((disk, loaded))
     }
 
+    fn open_db(path: &Path, fsync: bool) -> Result<Database, DiskError> {
+        let mut options = std::fs::OpenOptions::new();
+        options.read(true).write(true).create(true).truncate(false);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let file = options.open(path)?;
+        let backend = Backend { file: FileBackend::new(file)?, fsync };
+        Ok(Database::builder().create_with_backend(backend)?)
+    }
+
+    fn db(&self) -> Result<&Database, DiskError> {
+        self.db.as_ref().ok_or_else(|| DiskError::Io(std::io::Error::other("the data file is not open")))
+    }
+
+    /// Closes the data file and opens it again (redb then recovers its last commit): after a
+    /// failed commit, the only way to write again.
+    fn reopen(&mut self) -> Result<(), DiskError> {
+        self.db = None;
+        self.db = Some(Self::open_db(&self.path, self.fsync)?);
+        Ok(())
+    }
+
     fn load(&self) -> Result<Loaded, DiskError> {
         let mut loaded = Loaded::default();
-        let tx = self.db.begin_read()?;
+        let tx = self.db()?.begin_read()?;
         let tables: Vec<String> = tx.list_tables()?.map(|t| t.name().to_owned()).collect();
         if !tables.iter().any(|t| t == JOBS.name()) {
             return Ok(loaded);
@@ -131,7 +159,7 @@ impl Disk {
 
     /// Commits `batch` in one transaction.
     pub(crate) fn write(&self, batch: &Batch) -> Result<(), DiskError> {
-        let mut tx = self.db.begin_write()?;
+        let mut tx = self.db()?.begin_write()?;
         tx.set_durability(Durability::Immediate)?;
         {
             let mut jobs = tx.open_table(JOBS)?;
@@ -249,16 +277,21 @@ impl StorageBackend for Backend {
     }
 }
 
-/// How far the data directory has come: the journal sequence number last committed, and
-/// whether the last commit failed.
+/// How far the data directory has come: the journal sequence number last committed, and that
+/// of the last batch that could not be committed (0: none).
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct Committed {
     pub seq: u64,
-    pub failing: bool,
+    pub failed: u64,
 }
 
 /// The writer thread's side of the data directory: wakes on a kick, takes the journal's batch
 /// and commits it; stops once asked to and nothing is left.
+///
+/// A commit that fails (a full disk, an I/O error) hands its batch back to the store and makes
+/// the changes in it answer `503`; the file is then closed and opened again, once a second,
+/// until a commit works (redb refuses every transaction after an I/O error until then). Asked
+/// to stop while commits fail, it tries once more, logs what was not saved and stops.
 pub(crate) struct Writer {
     wake: Arc<(Mutex<Wake>, Condvar)>,
     committed: watch::Receiver<Committed>,
@@ -276,7 +309,7 @@ impl Writer {
     /// there is nothing to write, or the endpoint is gone), `redo` hands back a batch that
     /// could not be written.
     pub(crate) fn start(
-        disk: Disk,
+        mut disk: Disk,
         mut take: impl FnMut() -> Option<Option<Batch>> + Send + 'static,
         mut redo: impl FnMut(Batch) + Send + 'static,
     ) -> Writer {
@@ -285,34 +318,68 @@ impl Writer {
         let w = wake.clone();
         let thread = std::thread::Builder::new()
             .name("runpod-local-disk".into())
-            .spawn(move || loop {
-                let stop = {
-                    let (lock, cv) = &*w;
-                    let mut st = lock.lock().unwrap_or_else(|p| p.into_inner());
-                    if !st.kicked && !st.stop {
-                        st = cv.wait_timeout(st, Duration::from_millis(200)).unwrap_or_else(|p| p.into_inner()).0;
-                    }
-                    st.kicked = false;
-                    st.stop
-                };
-                let batch = match take() {
-                    None => return, // the endpoint is gone
-                    Some(None) if stop => return,
-                    Some(None) => continue,
-                    Some(Some(b)) => b,
-                };
-                match disk.write(&batch) {
-                    Ok(()) => {
-                        tx.send_modify(|c| *c = Committed { seq: batch.seq, failing: false });
-                    }
-                    Err(e) => {
-                        tracing::error!(
-                            error = %e,
-                            "cannot write the data directory; requests that change jobs get 503 until it works again"
-                        );
-                        tx.send_modify(|c| c.failing = true);
-                        redo(batch);
-                        std::thread::sleep(Duration::from_secs(1));
+            .spawn(move || {
+                let mut failing = false;
+                loop {
+                    let stop = {
+                        let (lock, cv) = &*w;
+                        let mut st = lock.lock().unwrap_or_else(|p| p.into_inner());
+                        if failing {
+                            // While commits fail, a kick does not shorten the pause between
+                            // tries; a stop does.
+                            let until = std::time::Instant::now() + Duration::from_secs(1);
+                            while !st.stop {
+                                let left = until.saturating_duration_since(std::time::Instant::now());
+                                if left.is_zero() {
+                                    break;
+                                }
+                                st = cv.wait_timeout(st, left).unwrap_or_else(|p| p.into_inner()).0;
+                            }
+                        } else if !st.kicked && !st.stop {
+                            st = cv.wait_timeout(st, Duration::from_millis(200))
+                                .unwrap_or_else(|p| p.into_inner())
+                                .0;
+                        }
+                        st.kicked = false;
+                        st.stop
+                    };
+                    let batch = match take() {
+                        None => return, // the endpoint is gone
+                        Some(None) if stop => return,
+                        Some(None) => continue,
+                        Some(Some(b)) => b,
+                    };
+                    let written = match disk.db.is_some() {
+                        true => disk.write(&batch),
+                        // A commit failed: open the file again first.
+                        false => disk.reopen().and_then(|()| disk.write(&batch)),
+                    };
+                    match written {
+                        Ok(()) => {
+                            if failing {
+                                tracing::info!("the data directory can be written again");
+                            }
+                            failing = false;
+                            tx.send_modify(|c| c.seq = batch.seq);
+                        }
+                        Err(e) => {
+                            if stop {
+                                not_saved(&batch, &e);
+                                return;
+                            }
+                            if !failing {
+                                tracing::error!(
+                                    error = %e,
+                                    "cannot write the data directory; requests that change jobs get 503 until it works again"
+                                );
+                            } else {
+                                tracing::debug!(error = %e, "the data directory still cannot be written");
+                            }
+                            failing = true;
+                            disk.db = None;
+                            tx.send_modify(|c| c.failed = batch.seq);
+                            redo(batch);
+                        }
                     }
                 }
             })
@@ -327,19 +394,19 @@ impl Writer {
         cv.notify_one();
     }
 
-    /// Waits until change `seq` is committed; `false` when writing fails meanwhile.
+    /// Waits until change `seq` is committed; `false` when the commit that carried it failed.
     pub(crate) async fn wait(&self, seq: u64) -> bool {
         self.kick();
         let mut rx = self.committed.clone();
-        let reached = match rx.wait_for(|c| c.seq >= seq || c.failing).await {
+        let reached = match rx.wait_for(|c| c.seq >= seq || c.failed >= seq).await {
             Ok(c) => c.seq >= seq,
             Err(_) => false,
         };
         reached
     }
 
-    /// Commits what is left and stops the thread.
-    pub(crate) async fn finish(&self) {
+    /// Commits what is left and stops the thread; waits at most `grace` for it.
+    pub(crate) async fn finish(&self, grace: Duration) {
         {
             let (lock, cv) = &*self.wake;
             lock.lock().unwrap_or_else(|p| p.into_inner()).stop = true;
@@ -347,7 +414,27 @@ impl Writer {
         }
         let thread = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(t) = thread {
-            let _ = tokio::task::spawn_blocking(move || t.join()).await;
+            let joined = tokio::time::timeout(grace, tokio::task::spawn_blocking(move || t.join())).await;
+            if joined.is_err() {
+                tracing::error!(
+                    "the data directory's last commit did not finish within {} ms; the latest changes may not be saved",
+                    grace.as_millis()
+                );
+            }
         }
     }
+}
+
+/// Logs, at the last commit before exit, what could not be saved.
+fn not_saved(batch: &Batch, e: &DiskError) {
+    let ids: Vec<&str> = batch.jobs.iter().map(|j| j.id.as_str()).take(10).collect();
+    let more = if batch.jobs.len() > ids.len() { ", ..." } else { "" };
+    tracing::error!(
+        error = %e,
+        "stopping with changes the data directory could not take: {} job(s) ({}{more}), {} forgotten job(s) and {} webhook change(s) are not saved",
+        batch.jobs.len(),
+        ids.join(", "),
+        batch.gone.len(),
+        batch.hooks.len(),
+    );
 }

@@ -85,3 +85,29 @@ impl IntoResponse for ApiError {
 fn retry_after_secs(d: Duration) -> u64 {
     d.as_millis().div_ceil(1000).max(1).try_into().unwrap_or(u64::MAX)
 }
+
+/// Why the data directory ([`crate::LocalEndpointBuilder::data_dir`]) could not be used: the
+/// source of the `std::io::Error` that `bind` returns then, so that a caller can tell it from
+/// an error of the listening address (`err.get_ref()` downcast to this type).
+#[cfg(feature = "persistence")]
+#[derive(Debug)]
+pub struct DataDirError {
+    message: String,
+}
+
+#[cfg(feature = "persistence")]
+impl DataDirError {
+    pub(crate) fn new(dir: &std::path::Path, why: String) -> Self {
+        DataDirError { message: format!("cannot use the data directory {}: {why}", dir.display()) }
+    }
+}
+
+#[cfg(feature = "persistence")]
+impl std::fmt::Display for DataDirError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+#[cfg(feature = "persistence")]
+impl std::error::Error for DataDirError {}

@@ -45,14 +45,25 @@
 //! # Ok(()) }
 //! ```
 
+// A build without the data directory or the console leaves parts of the store that only they
+// read unread; the full build (the default) checks for dead code.
+#![cfg_attr(
+    not(all(feature = "persistence", feature = "console")),
+    allow(dead_code, reason = "parts read only by the data directory or the console")
+)]
+
 mod auth;
 mod client_api;
 mod config;
 mod connections;
+#[cfg(feature = "console")]
 mod console;
+#[cfg(feature = "persistence")]
 mod disk;
 mod env;
 mod error;
+mod jobs;
+#[cfg(feature = "load-balancer")]
 mod load_balancer;
 mod memory;
 mod openai;
@@ -66,14 +77,18 @@ mod webhook;
 mod worker_api;
 
 pub use config::{LocalEndpointBuilder, RateLimit, RateLimits};
+#[cfg(feature = "console")]
 pub use console::JobLogs;
 pub use env::worker_env_vars;
 pub use error::ApiError;
+#[cfg(feature = "persistence")]
+pub use error::DataDirError;
+#[cfg(feature = "load-balancer")]
 pub use load_balancer::{LoadBalancer, LoadBalancerBuilder, WORKER_ID_HEADER};
 pub use signal::shutdown_signal;
 pub use webhook::WebhookTargets;
 
-use server::Shared;
+use jobs::Jobs;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
@@ -87,9 +102,12 @@ pub struct LocalEndpoint {
     addr: SocketAddr,
     api_key: Option<String>,
     ping_interval_ms: u64,
+    shutdown_grace: Duration,
     shutdown: CancellationToken,
     server: Option<JoinHandle<()>>,
-    shared: Arc<Shared>,
+    jobs: Jobs,
+    #[cfg(feature = "console")]
+    logs: Arc<console::LogBook>,
 }
 
 impl std::fmt::Debug for LocalEndpoint {
@@ -130,19 +148,27 @@ impl LocalEndpoint {
         if cfg.api_key.is_none() {
             tracing::warn!("no API key set: accepting requests with any key or none");
         }
-        let shared = Arc::new(Shared::new(cfg));
-        if let Some(dir) = shared.cfg.data_dir.clone() {
-            open_data_dir(&shared, &dir)?;
+        let cfg = Arc::new(cfg);
+        let shutdown = CancellationToken::new();
+        let jobs = Jobs::new(cfg.clone(), shutdown.clone());
+        #[cfg(feature = "persistence")]
+        if let Some(dir) = &cfg.data_dir {
+            open_data_dir(&jobs, dir)?;
         }
-        let token = shared.shutdown.clone();
-        let endpoint_id = shared.cfg.endpoint_id.clone();
-        let api_key = shared.cfg.api_key.clone();
-        let ping_interval_ms = shared.cfg.ping_interval_ms;
-        tokio::spawn(server::sweeper(shared.clone()));
-        let app = server::router(shared.clone());
+        #[cfg(feature = "console")]
+        let logs = Arc::new(console::LogBook::default());
+        tokio::spawn(jobs.clone().sweep_until_shutdown());
+        let app = server::router(server::AppState {
+            cfg: cfg.clone(),
+            jobs: jobs.clone(),
+            limiter: Arc::new(ratelimit::Limiter::new(cfg.rate_limits.clone())),
+            #[cfg(feature = "console")]
+            logs: logs.clone(),
+        });
+        let endpoint_id = cfg.endpoint_id.clone();
         // The Python SDK's root routes are rewritten before routing: an outer router whose
         // every request goes to the rewrite, then to the API's router.
-        let app = match shared.cfg.python_sdk_routes {
+        let app = match cfg.python_sdk_routes {
             true => {
                 let prefix = format!("/v2/{endpoint_id}");
                 axum::Router::new().fallback_service(tower::ServiceExt::map_request(app, move |req| {
@@ -151,16 +177,19 @@ impl LocalEndpoint {
             }
             false => app,
         };
-        let server = tokio::spawn(connections::serve(listener, app, shared.clone()));
+        let server = tokio::spawn(connections::serve(listener, app, cfg.clone(), shutdown.clone()));
         Ok(LocalEndpoint {
             base_url,
             endpoint_id,
             addr: local,
-            api_key,
-            ping_interval_ms,
-            shutdown: token,
+            api_key: cfg.api_key.clone(),
+            ping_interval_ms: cfg.ping_interval_ms,
+            shutdown_grace: cfg.shutdown_grace,
+            shutdown,
             server: Some(server),
-            shared,
+            jobs,
+            #[cfg(feature = "console")]
+            logs,
         })
     }
 
@@ -179,20 +208,7 @@ impl LocalEndpoint {
     /// # }
     /// ```
     pub fn queue_with_id(&self, id: &str, request: runpod_protocol::JobRequest) -> Result<(), ApiError> {
-        client_api::check_request(&self.shared.cfg, &request)?;
-        let sh = &self.shared;
-        let bytes = serde_json::to_vec(&request.input).map_or(0, |v| v.len());
-        sh.lock().submit_as(
-            &sh.cfg,
-            id.to_owned(),
-            request,
-            bytes,
-            store::Origin::Run,
-            tokio::time::Instant::now(),
-        )?;
-        sh.queue_changed.notify_waiters();
-        sh.kick_writer();
-        Ok(())
+        self.jobs.submit_as_blocking(id, request, None)
     }
 
     /// [`LocalEndpoint::queue_with_id`] with other fields the worker gets with the job, next to
@@ -204,18 +220,7 @@ impl LocalEndpoint {
         request: runpod_protocol::JobRequest,
         fields: serde_json::Map<String, serde_json::Value>,
     ) -> Result<(), ApiError> {
-        client_api::check_request(&self.shared.cfg, &request)?;
-        let sh = &self.shared;
-        let bytes = serde_json::to_vec(&request.input).map_or(0, |v| v.len());
-        {
-            let mut store = sh.lock();
-            let now = tokio::time::Instant::now();
-            store.submit_as(&sh.cfg, id.to_owned(), request, bytes, store::Origin::Run, now)?;
-            store.set_extra(id, fields);
-        }
-        sh.queue_changed.notify_waiters();
-        sh.kick_writer();
-        Ok(())
+        self.jobs.submit_as_blocking(id, request, Some(fields))
     }
 
     /// `http://HOST:PORT`, no trailing slash (an unspecified bind address shows as loopback).
@@ -234,14 +239,16 @@ impl LocalEndpoint {
     }
 
     /// `base_url + "/"`: the console, a web page to send requests and watch jobs.
+    #[cfg(feature = "console")]
     pub fn console_url(&self) -> String {
         format!("{}/", self.base_url)
     }
 
     /// Where a worker running in this process sends its jobs' log lines, for the console to
     /// show next to each job.
+    #[cfg(feature = "console")]
     pub fn job_logs(&self) -> JobLogs {
-        JobLogs::new(self.shared.clone())
+        JobLogs::new(self.logs.clone())
     }
 
     /// The address the server is bound to.
@@ -266,52 +273,19 @@ impl LocalEndpoint {
     /// each pending webhook one more attempt at once, and with a data directory commits the
     /// last changes. Each stage waits at most the shutdown grace period (default 10 s).
     pub async fn shutdown(mut self) {
-        let grace = self.shared.cfg.shutdown_grace;
+        let grace = self.shutdown_grace;
         self.shutdown.cancel();
         if let Some(server) = self.server.take() {
             let _ = tokio::time::timeout(grace + Duration::from_secs(1), server).await;
         }
-        self.shared.webhooks.finish(grace).await;
-        if let Some(w) = self.shared.writer.get() {
-            w.finish().await;
-        }
+        self.jobs.finish(grace).await;
     }
 }
 
-/// Opens the data directory: restores the jobs it holds, resumes its pending webhooks, and
-/// starts the writer that keeps it up to date.
-fn open_data_dir(sh: &Arc<Shared>, dir: &std::path::Path) -> std::io::Result<()> {
-    let (disk, loaded) = disk::Disk::open(dir, sh.cfg.fsync).map_err(|e| {
-        std::io::Error::other(format!("cannot use the data directory {}: {e}", dir.display()))
-    })?;
-    let clock = store::journal::Clock::now();
-    let count = |s: runpod_protocol::JobStatus| loaded.jobs.iter().filter(|j| j.record.status == s).count();
-    let (queued, running) =
-        (count(runpod_protocol::JobStatus::InQueue), count(runpod_protocol::JobStatus::InProgress));
-    let (jobs, hooks) = (loaded.jobs.len(), loaded.hooks.len());
-    let last_hook = loaded.hooks.iter().map(|(k, _)| *k).max().unwrap_or(0);
-    {
-        let mut store = sh.lock();
-        store.restore(loaded.jobs, clock);
-        store.journal.enable(last_hook);
-    }
-    let weak = Arc::downgrade(sh);
-    let weak2 = weak.clone();
-    let take = move || weak.upgrade().map(|sh| sh.lock().take_batch(store::journal::Clock::now()));
-    let redo = move |batch| {
-        if let Some(sh) = weak2.upgrade() {
-            sh.lock().redo(batch);
-        }
-    };
-    let _ = sh.writer.set(disk::Writer::start(disk, take, redo));
-    if jobs + hooks > 0 {
-        let finished = jobs - queued - running;
-        tracing::info!(queued, running, finished, webhooks = hooks, dir = %dir.display(), "restored from the data directory");
-    }
-    for (key, hook) in loaded.hooks {
-        webhook::resume(sh, key, hook);
-    }
-    Ok(())
+/// Opens the data directory (`--data-dir`); an error says which directory and why.
+#[cfg(feature = "persistence")]
+fn open_data_dir(jobs: &Jobs, dir: &std::path::Path) -> std::io::Result<()> {
+    jobs.open_data_dir(dir).map_err(|why| std::io::Error::other(DataDirError::new(dir, why)))
 }
 
 impl Drop for LocalEndpoint {

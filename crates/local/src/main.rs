@@ -2,10 +2,12 @@
 
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "load-balancer")]
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use runpod_local::{worker_env_vars, LocalEndpoint, RateLimits, WebhookTargets};
 use std::io::Write;
+#[cfg(feature = "persistence")]
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -45,6 +47,7 @@ enum Command {
     },
     /// Serve a load-balancing endpoint in front of load-balancing workers
     /// (docs/load-balancing.md).
+    #[cfg(feature = "load-balancer")]
     LoadBalance(LoadBalance),
 }
 
@@ -58,6 +61,7 @@ enum EnvFormat {
 }
 
 /// `load-balance`: the platform's load balancer, locally.
+#[cfg(feature = "load-balancer")]
 #[derive(Args)]
 struct LoadBalance {
     /// A worker's base URL, optionally `=HEALTH_URL` when its health path is on another port;
@@ -134,9 +138,11 @@ struct Serve {
     no_rate_limits: bool,
     /// Keep jobs and pending webhooks in this directory, so that they survive a restart (a
     /// SIGKILL included). Without it everything is in memory only.
+    #[cfg(feature = "persistence")]
     #[arg(long)]
     data_dir: Option<PathBuf>,
     /// With --data-dir, also fsync every commit (survives a power loss too; slower).
+    #[cfg(feature = "persistence")]
     #[arg(long, requires = "data_dir")]
     fsync: bool,
     /// How long a finished /run job stays readable, in ms.
@@ -192,6 +198,7 @@ async fn main() -> anyhow::Result<()> {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .init();
+    #[cfg(feature = "load-balancer")]
     if let Some(Command::LoadBalance(lb)) = command {
         return load_balance(lb).await;
     }
@@ -216,6 +223,7 @@ async fn main() -> anyhow::Result<()> {
     for name in s.allowed_hosts.iter().chain([&s.host]) {
         builder = builder.allowed_host(name);
     }
+    #[cfg(feature = "persistence")]
     if let Some(dir) = &s.data_dir {
         builder = builder.data_dir(dir).fsync(s.fsync);
     }
@@ -225,13 +233,11 @@ async fn main() -> anyhow::Result<()> {
     if s.no_rate_limits {
         builder = builder.rate_limits(RateLimits::none());
     }
-    let ep = builder
-        .bind((s.host.as_str(), s.port))
-        .await
-        .with_context(|| format!("cannot listen on {}:{}", s.host, s.port))?;
+    let ep = builder.bind((s.host.as_str(), s.port)).await.map_err(|e| start_error(e, &s.host, s.port))?;
     let mut out = std::io::stdout();
     writeln!(out, "runpod-local listening on {}", ep.base_url())?;
     writeln!(out, "endpoint: {}", ep.endpoint_url())?;
+    #[cfg(feature = "console")]
     writeln!(out, "console: {} (open it in a browser)", ep.console_url())?;
     if s.api_key.is_none() {
         writeln!(out, "no --api-key given: accepting any key")?;
@@ -242,12 +248,23 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Why the endpoint did not start: the data directory (its own message says so) or the
+/// address.
+fn start_error(e: std::io::Error, host: &str, port: u16) -> anyhow::Error {
+    #[cfg(feature = "persistence")]
+    if e.get_ref().is_some_and(|inner| inner.is::<runpod_local::DataDirError>()) {
+        return anyhow::Error::new(e);
+    }
+    anyhow::Error::new(e).context(format!("cannot listen on {host}:{port}"))
+}
+
 /// `value` in single quotes for a POSIX shell: nothing inside is expanded.
 fn shell_quote(value: &str) -> String {
     format!("'{}'", value.replace('\'', "'\\''"))
 }
 
 /// `runpod-local load-balance`: serves until Ctrl-C.
+#[cfg(feature = "load-balancer")]
 async fn load_balance(a: LoadBalance) -> anyhow::Result<()> {
     let mut builder = runpod_local::LoadBalancer::builder()
         .health_path(&a.health_path)

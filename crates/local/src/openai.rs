@@ -3,8 +3,7 @@
 //! JSON or relayed as Server-Sent Events while the worker streams (see `docs/openai.md`).
 
 use crate::error::ApiError;
-use crate::server::Shared;
-use crate::store::Origin;
+use crate::jobs::{deadline, Entry, Jobs, Origin};
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
@@ -12,11 +11,7 @@ use axum::response::{IntoResponse, Response};
 use runpod_protocol::{JobRequest, JobStatus};
 use serde_json::{json, Value};
 use std::convert::Infallible;
-use std::sync::Arc;
 use std::time::Duration;
-use tokio::time::Instant;
-
-type Shd = State<Arc<Shared>>;
 
 /// The response header that carries the job id (OpenAI's request-id header: the official
 /// clients show it as `_request_id`).
@@ -48,18 +43,18 @@ pub(crate) fn api_error(e: ApiError) -> Response {
 }
 
 /// `POST /v2/{ep}/openai/v1/chat/completions`.
-pub(crate) async fn chat_completions(State(sh): Shd, body: Body) -> Response {
-    call(sh, "/v1/chat/completions", Some(body)).await
+pub(crate) async fn chat_completions(State(jobs): State<Jobs>, body: Body) -> Response {
+    call(jobs, "/v1/chat/completions", Some(body)).await
 }
 
 /// `POST /v2/{ep}/openai/v1/completions`.
-pub(crate) async fn completions(State(sh): Shd, body: Body) -> Response {
-    call(sh, "/v1/completions", Some(body)).await
+pub(crate) async fn completions(State(jobs): State<Jobs>, body: Body) -> Response {
+    call(jobs, "/v1/completions", Some(body)).await
 }
 
 /// `GET /v2/{ep}/openai/v1/models`.
-pub(crate) async fn models(State(sh): Shd) -> Response {
-    call(sh, "/v1/models", None).await
+pub(crate) async fn models(State(jobs): State<Jobs>) -> Response {
+    call(jobs, "/v1/models", None).await
 }
 
 /// Any other path under `/openai/`.
@@ -77,47 +72,32 @@ pub(crate) fn wrong_method(req: &axum::extract::Request) -> Response {
 /// Cancels the job when dropped: the client went away (a dropped request future or response
 /// body) before it ended. A job that already ended is left as it is.
 struct CancelOnDrop {
-    sh: Arc<Shared>,
+    jobs: Jobs,
     id: String,
 }
 
 impl Drop for CancelOnDrop {
     fn drop(&mut self) {
-        if let Ok((_, ended)) = self.sh.lock().cancel(&self.id, Instant::now()) {
-            if ended.is_some() {
-                tracing::info!(job = %self.id, "OpenAI client disconnected: job cancelled");
-            }
-            self.sh.ended(ended);
-        }
+        self.jobs.cancel_detached(&self.id, "OpenAI client disconnected");
     }
 }
 
-async fn call(sh: Arc<Shared>, route: &str, body: Option<Body>) -> Response {
+async fn call(jobs: Jobs, route: &str, body: Option<Body>) -> Response {
     let (input, bytes) = match body {
         None => (json!({}), 2),
-        Some(body) => match read_body(&sh, body).await {
+        Some(body) => match read_body(&jobs, body).await {
             Ok(v) => v,
             Err(e) => return api_error(e),
         },
     };
     let stream = input.get("stream") == Some(&Value::Bool(true));
     let request = JobRequest::new(json!({"openai_route": route, "openai_input": input}));
-    let submitted = {
-        let mut store = sh.lock();
-        store
-            .submit(&sh.cfg, request, bytes, Origin::RunSync, Instant::now())
-            .map(|id| (id, store.journal.seq()))
-    };
-    let (id, seq) = match submitted {
-        Ok(v) => v,
+    let id = match jobs.submit(request, bytes, Origin::RunSync).await {
+        Ok(id) => id,
         Err(e) => return api_error(e),
     };
-    sh.queue_changed.notify_waiters();
-    if let Err(e) = sh.saved(seq).await {
-        return api_error(e);
-    }
     tracing::debug!(job = %id, route, stream, "OpenAI call queued");
-    let guard = CancelOnDrop { sh: sh.clone(), id: id.clone() };
+    let guard = CancelOnDrop { jobs, id: id.clone() };
     let mut response = if stream { relay(guard).await } else { answer(guard).await };
     if let Ok(v) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(REQUEST_ID_HEADER, v);
@@ -126,9 +106,10 @@ async fn call(sh: Arc<Shared>, route: &str, body: Option<Body>) -> Response {
 }
 
 /// The body as a JSON object, and its size (the size limit and body timeout of `/runsync`).
-async fn read_body(sh: &Shared, body: Body) -> Result<(Value, usize), ApiError> {
+async fn read_body(jobs: &Jobs, body: Body) -> Result<(Value, usize), ApiError> {
+    let cfg = jobs.cfg();
     let (value, bytes): (Value, usize) =
-        crate::request::read_json(body, sh.cfg.max_runsync_bytes, sh.cfg.body_timeout).await?;
+        crate::request::read_json(body, cfg.max_runsync_bytes, cfg.body_timeout).await?;
     if !value.is_object() {
         return Err(ApiError::BadRequest("request body must be a JSON object".into()));
     }
@@ -145,24 +126,24 @@ struct Snapshot {
     next: u64,
 }
 
-fn snapshot(sh: &Shared, id: &str, from: u64) -> Option<Snapshot> {
-    let store = sh.lock();
-    let e = store.get(id).ok()?;
-    let (chunks, next) = e.stream_from(from);
-    let chunks = chunks.to_vec();
-    let status = e.status_response();
-    Some(Snapshot { status: status.status, output: status.output, error: status.error, chunks, next })
+fn snapshot(jobs: &Jobs, id: &str, from: u64) -> Option<Snapshot> {
+    let v = jobs.view(id, from)?;
+    Some(Snapshot {
+        status: v.status.status,
+        output: v.status.output,
+        error: v.status.error,
+        chunks: v.chunks,
+        next: v.next,
+    })
 }
 
 /// Waits until job `id` ends or has more than `seen` chunks; false on shutdown.
-async fn wait_for(sh: &Shared, id: &str, seen: u64) -> bool {
-    let far = crate::server::deadline(Duration::from_secs(100 * 365 * 86_400));
-    let ready = |s: &crate::store::Store| {
-        s.get(id).map_or(true, |e| e.status().is_final())
-            || s.stream_since(id, seen).is_ok_and(|(c, _)| !c.is_empty())
-    };
-    let _ = sh.wait_job(id, far, ready).await;
-    !sh.shutdown.is_cancelled()
+async fn wait_for(jobs: &Jobs, id: &str, seen: u64) -> bool {
+    let far = deadline(Duration::from_secs(100 * 365 * 86_400));
+    let ready =
+        |e: Option<&Entry>| e.is_none_or(|e| e.status().is_final() || !e.stream_from(seen).0.is_empty());
+    jobs.wait_job(id, far, ready).await;
+    !jobs.is_shutting_down()
 }
 
 fn shutting_down() -> Response {
@@ -176,12 +157,12 @@ fn shutting_down() -> Response {
 
 /// A non-streamed call: waits for the job to end and answers with its output.
 async fn answer(guard: CancelOnDrop) -> Response {
-    let (sh, id) = (guard.sh.clone(), guard.id.clone());
+    let (jobs, id) = (guard.jobs.clone(), guard.id.clone());
     loop {
-        if !wait_for(&sh, &id, u64::MAX).await {
+        if !wait_for(&jobs, &id, u64::MAX).await {
             return shutting_down();
         }
-        match snapshot(&sh, &id, 0) {
+        match snapshot(&jobs, &id, 0) {
             None => return job_gone(&id),
             Some(s) if s.status.is_final() => {
                 return match outcome(s) {
@@ -322,11 +303,11 @@ fn sse_text(chunk: &Value) -> String {
 /// and relays every chunk as it arrives; a job that ends before streaming anything is
 /// answered as a non-streamed call would be (an error status, usually).
 async fn relay(guard: CancelOnDrop) -> Response {
-    let (sh, id) = (guard.sh.clone(), guard.id.clone());
-    if !wait_for(&sh, &id, 0).await {
+    let (jobs, id) = (guard.jobs.clone(), guard.id.clone());
+    if !wait_for(&jobs, &id, 0).await {
         return shutting_down();
     }
-    let Some(first) = snapshot(&sh, &id, 0) else { return job_gone(&id) };
+    let Some(first) = snapshot(&jobs, &id, 0) else { return job_gone(&id) };
     if first.chunks.is_empty() {
         // Ended without a chunk: an error, or a worker that answered in one piece.
         return match outcome(first) {
@@ -364,12 +345,12 @@ struct Relay {
 impl Relay {
     /// The next piece of the body: the chunks that arrived, or the end of the stream.
     async fn next(&mut self) -> String {
-        let (sh, id) = (&self.guard.sh, self.guard.id.as_str());
-        if !wait_for(sh, id, self.seen).await {
+        let (jobs, id) = (&self.guard.jobs, self.guard.id.as_str());
+        if !wait_for(jobs, id, self.seen).await {
             self.finished = true;
             return String::from("data: {\"error\": {\"message\": \"the endpoint is shutting down\", \"type\": \"server_error\", \"param\": null, \"code\": 503}}\n\n");
         }
-        let Some(s) = snapshot(sh, id, self.seen) else {
+        let Some(s) = snapshot(jobs, id, self.seen) else {
             self.finished = true;
             return DONE.to_owned();
         };

@@ -2,7 +2,6 @@
 
 use crate::config::{RateLimit, RateLimits};
 use crate::error::ApiError;
-use crate::server::Shared;
 use std::sync::Mutex;
 use tokio::time::Instant;
 
@@ -63,19 +62,22 @@ impl Limiter {
     }
 }
 
-/// `429` once the window of `path`'s client route is used up (worker routes are not limited).
-pub(crate) fn check(sh: &Shared, path: &str) -> Result<(), ApiError> {
-    let route = path.trim_start_matches('/').split('/').nth(2).unwrap_or("");
-    let group = match route {
-        "run" => Some(Group::Run),
-        "runsync" => Some(Group::RunSync),
-        "status" | "stream" => Some(Group::Status),
-        "cancel" => Some(Group::Cancel),
-        "purge-queue" => Some(Group::Purge),
-        _ => None,
-    };
-    match group {
-        Some(g) => sh.limiter.admit(g, Instant::now()),
-        None => Ok(()),
+impl Limiter {
+    /// `429` once the window of `path`'s client route is used up (worker routes are not
+    /// limited).
+    pub(crate) fn check(&self, path: &str) -> Result<(), ApiError> {
+        let route = path.trim_start_matches('/').split('/').nth(2).unwrap_or("");
+        let group = match route {
+            "run" => Some(Group::Run),
+            "runsync" => Some(Group::RunSync),
+            "status" | "stream" => Some(Group::Status),
+            "cancel" => Some(Group::Cancel),
+            "purge-queue" => Some(Group::Purge),
+            _ => None,
+        };
+        match group {
+            Some(g) => self.admit(g, Instant::now()),
+            None => Ok(()),
+        }
     }
 }

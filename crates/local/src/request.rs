@@ -1,5 +1,5 @@
-//! Reading requests: bodies (size-limited, JSON whatever the content type says) and path
-//! parameters, every refusal as an [`ApiError`].
+//! Reading requests: bodies (size-limited, JSON whatever the content type says), path
+//! parameters and query strings, every refusal as an [`ApiError`].
 
 use crate::error::ApiError;
 use axum::body::Body;
@@ -101,6 +101,21 @@ pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiErro
     // Bytes after the object (`{"input": 1} junk`) make the body invalid JSON as well.
     de.end().map_err(|e| ApiError::BadRequest(format!("request body is not valid JSON: {e}")))?;
     Ok(value)
+}
+
+/// Parses a query string into `(key, value)` pairs, percent-decoded.
+pub(crate) fn query_pairs(query: Option<&str>) -> Vec<(String, String)> {
+    url::form_urlencoded::parse(query.unwrap_or("").as_bytes()).into_owned().collect()
+}
+
+/// The value of `key` in a query as a `u64`, or `400` naming the parameter.
+pub(crate) fn query_u64(pairs: &[(String, String)], key: &str) -> Result<Option<u64>, ApiError> {
+    match pairs.iter().find(|(k, _)| k == key) {
+        None => Ok(None),
+        Some((_, v)) => v.parse().map(Some).map_err(|_| {
+            ApiError::BadRequest(format!("query parameter '{key}' must be a whole number, got '{v}'"))
+        }),
+    }
 }
 
 #[cfg(test)]

@@ -1,119 +1,45 @@
-//! The running server: shared state, the router, the sweeper task and waiting helpers.
+//! The router: the only module that sees the whole state of an endpoint, it hands each
+//! handler the part it needs (the job service, the log book) and runs the checks every request
+//! passes.
 
 use crate::config::Config;
-use crate::disk::Writer;
 use crate::error::ApiError;
-use crate::store::{Ended, Store};
-use crate::webhook::{self, Webhooks};
-use crate::{auth, client_api, console, memory, openai, ratelimit, request_guard, worker_api};
-use axum::extract::{Request, State};
+use crate::jobs::Jobs;
+use crate::ratelimit::Limiter;
+use crate::{auth, client_api, openai, request_guard, worker_api};
+use axum::extract::{FromRef, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
-use tokio::sync::Notify;
-use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
+use std::sync::Arc;
 
-/// State shared by every handler and background task.
-pub(crate) struct Shared {
-    pub cfg: Config,
-    store: Mutex<Store>,
-    /// Woken whenever a job enters a queue.
-    pub queue_changed: Notify,
-    /// Cancelled on shutdown: long polls answer at once, background tasks end.
-    pub shutdown: CancellationToken,
-    pub webhooks: Webhooks,
-    pub limiter: ratelimit::Limiter,
-    /// The data directory's writer, with `--data-dir`.
-    pub writer: OnceLock<Writer>,
-    /// Jobs' log lines for the console (from a worker in the same process).
-    pub logs: console::LogBook,
+/// Everything the routes need; each handler takes only its part (`State<Jobs>`, ...).
+#[derive(Clone)]
+pub(crate) struct AppState {
+    pub cfg: Arc<Config>,
+    pub jobs: Jobs,
+    pub limiter: Arc<Limiter>,
+    #[cfg(feature = "console")]
+    pub logs: Arc<crate::console::LogBook>,
 }
 
-impl Shared {
-    pub(crate) fn new(cfg: Config) -> Self {
-        let limiter = ratelimit::Limiter::new(cfg.rate_limits.clone());
-        Shared {
-            store: Mutex::new(Store::new(cfg.max_retained_bytes)),
-            webhooks: Webhooks::new(cfg.webhook_concurrency),
-            cfg,
-            queue_changed: Notify::new(),
-            shutdown: CancellationToken::new(),
-            limiter,
-            writer: OnceLock::new(),
-            logs: console::LogBook::default(),
-        }
+impl FromRef<AppState> for Jobs {
+    fn from_ref(s: &AppState) -> Jobs {
+        s.jobs.clone()
     }
+}
 
-    /// The store, locked. Never hold the guard across an `.await`.
-    pub(crate) fn lock(&self) -> MutexGuard<'_, Store> {
-        // A panic while locked cannot leave the store half-updated in a way that matters more
-        // than losing the endpoint, so keep serving.
-        self.store.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    /// Sends the webhooks of jobs that just ended.
-    pub(crate) fn ended(self: &Arc<Self>, ended: impl IntoIterator<Item = Ended>) {
-        for e in ended {
-            webhook::dispatch(self, e);
-        }
-    }
-
-    /// Returns once change `seq` of the store (`Store::journal`) is in the data directory;
-    /// at once without one. `503` when the data directory cannot be written.
-    pub(crate) async fn saved(&self, seq: u64) -> Result<(), ApiError> {
-        match self.writer.get() {
-            Some(w) if !w.wait(seq).await => Err(ApiError::Unavailable(
-                "the change could not be saved in the data directory (see the endpoint's log); retry later"
-                    .into(),
-            )),
-            _ => Ok(()),
-        }
-    }
-
-    /// Tells the data directory's writer that something changed (no wait).
-    pub(crate) fn kick_writer(&self) {
-        if let Some(w) = self.writer.get() {
-            w.kick();
-        }
-    }
-
-    /// Waits until `ready` holds for job `id`, `deadline` passes or the server shuts down.
-    /// Woken by the job's own notify, so no polling.
-    pub(crate) async fn wait_job(
-        &self,
-        id: &str,
-        deadline: Instant,
-        ready: impl Fn(&Store) -> bool,
-    ) -> Result<(), ApiError> {
-        loop {
-            let notify = {
-                let store = self.lock();
-                if ready(&store) {
-                    return Ok(());
-                }
-                store.get(id)?.changed()
-            };
-            let notified = notify.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            if ready(&self.lock()) {
-                return Ok(());
-            }
-            tokio::select! {
-                _ = &mut notified => {}
-                _ = tokio::time::sleep_until(deadline) => return Ok(()),
-                _ = self.shutdown.cancelled() => return Ok(()),
-            }
-        }
+#[cfg(feature = "console")]
+impl FromRef<AppState> for Arc<crate::console::LogBook> {
+    fn from_ref(s: &AppState) -> Self {
+        s.logs.clone()
     }
 }
 
 /// All routes of both APIs, behind the API-key check, the endpoint-id check and rate limits,
 /// and the console page (whose own API is behind the same checks).
-pub(crate) fn router(shared: Arc<Shared>) -> Router {
+pub(crate) fn router(state: AppState) -> Router {
     let api = Router::new()
         .route("/v2/{ep}/run", post(client_api::run))
         .route("/v2/{ep}/runsync", post(client_api::runsync))
@@ -132,14 +58,18 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/v2/{ep}/openai/v1/chat/completions", post(openai::chat_completions))
         .route("/v2/{ep}/openai/v1/completions", post(openai::completions))
         .route("/v2/{ep}/openai/v1/models", get(openai::models))
-        .route("/v2/{ep}/openai/{*rest}", axum::routing::any(openai::unknown))
-        .merge(console::api_routes())
+        .route("/v2/{ep}/openai/{*rest}", axum::routing::any(openai::unknown));
+    #[cfg(feature = "console")]
+    let api = api.merge(crate::console::api_routes());
+    let api = api
         .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed);
-    let api = api.layer(middleware::from_fn_with_state(shared.clone(), gate)).with_state(shared.clone());
-    let guard = request_guard::RequestGuard::new(&shared.cfg.allowed_hosts, "runpod-local");
-    api.merge(console::public_routes(shared))
-        .layer(middleware::from_fn_with_state(guard, request_guard::guard))
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(state.clone(), gate));
+    #[cfg(feature = "console")]
+    let api = api.merge(crate::console::public_routes());
+    // Outermost: a request a web page forged never reaches the key check or a handler.
+    let guard = request_guard::RequestGuard::new(&state.cfg.allowed_hosts, "runpod-local");
+    api.with_state(state).layer(middleware::from_fn_with_state(guard, request_guard::guard))
 }
 
 /// Rewrites the Python SDK's local routes at the root (`/run`, `/runsync`, `/status/{id}`,
@@ -161,10 +91,10 @@ pub(crate) fn python_sdk_route(mut req: Request, prefix: &str) -> Request {
 
 /// The checks every request passes, in order: API key, endpoint id, rate limit. One layer
 /// rather than three: each layer cost a boxed future and a service clone per request.
-async fn gate(State(sh): State<Arc<Shared>>, req: Request, next: Next) -> Response {
-    let checked = auth::check_key(&sh, &req)
-        .and_then(|()| check_endpoint(&sh, req.uri().path()))
-        .and_then(|()| ratelimit::check(&sh, req.uri().path()));
+async fn gate(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let checked = auth::check_key(state.cfg.api_key.as_deref(), &req)
+        .and_then(|()| check_endpoint(&state.cfg, req.uri().path()))
+        .and_then(|()| state.limiter.check(req.uri().path()));
     match checked {
         Ok(()) => next.run(req).await,
         Err(e) if openai::is_openai_path(req.uri().path()) => openai::api_error(e),
@@ -186,65 +116,17 @@ async fn method_not_allowed(req: Request) -> Response {
 }
 
 /// `404` for `/v2/{other}/...` where `other` is not this endpoint's id.
-fn check_endpoint(sh: &Shared, path: &str) -> Result<(), ApiError> {
+fn check_endpoint(cfg: &Config, path: &str) -> Result<(), ApiError> {
     let mut parts = path.trim_start_matches('/').split('/');
     if parts.next() == Some("v2") {
         if let Some(ep) = parts.next() {
-            if ep != sh.cfg.endpoint_id {
+            if ep != cfg.endpoint_id {
                 return Err(ApiError::NotFound(format!(
                     "unknown endpoint '{ep}' (this server serves '{}')",
-                    sh.cfg.endpoint_id
+                    cfg.endpoint_id
                 )));
             }
         }
     }
     Ok(())
-}
-
-/// Applies the time-based rules every `sweep_interval` until shutdown, and gives the memory of
-/// forgotten jobs back to the system.
-pub(crate) async fn sweeper(sh: Arc<Shared>) {
-    let mut tick = tokio::time::interval(sh.cfg.sweep_interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut trim = memory::Trim::default();
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = sh.shutdown.cancelled() => return,
-        }
-        let (swept, freed) = {
-            let mut store = sh.lock();
-            let swept = store.sweep(&sh.cfg, Instant::now());
-            (swept, store.take_freed())
-        };
-        if swept.requeued {
-            sh.queue_changed.notify_waiters();
-        }
-        if swept.requeued || swept.dropped > 0 || !swept.ended.is_empty() {
-            sh.kick_writer();
-        }
-        sh.ended(swept.ended);
-        trim.freed(freed);
-    }
-}
-
-/// `now + d`, or a point far in the future when that overflows (a huge configured wait).
-pub(crate) fn deadline(d: std::time::Duration) -> Instant {
-    let now = Instant::now();
-    now.checked_add(d).unwrap_or_else(|| now + std::time::Duration::from_secs(100 * 365 * 86_400))
-}
-
-/// Parses a query string into `(key, value)` pairs, percent-decoded.
-pub(crate) fn query_pairs(query: Option<&str>) -> Vec<(String, String)> {
-    url::form_urlencoded::parse(query.unwrap_or("").as_bytes()).into_owned().collect()
-}
-
-/// The value of `key` in a query as a `u64`, or `400` naming the parameter.
-pub(crate) fn query_u64(pairs: &[(String, String)], key: &str) -> Result<Option<u64>, ApiError> {
-    match pairs.iter().find(|(k, _)| k == key) {
-        None => Ok(None),
-        Some((_, v)) => v.parse().map(Some).map_err(|_| {
-            ApiError::BadRequest(format!("query parameter '{key}' must be a whole number, got '{v}'"))
-        }),
-    }
 }

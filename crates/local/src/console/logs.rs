@@ -1,7 +1,6 @@
 //! Log lines of jobs, for the console: sent by a worker running in the same process
 //! (`--serve-api`) through [`JobLogs`], read by the job's event stream.
 
-use crate::server::Shared;
 use serde::Serialize;
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -109,7 +108,7 @@ impl LogBook {
 /// # }
 /// ```
 #[derive(Clone)]
-pub struct JobLogs(pub(crate) Arc<Shared>);
+pub struct JobLogs(Arc<LogBook>);
 
 impl std::fmt::Debug for JobLogs {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -118,9 +117,9 @@ impl std::fmt::Debug for JobLogs {
 }
 
 impl JobLogs {
-    pub(crate) fn new(shared: Arc<Shared>) -> Self {
-        shared.logs.enabled.store(true, Ordering::Relaxed);
-        JobLogs(shared)
+    pub(crate) fn new(book: Arc<LogBook>) -> Self {
+        book.enabled.store(true, Ordering::Relaxed);
+        JobLogs(book)
     }
 
     /// Adds one log line of job `job_id`; `level` is shown as given (`INFO`, `WARN`, ...).
@@ -136,6 +135,6 @@ impl JobLogs {
             message.push_str(" (cut)");
         }
         let line = LogLine { level: level.to_owned(), message, at: Instant::now() };
-        self.0.logs.push(job_id, line);
+        self.0.push(job_id, line);
     }
 }

@@ -20,11 +20,10 @@ mod watch;
 pub use logs::JobLogs;
 pub(crate) use logs::LogBook;
 
-use crate::client_api::check_request;
 use crate::error::ApiError;
-use crate::server::Shared;
+use crate::jobs::{check_request, Jobs};
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{FromRef, State};
 use axum::http::header::{CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, X_CONTENT_TYPE_OPTIONS};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -50,17 +49,26 @@ const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-
                    connect-src 'self'; form-action 'none'; frame-ancestors 'none'; base-uri 'none'";
 
 /// The page and its files: served without the API key (they hold no data).
-pub(crate) fn public_routes(shared: Arc<Shared>) -> Router {
+pub(crate) fn public_routes<S>() -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+    Jobs: FromRef<S>,
+    Arc<LogBook>: FromRef<S>,
+{
     Router::new()
         .route("/", get(|| async { asset("text/html; charset=utf-8", INDEX_HTML) }))
         .route("/console/app.js", get(|| async { asset("text/javascript; charset=utf-8", APP_JS) }))
         .route("/console/app.css", get(|| async { asset("text/css; charset=utf-8", APP_CSS) }))
         .route("/console/info", get(info))
-        .with_state(shared)
 }
 
 /// The page's own API: mounted with the client API, behind the same key check.
-pub(crate) fn api_routes() -> Router<Arc<Shared>> {
+pub(crate) fn api_routes<S>() -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+    Jobs: FromRef<S>,
+    Arc<LogBook>: FromRef<S>,
+{
     Router::new()
         .route("/console/api/request", get(start_request))
         .route("/console/api/check", post(check))
@@ -79,26 +87,26 @@ fn asset(content_type: &'static str, body: &'static str) -> Response {
 }
 
 /// `GET /console/info`: what the page needs before it can call the API.
-async fn info(State(sh): State<Arc<Shared>>) -> Json<Value> {
+async fn info(State(jobs): State<Jobs>, State(logs): State<Arc<LogBook>>) -> Json<Value> {
     Json(json!({
-        "endpointId": sh.cfg.endpoint_id,
-        "keyRequired": sh.cfg.api_key.is_some(),
-        "logs": sh.logs.enabled(),
+        "endpointId": jobs.cfg().endpoint_id,
+        "keyRequired": jobs.cfg().api_key.is_some(),
+        "logs": logs.enabled(),
     }))
 }
 
 /// `GET /console/api/request`: `{"text", "source"}`, the editor's first request: the text of
 /// `test_input.json` (`source` names it) or `{"input": {}}` (`source` null). Read on each call,
 /// so a reload picks up an edited file.
-async fn start_request(State(sh): State<Arc<Shared>>) -> Json<Value> {
+async fn start_request(State(jobs): State<Jobs>) -> Json<Value> {
+    let max_run_bytes = jobs.cfg().max_run_bytes;
     let empty = |note: Option<String>| json!({"text": EMPTY_REQUEST, "source": null, "note": note});
     let answer = match tokio::fs::read(TEST_INPUT_FILE).await {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => empty(None),
         Err(e) => empty(Some(format!("cannot read {TEST_INPUT_FILE}: {e}"))),
-        Ok(bytes) if bytes.len() > sh.cfg.max_run_bytes => empty(Some(format!(
-            "{TEST_INPUT_FILE} is larger than the /run limit of {} bytes",
-            sh.cfg.max_run_bytes
-        ))),
+        Ok(bytes) if bytes.len() > max_run_bytes => {
+            empty(Some(format!("{TEST_INPUT_FILE} is larger than the /run limit of {max_run_bytes} bytes")))
+        }
         Ok(bytes) => match String::from_utf8(bytes) {
             Ok(text) => json!({"text": text, "source": TEST_INPUT_FILE, "note": null}),
             Err(_) => empty(Some(format!("{TEST_INPUT_FILE} is not UTF-8 text"))),
@@ -109,42 +117,32 @@ async fn start_request(State(sh): State<Arc<Shared>>) -> Json<Value> {
 
 /// `POST /console/api/check`: `{"ok": true}` when `/run` would accept this body (queue room
 /// and rate limits aside), else the very `400` `/run` would answer.
-async fn check(State(sh): State<Arc<Shared>>, body: Body) -> Result<Json<Value>, ApiError> {
+async fn check(State(jobs): State<Jobs>, body: Body) -> Result<Json<Value>, ApiError> {
+    let cfg = jobs.cfg();
     let (req, _): (JobRequest, usize) =
-        crate::request::read_json(body, sh.cfg.max_run_bytes, sh.cfg.body_timeout).await?;
-    check_request(&sh.cfg, &req)?;
+        crate::request::read_json(body, cfg.max_run_bytes, cfg.body_timeout).await?;
+    check_request(cfg, &req)?;
     req.validate().map_err(|e| ApiError::BadRequest(e.to_string()))?;
     Ok(Json(json!({"ok": true})))
 }
 
 /// `GET /console/api/jobs`: `{"jobs": [...], "health": {...}}`, the newest jobs first, each
 /// with its id, status, times and worker, never its input, webhook or `s3Config`.
-async fn jobs(State(sh): State<Arc<Shared>>) -> Json<Value> {
+async fn jobs(State(jobs): State<Jobs>) -> Json<Value> {
     let now = Instant::now();
-    let store = sh.lock();
-    let mut all: Vec<_> = store.jobs().collect();
-    let newest = |a: &&crate::store::Entry, b: &&crate::store::Entry| b.submitted_at().cmp(&a.submitted_at());
-    if all.len() > LISTED_JOBS {
-        all.select_nth_unstable_by(LISTED_JOBS, newest);
-        all.truncate(LISTED_JOBS);
-    }
-    all.sort_by(newest);
-    let jobs: Vec<Value> = all
-        .iter()
-        .map(|e| {
-            let s = e.status_brief();
+    let (rows, total, health) = jobs.list(LISTED_JOBS);
+    let jobs: Vec<Value> = rows
+        .into_iter()
+        .map(|(s, submitted_at)| {
             json!({
                 "id": s.id,
                 "status": s.status,
-                "ageMs": now.saturating_duration_since(e.submitted_at()).as_millis() as u64,
+                "ageMs": now.saturating_duration_since(submitted_at).as_millis() as u64,
                 "delayTime": s.delay_time,
                 "executionTime": s.execution_time,
                 "workerId": s.worker_id,
             })
         })
         .collect();
-    let total = store.jobs().count();
-    let health = store.health(&sh.cfg, now);
-    drop(store);
     Json(json!({"jobs": jobs, "total": total, "health": health}))
 }

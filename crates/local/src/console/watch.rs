@@ -6,10 +6,10 @@
 //! The stream ends a moment after the job's final state (late log lines still come), when
 //! the job is dropped, or when the server shuts down.
 
-use super::logs::LogLineView;
+use super::logs::{LogBook, LogLineView};
 use crate::error::ApiError;
+use crate::jobs::{deadline, Entry, Jobs};
 use crate::request::Params;
-use crate::server::Shared;
 use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures::Stream;
@@ -24,11 +24,12 @@ use tokio::time::Instant;
 const AFTER_END: Duration = Duration::from_secs(2);
 
 pub(super) async fn events(
-    State(sh): State<Arc<Shared>>,
+    State(jobs): State<Jobs>,
+    State(logs): State<Arc<LogBook>>,
     Params(id): Params<String>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
-    sh.lock().get(&id)?;
-    let watch = Watch { sh, id, last: None, chunks: 0, logs: 0, ended_at: None };
+    jobs.exists(&id)?;
+    let watch = Watch { jobs, logs, id, last: None, chunks: 0, lines: 0, ended_at: None };
     let events = futures::stream::unfold(watch, |mut w| async move {
         let event = w.next().await?;
         Some((Ok(event), w))
@@ -38,64 +39,66 @@ pub(super) async fn events(
 
 /// One client's view of one job: what it has been sent so far.
 struct Watch {
-    sh: Arc<Shared>,
+    jobs: Jobs,
+    logs: Arc<LogBook>,
     id: String,
     last: Option<StatusResponse>,
     /// Chunks sent so far.
     chunks: u64,
     /// Log lines sent so far.
-    logs: usize,
+    lines: usize,
     ended_at: Option<Instant>,
 }
 
 impl Watch {
     /// The next change, or `None` when the stream should end.
     async fn next(&mut self) -> Option<Event> {
-        let sh = self.sh.clone();
+        let logs = self.logs.clone();
         loop {
-            let job_changed = sh.lock().get(&self.id).ok()?.changed();
-            // Listen before looking, so that a change between the two is not missed.
-            let job = job_changed.notified();
-            let line = sh.logs.changed().notified();
-            tokio::pin!(job, line);
-            job.as_mut().enable();
+            // Listen for log lines before looking, so that a line between the two is not missed.
+            let line = logs.changed().notified();
+            tokio::pin!(line);
             line.as_mut().enable();
             if let Some(event) = self.changes()? {
                 return Some(event);
             }
             let until = match self.ended_at {
                 Some(t) => t + AFTER_END,
-                None => crate::server::deadline(Duration::MAX),
+                None => deadline(Duration::MAX),
+            };
+            let (last, seen) = (self.last.clone(), self.chunks);
+            let changed = |e: Option<&Entry>| {
+                e.is_none_or(|e| {
+                    Some(&e.status_response()) != last.as_ref() || !e.stream_from(seen).0.is_empty()
+                })
             };
             tokio::select! {
-                _ = &mut job => {}
+                _ = self.jobs.wait_job(&self.id, until, changed) => {
+                    if self.jobs.is_shutting_down() || Instant::now() >= until {
+                        return None;
+                    }
+                }
                 _ = &mut line => {}
-                _ = tokio::time::sleep_until(until) => return None,
-                _ = sh.shutdown.cancelled() => return None,
             }
         }
     }
 
     /// `None`: the job is gone; `Some(None)`: nothing new; else the event to send.
     fn changes(&mut self) -> Option<Option<Event>> {
-        let store = self.sh.lock();
-        let entry = store.get(&self.id).ok()?;
-        let status = entry.status_response();
-        let (chunks, next) = entry.stream_from(self.chunks);
-        let chunks = chunks.to_vec();
-        let submitted = entry.submitted_at();
-        drop(store);
-        let lines = self.sh.logs.since(&self.id, self.logs);
-        if self.last.as_ref() == Some(&status) && chunks.is_empty() && lines.is_empty() {
+        let view = self.jobs.view(&self.id, self.chunks)?;
+        let status = view.status;
+        let lines = self.logs.since(&self.id, self.lines);
+        if self.last.as_ref() == Some(&status) && view.chunks.is_empty() && lines.is_empty() {
             return Some(None);
         }
-        self.chunks = next;
-        self.logs += lines.len();
+        self.chunks = view.next;
+        self.lines += lines.len();
         if status.status.is_final() {
             self.ended_at.get_or_insert_with(Instant::now);
         } else {
             self.ended_at = None;
         }
+        let submitted = view.submitted_at;
         let logs: Vec<LogLineView<'_>> = lines
             .iter()
             .map(|l| LogLineView {
@@ -104,7 +107,7 @@ impl Watch {
                 at_ms: l.at.saturating_duration_since(submitted).as_millis() as u64,
             })
             .collect();
-        let data = json!({"job": &status, "stream": chunks, "logs": logs});
+        let data = json!({"job": &status, "stream": view.chunks, "logs": logs});
         self.last = Some(status);
         Some(Some(Event::default().data(data.to_string())))
     }

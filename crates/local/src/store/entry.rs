@@ -146,6 +146,11 @@ impl Entry {
         (self.stream.get(start..).unwrap_or_default(), end)
     }
 
+    /// True when it has chunks not yet returned by `/stream`.
+    pub(crate) fn has_unread_stream(&self) -> bool {
+        !self.stream.is_empty()
+    }
+
     pub(crate) fn changed(&self) -> Arc<Notify> {
         self.changed.clone()
     }

@@ -8,6 +8,7 @@
 
 use super::entry::{ms, Entry, Saved, Sizes};
 use super::{Store, Worker};
+use crate::webhook::PendingHook;
 use runpod_protocol::{JobStatus, Policy, S3Config, StatusResponse};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -15,15 +16,6 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::time::Instant;
-
-/// A webhook delivery not yet delivered or given up.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) struct PendingHook {
-    pub url: String,
-    pub body: StatusResponse,
-    /// Attempts made so far.
-    pub attempts: u32,
-}
 
 /// A change to the pending webhooks.
 #[derive(Debug)]

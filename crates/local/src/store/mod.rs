@@ -203,6 +203,7 @@ impl Store {
     }
 
     /// Queues a validated request under a new id; `bytes` is its size as JSON.
+    #[cfg(test)]
     pub(crate) fn submit(
         &mut self,
         cfg: &Config,
@@ -211,14 +212,7 @@ impl Store {
         origin: Origin,
         now: Instant,
     ) -> Result<String, ApiError> {
-        // A v4 UUID from the thread's ChaCha generator: `Uuid::new_v4` asks the kernel
-        // (a getrandom syscall) for every id.
-        let uuid = uuid::Builder::from_random_bytes(rand::random()).into_uuid();
-        let id = match origin {
-            Origin::Run => uuid.to_string(),
-            Origin::RunSync => format!("sync-{uuid}"),
-        };
-        self.submit_as(cfg, id, req, bytes, origin, now)
+        self.submit_as(cfg, new_id(origin), req, bytes, origin, now)
     }
 
     /// Queues a validated request under `id`; `409` when a job with that id exists.
@@ -230,6 +224,22 @@ impl Store {
     }
 
     pub(crate) fn submit_as(
+        &mut self,
+        cfg: &Config,
+        id: String,
+        req: JobRequest,
+        bytes: usize,
+        origin: Origin,
+        now: Instant,
+    ) -> Result<String, ApiError> {
+        let id = self.insert_held(cfg, id, req, bytes, origin, now)?;
+        self.release(&id);
+        Ok(id)
+    }
+
+    /// [`Store::submit_as`] without queueing the job: it is held until [`Store::release`]
+    /// queues it (once it is saved) or [`Store::forget`] drops it (it could not be saved).
+    pub(crate) fn insert_held(
         &mut self,
         cfg: &Config,
         id: String,
@@ -282,12 +292,52 @@ impl Store {
             sizes: Sizes { input: bytes, ..Sizes::default() },
             saved: Saved::default(),
         };
-        let low = entry.low_priority();
         self.jobs.insert(id.clone(), entry);
         self.index_deadline(&id);
         self.journal.job(&id);
-        self.enqueue_back(id.clone(), low);
         Ok(id)
+    }
+
+    /// Queues held job `id` (see [`Store::insert_held`]), unless it ended meanwhile.
+    pub(crate) fn release(&mut self, id: &str) {
+        let Some(e) = self.jobs.get(id) else { return };
+        if e.status == JobStatus::InQueue {
+            let low = e.low_priority();
+            self.enqueue_back(id.to_owned(), low);
+        }
+    }
+
+    /// Drops held job `id` (see [`Store::insert_held`]): it was refused.
+    pub(crate) fn forget(&mut self, id: &str) {
+        if self.jobs.get(id).is_some_and(|e| e.status == JobStatus::InQueue) {
+            self.unqueue(id);
+            self.remove(id);
+        }
+    }
+
+    /// Puts back at the front of the queue, in their order, the jobs just handed to worker `w`
+    /// that it never got (the hand-over could not be saved); those no longer running on `w`
+    /// are left alone.
+    pub(crate) fn untake(&mut self, w: &str, ids: &[String], now: Instant) {
+        for id in ids.iter().rev() {
+            let Some(e) = self.jobs.get_mut(id) else { continue };
+            if e.status != JobStatus::InProgress || e.worker_id.as_deref() != Some(w) {
+                continue;
+            }
+            reset_for_queue(e, now);
+            e.changed.notify_waiters();
+            let low = e.low_priority();
+            if let Some(worker) = self.workers.get_mut(w) {
+                worker.running.remove(id);
+            }
+            self.index_deadline(id);
+            self.journal.job(id);
+            if low {
+                self.low_queue.push_front(id.clone())
+            } else {
+                self.queue.push_front(id.clone())
+            }
+        }
     }
 
     /// The job `id`, or `404`.
@@ -333,17 +383,6 @@ impl Store {
             self.journal.job(id);
         }
         Ok((e.status, new, e.error.clone()))
-    }
-
-    /// The chunks `id` streamed from absolute index `from` on, and the index after the last one
-    /// ([`Entry::stream_from`]), leaving `/stream`'s reading place alone.
-    pub(crate) fn stream_since(&self, id: &str, from: u64) -> Result<(&[Value], u64), ApiError> {
-        Ok(self.get(id)?.stream_from(from))
-    }
-
-    /// True when `id` has chunks not yet returned by `/stream`.
-    pub(crate) fn has_unread_stream(&self, id: &str) -> bool {
-        self.jobs.get(id).is_some_and(|e| !e.stream.is_empty())
     }
 
     /// Ends active job `id` with `status`; returns the webhook record.
@@ -637,6 +676,17 @@ impl Store {
             }
         }
         h
+    }
+}
+
+/// A new job id: a v4 UUID, `sync-` before it for `/runsync`.
+pub(crate) fn new_id(origin: Origin) -> String {
+    // A v4 UUID from the thread's ChaCha generator: `Uuid::new_v4` asks the kernel
+    // (a getrandom syscall) for every id.
+    let uuid = uuid::Builder::from_random_bytes(rand::random()).into_uuid();
+    match origin {
+        Origin::Run => uuid.to_string(),
+        Origin::RunSync => format!("sync-{uuid}"),
     }
 }
 

@@ -11,46 +11,91 @@ mod target;
 
 pub use target::WebhookTargets;
 
-use crate::server::Shared;
-use crate::store::journal::PendingHook;
-use crate::store::Ended;
-use std::sync::Arc;
+use serde::{Deserialize, Serialize};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-/// The deliveries of one endpoint.
-pub(crate) struct Webhooks {
-    slots: Arc<Semaphore>,
+/// A webhook delivery not yet delivered or given up: what the data directory keeps of it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct PendingHook {
+    pub url: String,
+    pub body: runpod_protocol::StatusResponse,
+    /// Attempts made so far.
+    pub attempts: u32,
+}
+
+/// How deliveries are made.
+#[derive(Debug, Clone)]
+pub(crate) struct Settings {
+    pub concurrency: usize,
+    pub timeout: Duration,
+    pub attempts: u32,
+    pub retry_delay: Duration,
+    pub targets: WebhookTargets,
+    /// A delivery not done at shutdown is kept for the next start (a data directory).
+    pub kept: bool,
+}
+
+/// Where a delivery's progress is recorded (the data directory, through the job service),
+/// so that a restart resumes it. Deliveries under key 0 are not recorded.
+pub(crate) trait Ledger: Send + Sync + 'static {
+    /// An attempt of delivery `key` failed; `hook` counts it.
+    fn attempted(&self, key: u64, hook: &PendingHook);
+    /// Delivery `key` is over (delivered or given up).
+    fn finished(&self, key: u64);
+}
+
+/// The deliveries of one endpoint: a cheap-to-clone handle.
+#[derive(Clone)]
+pub(crate) struct Webhooks(Arc<Inner>);
+
+struct Inner {
+    settings: Settings,
+    slots: Semaphore,
     tracker: TaskTracker,
     /// The HTTP client, built on the first webhook: loading the CA bundle was most of the
     /// endpoint's start-up (callgrind), and most endpoints never send a webhook.
-    client: std::sync::OnceLock<Option<reqwest::Client>>,
+    client: OnceLock<Option<reqwest::Client>>,
+    /// Cancelled when the endpoint shuts down: a delivery waiting for a retry tries once more.
+    shutdown: CancellationToken,
     /// Cancelled once the grace period of a shutdown is over: deliveries still pending stop.
     stop: CancellationToken,
+    ledger: OnceLock<Arc<dyn Ledger>>,
 }
 
 impl Webhooks {
-    pub(crate) fn new(concurrency: usize) -> Self {
-        Webhooks {
-            slots: Arc::new(Semaphore::new(concurrency)),
+    pub(crate) fn new(settings: Settings, shutdown: CancellationToken) -> Self {
+        Webhooks(Arc::new(Inner {
+            slots: Semaphore::new(settings.concurrency),
+            settings,
             tracker: TaskTracker::new(),
-            client: std::sync::OnceLock::new(),
+            client: OnceLock::new(),
+            shutdown,
             stop: CancellationToken::new(),
-        }
+            ledger: OnceLock::new(),
+        }))
+    }
+
+    /// Records deliveries' progress through `ledger` from now on (set once).
+    pub(crate) fn set_ledger(&self, ledger: Arc<dyn Ledger>) {
+        let _ = self.0.ledger.set(ledger);
     }
 
     /// The HTTP client (`None`, logged once, if it cannot be built).
-    fn client(&self, sh: &Shared) -> Option<reqwest::Client> {
-        self.client
+    fn client(&self) -> Option<reqwest::Client> {
+        let s = &self.0.settings;
+        self.0
+            .client
             .get_or_init(|| {
                 let built = reqwest::Client::builder()
-                    .timeout(sh.cfg.webhook_timeout)
-                    .connect_timeout(sh.cfg.webhook_timeout)
+                    .timeout(s.timeout)
+                    .connect_timeout(s.timeout)
                     .redirect(reqwest::redirect::Policy::none())
                     .no_proxy()
-                    .dns_resolver(Arc::new(target::Guarded(sh.cfg.webhook_targets)))
+                    .dns_resolver(Arc::new(target::Guarded(s.targets)))
                     .build();
                 match built {
                     Ok(c) => Some(c),
@@ -66,81 +111,97 @@ impl Webhooks {
     /// Waits up to `grace` for the deliveries in progress, each given one more attempt at once
     /// if it waits for a retry (the shutdown token is cancelled by then); stops the rest.
     pub(crate) async fn finish(&self, grace: Duration) {
-        self.tracker.close();
-        if tokio::time::timeout(grace, self.tracker.wait()).await.is_err() {
-            self.stop.cancel();
-            self.tracker.wait().await;
+        self.0.tracker.close();
+        if tokio::time::timeout(grace, self.0.tracker.wait()).await.is_err() {
+            self.0.stop.cancel();
+            self.0.tracker.wait().await;
         }
     }
-}
 
-/// Sends `ended`'s webhook in the background, if it has one.
-pub(crate) fn dispatch(sh: &Arc<Shared>, ended: Ended) {
-    let Some(url) = ended.webhook else { return };
-    let hook = PendingHook { url, body: ended.status, attempts: 0 };
-    resume(sh, ended.hook_key, hook);
-}
-
-/// Delivers `hook` (pending under `key` in the data directory, 0 without one): up to
-/// `webhook_attempts` tries in all, `webhook_retry_delay` apart, until one is answered 2xx.
-pub(crate) fn resume(sh: &Arc<Shared>, key: u64, mut hook: PendingHook) {
-    let Some(http) = sh.webhooks.client(sh) else { return };
-    let sh = sh.clone();
-    let attempts = sh.cfg.webhook_attempts;
-    // Only the host is logged: a webhook URL may carry a token in its path or query.
-    let host =
-        url::Url::parse(&hook.url).ok().and_then(|u| u.host_str().map(str::to_owned)).unwrap_or_default();
-    let tracker = sh.webhooks.tracker.clone();
-    tracker.spawn(async move {
-        let job = hook.body.id.clone();
-        loop {
-            hook.attempts += 1;
-            let attempt = hook.attempts;
-            let outcome = tokio::select! {
-                o = deliver(&sh, &http, &hook) => o,
-                _ = sh.webhooks.stop.cancelled() => return not_delivered(&sh, &job, &host),
-            };
-            match outcome {
-                Ok(()) => {
-                    tracing::debug!(job = %job, host = %host, attempt, "webhook delivered");
-                    return finished(&sh, key);
-                }
-                Err(cause) => {
-                    tracing::warn!(job = %job, host = %host, attempt, "webhook attempt failed: {cause}")
-                }
-            }
-            if hook.attempts >= attempts {
-                tracing::warn!(job = %job, host = %host, "webhook given up after {attempts} attempts");
-                return finished(&sh, key);
-            }
-            if sh.shutdown.is_cancelled() {
-                // The one more attempt a shutdown allows was made.
-                return not_delivered(&sh, &job, &host);
-            }
-            sh.lock().journal.hook_attempted(key, &hook);
-            sh.kick_writer();
-            tokio::select! {
-                _ = tokio::time::sleep(sh.cfg.webhook_retry_delay) => {}
-                // Shutting down: try once more now rather than after the delay.
-                _ = sh.shutdown.cancelled() => {}
-            }
+    fn attempted(&self, key: u64, hook: &PendingHook) {
+        if let (Some(l), true) = (self.0.ledger.get(), key != 0) {
+            l.attempted(key, hook);
         }
-    });
-}
+    }
 
-/// One attempt: `Ok` on a 2xx answer, else what went wrong.
-async fn deliver(sh: &Shared, http: &reqwest::Client, hook: &PendingHook) -> Result<(), String> {
-    let _slot = sh.webhooks.slots.acquire().await.map_err(|_| "shutting down".to_string())?;
-    let timeout = sh.cfg.webhook_timeout;
-    match http.post(&hook.url).json(&hook.body).send().await {
-        Ok(r) if r.status().is_success() => Ok(()),
-        Ok(r) if r.status().is_redirection() => {
-            Err(format!("answered {} (a redirect: not followed, not delivered)", r.status()))
+    /// The delivery is over (delivered or given up): no longer pending in the data directory.
+    fn finished(&self, key: u64) {
+        if let (Some(l), true) = (self.0.ledger.get(), key != 0) {
+            l.finished(key);
         }
-        Ok(r) => Err(format!("answered {}", r.status())),
-        Err(e) if e.is_timeout() => Err(format!("timed out after {} ms", timeout.as_millis())),
-        Err(e) if e.is_connect() => Err(format!("could not connect: {}", causes(&e))),
-        Err(e) => Err(causes(&e)),
+    }
+
+    /// Delivers `hook` in the background (pending under `key` in the data directory, 0
+    /// without one): up to `attempts` tries in all, `retry_delay` apart, until one is answered
+    /// 2xx.
+    pub(crate) fn send(&self, key: u64, mut hook: PendingHook) {
+        let Some(http) = self.client() else { return };
+        let hooks = self.clone();
+        let attempts = self.0.settings.attempts;
+        // Only the host is logged: a webhook URL may carry a token in its path or query.
+        let host =
+            url::Url::parse(&hook.url).ok().and_then(|u| u.host_str().map(str::to_owned)).unwrap_or_default();
+        self.0.tracker.spawn(async move {
+            let inner = &hooks.0;
+            let job = hook.body.id.clone();
+            loop {
+                hook.attempts += 1;
+                let attempt = hook.attempts;
+                let outcome = tokio::select! {
+                    o = hooks.deliver(&http, &hook) => o,
+                    _ = inner.stop.cancelled() => return hooks.not_delivered(&job, &host),
+                };
+                match outcome {
+                    Ok(()) => {
+                        tracing::debug!(job = %job, host = %host, attempt, "webhook delivered");
+                        return hooks.finished(key);
+                    }
+                    Err(cause) => {
+                        tracing::warn!(job = %job, host = %host, attempt, "webhook attempt failed: {cause}")
+                    }
+                }
+                if hook.attempts >= attempts {
+                    tracing::warn!(job = %job, host = %host, "webhook given up after {attempts} attempts");
+                    return hooks.finished(key);
+                }
+                if inner.shutdown.is_cancelled() {
+                    // The one more attempt a shutdown allows was made.
+                    return hooks.not_delivered(&job, &host);
+                }
+                hooks.attempted(key, &hook);
+                tokio::select! {
+                    _ = tokio::time::sleep(inner.settings.retry_delay) => {}
+                    // Shutting down: try once more now rather than after the delay.
+                    _ = inner.shutdown.cancelled() => {}
+                }
+            }
+        });
+    }
+
+    /// One attempt: `Ok` on a 2xx answer, else what went wrong.
+    async fn deliver(&self, http: &reqwest::Client, hook: &PendingHook) -> Result<(), String> {
+        let _slot = self.0.slots.acquire().await.map_err(|_| "shutting down".to_string())?;
+        let timeout = self.0.settings.timeout;
+        match http.post(&hook.url).json(&hook.body).send().await {
+            Ok(r) if r.status().is_success() => Ok(()),
+            Ok(r) if r.status().is_redirection() => {
+                Err(format!("answered {} (a redirect: not followed, not delivered)", r.status()))
+            }
+            Ok(r) => Err(format!("answered {}", r.status())),
+            Err(e) if e.is_timeout() => Err(format!("timed out after {} ms", timeout.as_millis())),
+            Err(e) if e.is_connect() => Err(format!("could not connect: {}", causes(&e))),
+            Err(e) => Err(causes(&e)),
+        }
+    }
+
+    /// Shutting down with the delivery not done: kept in the data directory for the next start,
+    /// or lost without one.
+    fn not_delivered(&self, job: &str, host: &str) {
+        if self.0.settings.kept {
+            tracing::warn!(job = %job, host = %host, "webhook not delivered before shutdown; kept for the next start");
+        } else {
+            tracing::warn!(job = %job, host = %host, "webhook not delivered before shutdown (no --data-dir: it is lost)");
+        }
     }
 }
 
@@ -164,20 +225,4 @@ fn causes(e: &reqwest::Error) -> String {
         });
     }
     parts.join(": ")
-}
-
-/// The delivery is over (delivered or given up): no longer pending in the data directory.
-fn finished(sh: &Shared, key: u64) {
-    sh.lock().journal.hook_finished(key);
-    sh.kick_writer();
-}
-
-/// Shutting down with the delivery not done: kept in the data directory for the next start,
-/// or lost without one.
-fn not_delivered(sh: &Shared, job: &str, host: &str) {
-    if sh.cfg.data_dir.is_some() {
-        tracing::warn!(job = %job, host = %host, "webhook not delivered before shutdown; kept for the next start");
-    } else {
-        tracing::warn!(job = %job, host = %host, "webhook not delivered before shutdown (no --data-dir: it is lost)");
-    }
 }

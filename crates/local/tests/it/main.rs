@@ -5,6 +5,7 @@ mod cli;
 mod cli_no_key;
 mod common;
 mod console;
+mod data_dir;
 mod errors;
 mod lifecycle;
 mod load_balancer;

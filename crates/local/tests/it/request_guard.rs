@@ -5,8 +5,6 @@
 //! address are served. The same for the load balancer; and the OpenAI route's `405` in
 //! OpenAI's error shape.
 
-use crate::common;
-
 use runpod_local::{LoadBalancer, LocalEndpoint};
 use serde_json::{json, Value};
 use std::time::Duration;

@@ -57,6 +57,7 @@ pub const DEFAULT_ROUTE: &str = "/run";
 /// Where a load-balancing worker listens: the platform's `PORT`, `PORT_HEALTH` and
 /// `HEALTH_CHECK_PATH`, and `LISTEN_HOST` (ours); and the worker's id (`RUNPOD_POD_ID`).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[must_use]
 pub struct LbConfig {
     host: String,
     port: u16,
