@@ -62,15 +62,10 @@ cleanup() {
 trap cleanup EXIT
 
 # No import cycle between the modules of a crate (scripts/check-module-cycles.py says how it
-# looks). Report-only while the known cycles are being removed; to make a cycle fail the run,
-# change the 0 on the next line to 1.
-MODULE_CYCLES_FAIL=0
+# looks and at which granularity).
 if ! python3 scripts/check-module-cycles.py -q; then
-  if [ "$MODULE_CYCLES_FAIL" = 1 ]; then
-    echo "test.sh: FAILED: import cycles between modules (run scripts/check-module-cycles.py)" >&2
-    exit 1
-  fi
-  echo "test.sh: import cycles between modules, reported only (see MODULE_CYCLES_FAIL)" >&2
+  echo "test.sh: FAILED: import cycles between modules (run scripts/check-module-cycles.py)" >&2
+  exit 1
 fi
 
 for setup in scripts/test.d/*.sh; do

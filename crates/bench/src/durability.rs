@@ -39,7 +39,7 @@ pub(crate) async fn measure(
                 let target = load::Target {
                     client: client.clone(),
                     endpoint_url: ep.endpoint_url(),
-                    api_key: super::API_KEY.into(),
+                    api_key: load::API_KEY.into(),
                 };
                 let log = out.join(format!("logs/durability-c{c}.log"));
                 let mut child = rust.spawn(&ep.worker_env(&format!("durability-c{c}")), c, &log)?;
@@ -67,7 +67,7 @@ pub(crate) async fn measure(
 
 async fn start(rt: &tokio::runtime::Handle, dir: Option<&Path>, fsync: bool) -> Result<LocalEndpoint> {
     let mut b =
-        LocalEndpoint::builder().api_key(super::API_KEY).max_queue(1_000_000).rate_limits(RateLimits::none());
+        LocalEndpoint::builder().api_key(load::API_KEY).max_queue(1_000_000).rate_limits(RateLimits::none());
     if let Some(d) = dir {
         b = b.data_dir(d).fsync(fsync);
     }

@@ -4,6 +4,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// The API key of every endpoint the benchmark starts, and what its load sends.
+pub(crate) const API_KEY: &str = "bench-client-key";
+
 /// What one load run measured.
 #[derive(Debug, Default)]
 pub(crate) struct LoadResult {

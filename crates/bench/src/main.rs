@@ -13,6 +13,7 @@ mod workers;
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
+use load::API_KEY;
 use runpod_bench::procfs;
 use runpod_bench::report::{Report, Row, Startup, FLOOR};
 use runpod_bench::stats::{median, Summary};
@@ -20,8 +21,6 @@ use runpod_local::{LocalEndpoint, RateLimits};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use workers::Kind;
-
-const API_KEY: &str = "bench-client-key";
 
 /// Benchmarks a runpod-rs worker against the official Python SDK worker on runpod-local.
 /// A flag given twice takes its last value (`... --max-secs 2 --max-secs 0.3`).

@@ -40,15 +40,13 @@
 
 mod endpoint;
 mod error;
-mod job;
 mod request;
 mod retry;
 mod state;
-mod stream;
 
+pub use endpoint::JobHandle;
 pub use endpoint::{Endpoint, API_KEY_ENV, DEFAULT_MAX_ANSWER_BYTES, PLATFORM_BASE_URL};
 pub use error::Error;
-pub use job::JobHandle;
 pub use request::{PolicyBuilder, Request, S3ConfigBuilder};
 pub use retry::RetryPolicy;
 pub use runpod_protocol::{

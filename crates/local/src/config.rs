@@ -400,8 +400,8 @@ impl LocalEndpointBuilder {
         self
     }
 
-    /// Binds `addr` (port 0 picks a free port), starts serving, and returns the running endpoint.
-    pub async fn bind(self, addr: impl tokio::net::ToSocketAddrs) -> std::io::Result<crate::LocalEndpoint> {
-        crate::LocalEndpoint::start(self.config, addr).await
+    /// The settings, for [`LocalEndpointBuilder::bind`] (in the crate root, beside what it starts).
+    pub(crate) fn into_config(self) -> Config {
+        self.config
     }
 }

@@ -121,6 +121,13 @@ impl std::fmt::Debug for LocalEndpoint {
     }
 }
 
+impl LocalEndpointBuilder {
+    /// Binds `addr` (port 0 picks a free port), starts serving, and returns the running endpoint.
+    pub async fn bind(self, addr: impl tokio::net::ToSocketAddrs) -> std::io::Result<LocalEndpoint> {
+        LocalEndpoint::start(self.into_config(), addr).await
+    }
+}
+
 impl LocalEndpoint {
     /// A builder with the platform's defaults.
     pub fn builder() -> LocalEndpointBuilder {

@@ -68,10 +68,10 @@ mod content_type;
 mod download;
 mod endpoint_policy;
 mod error;
-mod multipart;
 mod sdk_logs;
 mod storage;
 mod upload;
+mod uploaded;
 
 #[cfg(feature = "test-support")]
 pub mod test_support;
@@ -94,7 +94,8 @@ pub use endpoint_policy::{EndpointPolicy, ENV_ALLOW_PRIVATE_S3_ENDPOINTS};
 pub use error::{redact_url, DownloadError, StorageError};
 pub use sdk_logs::quiet_sdk;
 pub use storage::{Storage, TransferOptions, DEFAULT_PRESIGN_EXPIRY, MIN_PART_SIZE};
-pub use upload::{Uploaded, Uploader, DEFAULT_INLINE_LIMIT};
+pub use upload::{Uploader, DEFAULT_INLINE_LIMIT};
+pub use uploaded::Uploaded;
 
 /// The README's examples, compiled and run by `cargo test --doc`.
 #[cfg(doctest)]

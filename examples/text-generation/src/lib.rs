@@ -39,6 +39,7 @@
 pub mod chat;
 pub mod cpu_llama;
 pub mod detok;
+pub mod error;
 pub mod gguf;
 pub mod handler;
 pub mod model;

@@ -1,51 +1,21 @@
 //! The causal language model: a Llama-family decoder (Llama 2/3, TinyLlama, SmolLM, ...) loaded
 //! from a folder, with seeded sampling, stop strings, a token limit and cancellation between tokens.
 
-use example_support::candle_error::candle_message;
 use std::path::Path;
+
+pub use crate::error::GenerateError;
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use candle_transformers::generation::LogitsProcessor;
 use candle_transformers::models::llama::{Cache, Config, Llama, LlamaConfig, LlamaEosToks};
-use example_support::load::{self, LoadError};
+use example_support::load;
 use tokenizers::Tokenizer;
 
 use crate::cpu_llama::{CpuLlama, KvCache};
 use crate::detok::Detokenizer;
 use crate::prompt::{Prompt, PromptEncoder};
 use crate::stop::{StopMatcher, StopState};
-
-/// Why a model could not be loaded or a generation failed.
-#[derive(Debug, thiserror::Error)]
-pub enum GenerateError {
-    /// A model file is missing, unreadable or invalid (`config.json` not a Llama config,
-    /// `tokenizer.json` not a tokenizer, no `*.safetensors`); the message names the file.
-    #[error(transparent)]
-    Load(#[from] LoadError),
-    /// The weights do not fit the config (a tensor is missing or has the wrong shape).
-    #[error("weights do not match the config: {0}")]
-    Weights(String),
-    /// Tokenisation failed.
-    #[error("tokenizer: {0}")]
-    Tokenizer(String),
-    /// The tensor library failed. Its text is candle's message alone: no backtrace (candle
-    /// appends one when `RUST_BACKTRACE` is set) and no folders of file paths.
-    #[error("model: {}", candle_message(.0))]
-    Model(candle_core::Error),
-    /// The request is not acceptable (bad sampling values, prompt too long, ...).
-    #[error("{0}")]
-    BadInput(String),
-    /// The model's thread ended abnormally.
-    #[error("internal error: {0}")]
-    Internal(String),
-}
-
-impl From<candle_core::Error> for GenerateError {
-    fn from(e: candle_core::Error) -> Self {
-        GenerateError::Model(e)
-    }
-}
 
 /// Sampling and stopping settings for one generation.
 #[derive(Debug, Clone, PartialEq)]

@@ -6,7 +6,7 @@
 
 use tokenizers::Tokenizer;
 
-use crate::model::GenerateError;
+use crate::error::GenerateError;
 
 /// One piece of a rendered chat.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,6 +1,6 @@
 //! Errors in OpenAI's shape, with the HTTP status each stands for.
 
-use super::responder::sse_event;
+use super::sse::sse_event;
 use serde_json::{json, Value};
 
 /// An error in OpenAI's shape, with the HTTP status it stands for.

@@ -39,10 +39,12 @@
 
 mod error;
 mod responder;
+mod sse;
 mod types;
 
 pub use error::Error;
-pub use responder::{model_list, sse_event, FinishReason, Reply, Responder, Usage};
+pub use responder::{model_list, FinishReason, Reply, Responder, Usage};
+pub use sse::{sse_event, SSE_DONE};
 pub use types::{
     ChatCompletionRequest, ChatMessage, CompletionRequest, Content, ContentPart, Input, Prompt, Request,
     Role, Sampling, Stop, StreamOptions,
@@ -54,8 +56,6 @@ pub const CHAT_COMPLETIONS_ROUTE: &str = "/v1/chat/completions";
 pub const COMPLETIONS_ROUTE: &str = "/v1/completions";
 /// `openai_route` of `GET /openai/v1/models`.
 pub const MODELS_ROUTE: &str = "/v1/models";
-/// The event that ends every stream.
-pub const SSE_DONE: &str = "data: [DONE]\n\n";
 
 /// Most stop sequences a request may give (OpenAI's limit).
 pub const MAX_STOP: usize = 4;

@@ -1,7 +1,8 @@
 //! Answers of the OpenAI route: the response object, or its stream chunks as Server-Sent
 //! Events, built by a [`Responder`]; the model list.
 
-use super::{Request, SSE_DONE};
+use super::sse::{sse_event, SSE_DONE};
+use super::Request;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -47,11 +48,6 @@ pub fn model_list(ids: &[&str]) -> Value {
 
 fn unix_now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default()
-}
-
-/// One Server-Sent Event carrying `value` as JSON: `data: {...}\n\n`.
-pub fn sse_event(value: &Value) -> String {
-    format!("data: {value}\n\n")
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,8 +1,13 @@
 //! [`Endpoint`]: one serverless endpoint, its routes, and how requests are sent and retried.
 
+mod job;
+mod stream;
+
+pub use job::JobHandle;
+
 use crate::retry::parse_retry_after;
 use crate::state::decode_body;
-use crate::{Error, JobHandle, JobState, Request, RetryPolicy};
+use crate::{Error, JobState, Request, RetryPolicy};
 use bytes::{Bytes, BytesMut};
 use reqwest::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE, LOCATION, RETRY_AFTER};
 use reqwest::Method;
@@ -358,7 +363,7 @@ impl Endpoint {
         &self,
         job_id: &str,
     ) -> impl futures::Stream<Item = Result<T, Error>> + Send + 'static {
-        crate::stream::chunks(self.clone(), job_id.to_owned(), self.inner.poll_min, self.inner.poll_max)
+        stream::chunks(self.clone(), job_id.to_owned(), self.inner.poll_min, self.inner.poll_max)
     }
 
     /// Cancels a queued or running job (`POST /cancel/{id}`); the answer is its new state.

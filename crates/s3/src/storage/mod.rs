@@ -1,12 +1,14 @@
 //! [`Storage`]: one bucket, one job prefix, and the upload/presign/get operations on it.
 
+mod multipart;
+
 use crate::client::client_under;
 use crate::config::StorageConfig;
 use crate::content_type::content_type_for;
 use crate::endpoint_policy::EndpointPolicy;
 use crate::error::{describe_sdk_error, redact_url, scrub, StorageError};
 use crate::sdk_logs::Quiet;
-use crate::upload::Uploaded;
+use crate::uploaded::Uploaded;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::ByteStream;
@@ -223,7 +225,7 @@ impl Storage {
             })?;
             self.put_object(&key, body, size, &content_type).await?;
         } else {
-            crate::multipart::upload_file_parts(self, &key, path, size, &content_type).await?;
+            multipart::upload_file_parts(self, &key, path, size, &content_type).await?;
         }
         self.finish(key, size, &content_type).await
     }
@@ -241,7 +243,7 @@ impl Storage {
         S: Stream<Item = Result<Bytes, std::io::Error>> + Send,
     {
         let key = self.key_for(name)?;
-        let size = crate::multipart::upload_stream_parts(self, &key, Box::pin(stream), content_type).await?;
+        let size = multipart::upload_stream_parts(self, &key, Box::pin(stream), content_type).await?;
         self.finish(key, size, content_type).await
     }
 

@@ -1,9 +1,9 @@
 //! Multipart uploads: from a file (each part read from disk while it is sent) and from a
 //! stream (parts buffered, a bounded number in flight).
 
+use super::Storage;
 use crate::error::StorageError;
 use crate::sdk_logs::Quiet;
-use crate::storage::Storage;
 use aws_sdk_s3::primitives::{ByteStream, Length};
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use bytes::{Bytes, BytesMut};
