@@ -35,7 +35,7 @@ sed -i "0,/^name = \"worker\"/s//name = \"$name\"/" "$dest/Cargo.toml"
 # crates runpod-worker builds with.
 mkdir -p "$dest/runpod-rs/crates"
 cp "$repo/Cargo.toml" "$dest/runpod-rs/Cargo.toml"
-for crate in worker protocol local s3; do
+for crate in worker protocol net local s3; do
   cp -r "$repo/crates/$crate" "$dest/runpod-rs/crates/$crate"
 done
 sed -i 's|^runpod-worker = { path = .*|runpod-worker = { path = "runpod-rs/crates/worker" }|' "$dest/.cargo/config.toml"

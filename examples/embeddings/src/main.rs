@@ -41,12 +41,21 @@ async fn main() -> anyhow::Result<ExitCode> {
         Ok(v) => v.parse().with_context(|| format!("BATCH_SIZE={v:?} is not a number"))?,
         Err(_) => embeddings::DEFAULT_BATCH_SIZE,
     };
+    // A MODEL_DIR without a model is a setting to fix, not a start-up to retry: said at once, in
+    // one line, in every mode and before the runtime's own checks (no download is involved).
+    let given = match std::env::var_os("MODEL_DIR") {
+        Some(_) => Some(embeddings::hub::model_from_env(embeddings::DEFAULT_MODEL_ID).await?),
+        None => None,
+    };
     let gpu = gpu_check(&device);
     // One worker for both endpoint types: `start` picks the mode (`--load-balancing`,
     // `LOAD_BALANCING=1`, else the queue). The model loads after the fitness checks; in
     // load-balancing mode the health path answers 204 meanwhile.
     let startup = async move {
-        let (dir, name) = embeddings::hub::model_from_env(embeddings::DEFAULT_MODEL_ID).await?;
+        let (dir, name) = match given {
+            Some(found) => found,
+            None => embeddings::hub::model_from_env(embeddings::DEFAULT_MODEL_ID).await?,
+        };
         let embedder =
             tokio::task::spawn_blocking(move || load(&dir, &device, &name, batch_size).map(|e| (e, name)))
                 .await
