@@ -13,7 +13,6 @@ mod load_balancing;
 mod odd_ids;
 mod readme_echo;
 mod readme_s3;
-mod s3_e2e;
 mod sigterm_idle;
 mod wire;
 mod wire_sdk;

@@ -2,8 +2,12 @@
 //! (SeaweedFS on 127.0.0.1, see `scripts/test.d/30-s3.sh`). Jobs carry an `s3Config`; results
 //! come back as presigned URLs fetched with a plain HTTP GET; bad credentials fail the job with
 //! a clear message and no secret in any answer or log line.
+//!
+//! A test binary of its own, not a module of `tests/it`: it installs the process's global log
+//! subscriber to read every line the process logs, and other tests in `tests/it` install theirs.
 
-use crate::common;
+#[path = "it/common/mod.rs"]
+mod common;
 
 use common::*;
 use runpod_s3::test_support::TestS3;
