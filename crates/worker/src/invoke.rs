@@ -30,19 +30,11 @@ pub(crate) async fn invoke<H: Handler>(
     mut timings: Option<Timings>,
 ) -> (Answer, Option<Timings>) {
     let decoding = debugger::start(&mut timings, "decode_input");
-    let decoded = decode_input::<H::Input>(job.input);
+    let decoded = job.try_map(decode_input::<H::Input>);
     debugger::stop(&mut timings, decoding);
-    let input = match decoded {
-        Ok(input) => input,
+    let job = match decoded {
+        Ok(job) => job,
         Err(e) => return (Answer::BadInput(e), timings),
-    };
-    let job = Job {
-        id: job.id,
-        input,
-        webhook: job.webhook,
-        policy: job.policy,
-        s3_config: job.s3_config,
-        extra: job.extra,
     };
     let handling = debugger::start(&mut timings, "handler");
     let answer = match AssertUnwindSafe(handler.handle(job, ctx)).catch_unwind().await {
