@@ -134,8 +134,9 @@ async fn run_request<H: Handler>(
         worker.scope.clone(),
     );
     let started = Instant::now();
-    let mut task =
-        AbortOnDrop(tokio::spawn(invoke(handler, Job::new(id, input), ctx, None).instrument(span.clone())));
+    let mut task = AbortOnDrop(tokio::spawn(
+        invoke(handler, Job::new(id, input), ctx, None, None).instrument(span.clone()),
+    ));
     let cancel_on_drop = token.drop_guard();
     tokio::select! {
         chunk = chunks.recv() => match chunk {
