@@ -12,8 +12,8 @@
 //! - `GET jobs/{id}/events`: one job as it changes (status, progress, every chunk, its log
 //!   lines), as server-sent events; reading it takes nothing from `/stream`.
 //!
-//! Only the page, its two files and `GET /console/info` (the endpoint id and whether a key is
-//! needed) are served without the key.
+//! Only the page, its files and `GET /console/info` (the endpoint id, whether a key is needed,
+//! and the worker's input schema for the form) are served without the key.
 
 mod logs;
 mod watch;
@@ -45,6 +45,7 @@ const LISTED_JOBS: usize = 50;
 
 const INDEX_HTML: &str = include_str!("../../console/index.html");
 const APP_JS: &str = include_str!("../../console/app.js");
+const FORM_JS: &str = include_str!("../../console/form.js");
 const APP_CSS: &str = include_str!("../../console/app.css");
 
 /// Only this origin's files and requests, no inline script or style, no framing.
@@ -61,6 +62,7 @@ where
     Router::new()
         .route("/", get(|| async { asset("text/html; charset=utf-8", INDEX_HTML) }))
         .route("/console/app.js", get(|| async { asset("text/javascript; charset=utf-8", APP_JS) }))
+        .route("/console/form.js", get(|| async { asset("text/javascript; charset=utf-8", FORM_JS) }))
         .route("/console/app.css", get(|| async { asset("text/css; charset=utf-8", APP_CSS) }))
         .route("/console/info", get(info))
 }
