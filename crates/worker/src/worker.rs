@@ -199,6 +199,12 @@ impl<H: Handler> Worker<H> {
         self
     }
 
+    /// The schema given by [`Worker::schema`] or [`Worker::schema_from_types`]: what `--schema`
+    /// prints (as [`WorkerSchema::to_document`]).
+    pub fn worker_schema(&self) -> Option<&WorkerSchema> {
+        self.opts.schema.as_deref()
+    }
+
     /// Shuts down gracefully when `signal` completes, instead of on SIGTERM/SIGINT.
     pub fn shutdown_on(mut self, signal: impl Future<Output = ()> + Send + 'static) -> Self {
         self.shutdown = Some(Box::pin(signal));
