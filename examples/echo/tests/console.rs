@@ -427,6 +427,14 @@ async fn the_form_from_the_workers_types_runs_jobs_and_refuses_out_of_range_valu
     }
     assert_eq!(fields["input.stream"]["kind"], "checkbox");
     page.0.screenshot(&screenshots().join("form-empty.png")).await;
+    // The same schema, from the worker in the same process, in the endpoint's OpenAPI document.
+    let doc: Value = reqwest::get(format!("{console}openapi.json")).await.unwrap().json().await.unwrap();
+    let input = &doc["components"]["schemas"]["Input"];
+    assert_eq!(
+        (&input["title"], &input["properties"]["repeat"]["maximum"]),
+        (&json!("EchoInput"), &json!(100))
+    );
+    assert_eq!(doc["components"]["schemas"]["Output"]["title"], "EchoOutput");
 
     // Fill the form: the JSON follows, the check passes, Run gives the output.
     page.0.type_into("[name='input.message']", "from the form").await;
