@@ -463,7 +463,8 @@ impl<H: Handler> Worker<H> {
     /// Binds the load-balancing mode's ports (read from the environment unless
     /// [`Worker::load_balancing_config`] gave them); [`BoundWorker::serve`](load_balancing::BoundWorker::serve) serves them.
     pub async fn bind_load_balancing(self) -> Result<load_balancing::BoundWorker, WorkerError> {
-        let Worker { handler, mut opts, shutdown, lb, .. } = self;
+        let Worker { handler, mut opts, shutdown, mut lb, .. } = self;
+        lb.schema = opts.schema.clone();
         let config = match lb.config.clone() {
             Some(c) => c,
             None => load_balancing::LbConfig::from_env()?,

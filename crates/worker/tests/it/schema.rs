@@ -128,3 +128,40 @@ async fn schema_flag_without_a_schema_says_so() {
         Worker::new(handler_fn(plain)).run_test_job(json!({"input": {"any": 1}})).await.unwrap();
     assert_eq!(out.status, JobStatus::Completed);
 }
+
+/// Load-balancing mode checks each request body too: `400` naming the field, the handler not run.
+#[tokio::test]
+async fn load_balancing_requests_are_checked_too() {
+    use runpod_worker::load_balancing::LbConfig;
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let worker = Worker::new(handler_fn(shout))
+        .schema_from_types()
+        .system_checks(false)
+        .load_balancing_config(LbConfig::default().host("127.0.0.1").port(0))
+        .shutdown_on(async move {
+            let _ = stop_rx.await;
+        })
+        .bind_load_balancing()
+        .await
+        .unwrap();
+    let url = format!("http://{}/run", worker.app_addr());
+    let ping = format!("http://{}/ping", worker.health_addr());
+    let serving = tokio::spawn(worker.serve());
+    let http = reqwest::Client::new();
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while http.get(&ping).send().await.map(|r| r.status().as_u16()).unwrap_or(0) != 200 {
+        assert!(std::time::Instant::now() < until, "the worker never became ready");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let r = http.post(&url).json(&json!({"text": "hi", "timesOver": 7})).send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(
+        body["error"],
+        "invalid input at `input.timesOver`: invalid value: integer `7`, expected a value from 1 to 3"
+    );
+    let r = http.post(&url).json(&json!({"text": "hi"})).send().await.unwrap();
+    assert_eq!(r.json::<serde_json::Value>().await.unwrap(), json!({"shout": "HI!"}));
+    stop_tx.send(()).unwrap();
+    serving.await.unwrap().unwrap();
+}
