@@ -76,7 +76,8 @@ impl WorkerSchema {
     /// Every place where `input` breaks the input schema (at most `limit`), in document order:
     /// the console shows each next to its field.
     pub fn input_violations(&self, input: &Value, limit: usize) -> Vec<SchemaViolation> {
-        let mut check = Check { root: &self.input, found: Vec::new(), limit: limit.max(1), depth: 0 };
+        let mut check =
+            Check { root: &self.input, found: Vec::new(), limit: limit.max(1), depth: 0, steps: 0 };
         check.value(&self.input, input, "input");
         check.found
     }
@@ -89,10 +90,16 @@ struct Check<'a> {
     limit: usize,
     /// `$ref` nesting, bounded so that a recursive schema cannot loop.
     depth: usize,
+    /// Schema-and-value pairs visited, bounded so that no schema makes a check run long.
+    steps: usize,
 }
 
 /// `$ref` chains deeper than this are not followed (the value is accepted there).
 const MAX_DEPTH: usize = 64;
+/// Past this many steps the rest of the value is accepted unchecked (the typed decode still
+/// runs). A million values is more than any form holds, and it bounds a pathological `anyOf`
+/// nest (2^64 paths) to 4 s in a debug build on a busy 2-core machine.
+const MAX_STEPS: usize = 1_000_000;
 
 impl<'a> Check<'a> {
     fn full(&self) -> bool {
@@ -106,14 +113,18 @@ impl<'a> Check<'a> {
     }
 
     /// Whether `value` fits `schema`, without recording anything (for `anyOf` and friends).
-    fn fits(&self, schema: &'a Value, value: &Value) -> bool {
-        let mut probe = Check { root: self.root, found: Vec::new(), limit: 1, depth: self.depth };
-        probe.value(schema, value, "");
-        probe.found.is_empty()
+    fn fits(&mut self, schema: &'a Value, value: &Value) -> bool {
+        let (found, limit) = (std::mem::take(&mut self.found), self.limit);
+        self.limit = 1;
+        self.value(schema, value, "");
+        let fits = self.found.is_empty();
+        (self.found, self.limit) = (found, limit);
+        fits
     }
 
     fn value(&mut self, schema: &'a Value, value: &Value, path: &str) {
-        if self.full() {
+        self.steps += 1;
+        if self.full() || self.steps > MAX_STEPS {
             return;
         }
         let schema = match schema {
@@ -530,6 +541,19 @@ mod tests {
         )
         .unwrap();
         s.check_input(&json!(1)).unwrap();
+    }
+
+    #[test]
+    fn a_pathological_schema_ends() {
+        // Each level doubles the work (2^64 paths, every one failing at its end), cut by the
+        // step budget.
+        let t = json!({"$ref": "#/$defs/T", "type": "string"});
+        let s = WorkerSchema::from_document(json!({"input": {"$ref": "#/$defs/T",
+            "$defs": {"T": {"anyOf": [t, t]}}}}))
+        .unwrap();
+        let started = std::time::Instant::now();
+        let _ = s.check_input(&json!(1));
+        assert!(started.elapsed() < std::time::Duration::from_secs(60));
     }
 
     #[test]
