@@ -158,13 +158,16 @@ const SchemaForm = (() => {
     }];
   }
 
-  // The properties of an object schema, in the schema's order; returns [element, read()].
+  // The properties of an object schema, the required ones first, each group in the schema's
+  // order; returns [element, read()].
   function object(s, value, path) {
     const box = el('div', { class: 'fields' });
     const readers = [];
     const required = new Set(s.required || []);
     const current = value && typeof value === 'object' && !Array.isArray(value) ? value : {};
-    for (const [name, sub] of Object.entries(s.properties || {})) {
+    const entries = Object.entries(s.properties || {});
+    const ordered = [...entries.filter(([n]) => required.has(n)), ...entries.filter(([n]) => !required.has(n))];
+    for (const [name, sub] of ordered) {
       const [e, read] = field(name, sub, current[name], `${path}.${name}`, required.has(name));
       box.append(e);
       readers.push([name, read]);
