@@ -193,13 +193,13 @@ impl<H: Handler> Worker<H> {
     /// each job's input is checked against it before the decode (a failure names the field, in
     /// the decode's words), and `--serve-api` gives it to the local endpoint (its
     /// `/openapi.json`, its console's form, and a `400` for input that breaks it). With types
-    /// that derive `schemars::JsonSchema`, [`Worker::schema_from_types`] builds it.
+    /// that derive `schemars::JsonSchema`, `Worker::schema_from_types` (feature `schema`) builds it.
     pub fn schema(mut self, schema: WorkerSchema) -> Self {
         self.opts.schema = Some(Arc::new(schema));
         self
     }
 
-    /// The schema given by [`Worker::schema`] or [`Worker::schema_from_types`]: what `--schema`
+    /// The schema given by [`Worker::schema`] or `Worker::schema_from_types`: what `--schema`
     /// prints (as [`WorkerSchema::to_document`]).
     pub fn worker_schema(&self) -> Option<&WorkerSchema> {
         self.opts.schema.as_deref()
