@@ -221,3 +221,24 @@ async fn the_event_stream_follows_a_job_and_leaves_stream_its_chunks() {
         api.http.get(format!("{}/console/info", ep.base_url())).send().await.unwrap().json().await.unwrap();
     assert_eq!(info["logs"], true, "a JobLogs was handed out");
 }
+
+#[tokio::test]
+async fn a_notice_shows_in_the_polled_jobs_list_until_cleared() {
+    let (ep, api) = endpoint().await;
+    let url = format!("{}/console/api/jobs", ep.base_url());
+    let notice = |api: &Api| {
+        let req = api.http.get(&url).bearer_auth(KEY);
+        async move { req.send().await.unwrap().json::<Value>().await.unwrap()["notice"].clone() }
+    };
+    assert_eq!(notice(&api).await, Value::Null);
+    ep.set_notice(Some("build failed:\nerror[E0308]: <mismatched> types".into()));
+    assert_eq!(notice(&api).await, json!("build failed:\nerror[E0308]: <mismatched> types"));
+    ep.set_notice(None);
+    assert_eq!(notice(&api).await, Value::Null);
+    // The page's own files show it as text (never as HTML), in an element hidden while empty.
+    let page = api.http.get(format!("{}/", ep.base_url())).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains(r#"<pre id="notice" class="notice" role="alert" hidden></pre>"#));
+    let js =
+        api.http.get(format!("{}/console/app.js", ep.base_url())).send().await.unwrap().text().await.unwrap();
+    assert!(js.contains("$('notice').textContent"));
+}
