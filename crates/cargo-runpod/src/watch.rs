@@ -2,8 +2,9 @@
 //! folder (name, size, modification time of each file), taken twice a second and compared.
 //!
 //! Polling instead of inotify (the `notify` crate): no dependency, the same on every platform
-//! and file system (bind mounts, network folders), and cheap for a crate's sources (a listing
-//! of the template's crate: well under a millisecond).
+//! and file system (bind mounts, network folders), and cheap for a crate's sources: an idle
+//! `cargo runpod dev` on a new crate (130 files, the copied runtime included; debug build) used
+//! 0.35 s of CPU in a minute, endpoint included.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

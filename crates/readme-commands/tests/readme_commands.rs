@@ -28,6 +28,10 @@
 //! - A command that cannot run in a test is listed in [`RULES`] as `Skip`, with the reason;
 //!   commands that talk to the port of a skipped server are skipped with it. Anything not
 //!   listed runs: a new README command either works as written or gets a rule here.
+//! - A command run outside the checkout (after a `cd` to a new crate's folder) builds into
+//!   `$RUNPOD_RS_CACHE/new-worker-target` (`CARGO_TARGET_DIR`), the target folder
+//!   crates/cargo-runpod/tests/dev_loop.rs builds its new crate into: a new worker's runtime and
+//!   dependencies are compiled once per run, and not at all in a second one.
 //! - A command may take 25 min when it runs cargo or a script (builds), else 5 min. The
 //!   commands must leave the repository's files as they found them (`git status` is compared).
 //!
@@ -87,6 +91,21 @@ const RULES: &[(Match, Action)] = &[
         ),
     ),
     (Match::Contains("podman "), Action::Skip("as docker: the image tests run podman themselves")),
+    (
+        Match::Contains("cargo install --path crates/cargo-runpod"),
+        Action::Skip(
+            "this test builds cargo-runpod (`cargo build -p cargo-runpod`) and puts target/debug first on PATH; \
+             an install would build it again, in release mode",
+        ),
+    ),
+    (
+        Match::Contains("cargo runpod build"),
+        Action::Skip(
+            "an image build takes many minutes; examples/support/tests/template_image.rs builds a new crate's \
+             image with podman",
+        ),
+    ),
+    (Match::Contains("cargo runpod dev"), Action::Server),
     (
         Match::Contains("/path/to/"),
         Action::Skip("a placeholder for the reader's own model; the test cache has only all-MiniLM-L6-v2"),
@@ -346,6 +365,11 @@ impl FileRun<'_> {
         cmd.arg("-c").arg(code).current_dir(&self.cwd).env_clear();
         cmd.envs(self.base_env.iter().map(|(k, v)| (k, v)));
         cmd.envs(&self.exports);
+        if let Ok(cache) = std::env::var("RUNPOD_RS_CACHE") {
+            if !self.cwd.starts_with(root()) {
+                cmd.env("CARGO_TARGET_DIR", Path::new(&cache).join("new-worker-target"));
+            }
+        }
         cmd.stdin(Stdio::null()).process_group(0);
         cmd
     }
@@ -571,7 +595,7 @@ fn every_readme_command_works_as_written() {
     std::fs::create_dir_all(scratch.join("tmp")).unwrap();
     // The binaries the READMEs call by name (the test build may not have built them), each
     // built alone, with the features `cargo run -p` gives it, so later commands reuse them.
-    for package in ["runpod-client", "runpod-local"] {
+    for package in ["runpod-client", "runpod-local", "cargo-runpod"] {
         let status = std::process::Command::new(env!("CARGO"))
             .args(["build", "-p", package, "--bins"])
             .current_dir(&root)
