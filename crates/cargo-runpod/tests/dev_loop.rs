@@ -1,7 +1,7 @@
 //! `cargo runpod` as a user runs it: `new` in a temporary folder, `run`, then `dev` with jobs
 //! sent over HTTP while the handler is edited (the rebuild seen, the next job answered by the
 //! new code), broken (the old worker keeps serving, the error on the console), and fixed; then
-//! Ctrl-C, after which no process of the session is left.
+//! Ctrl-C during one more rebuild, after which no process of the session is left.
 //!
 //! The new crate builds into one target folder shared with the README-commands test and kept
 //! across runs (`$RUNPOD_RS_CACHE/new-worker-target`): the runtime and its dependencies are
@@ -134,14 +134,14 @@ fn worker_pids(log: &str) -> Vec<i32> {
     log.match_indices("(pid ").filter_map(|(at, _)| log[at + 5..].split(')').next()?.parse().ok()).collect()
 }
 
-/// The live processes whose command line mentions `dir`.
+/// The live processes whose command line mentions `dir` or the new crate (cargo, rustc).
 fn processes_under(dir: &Path) -> Vec<String> {
-    let needle = dir.to_string_lossy().into_owned();
+    let needles = [dir.to_string_lossy().into_owned(), "my_worker".to_owned()];
     let mut found = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
         let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else { continue };
         let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-        if cmdline.contains(&needle) {
+        if needles.iter().any(|n| cmdline.contains(n.as_str())) {
             found.push(format!("{}: {cmdline}", entry.file_name().to_string_lossy()));
         }
     }
@@ -261,9 +261,12 @@ async fn new_run_and_dev_with_live_reload() {
     let answer = runsync(&http, &api, json!({"text": "x y x", "top": 1})).await;
     assert_eq!(answer["output"]["words"], 2003, "{answer}");
 
-    // Ctrl-C: the worker stops, then the endpoint; nothing of the session is left.
+    // Ctrl-C while a rebuild compiles: the build is stopped, the worker stops, then the
+    // endpoint; nothing of the session is left.
     let pids = worker_pids(&dev.log());
     assert_eq!(pids.len(), 3, "three workers started:\n{}", dev.log());
+    edit(&dir, "sum::<usize>() + 2000;", "sum::<usize>() + 3000;");
+    dev.wait_for("Compiling my-worker", 4, REBUILD);
     let started = Instant::now();
     dev.ctrl_c();
     let status = loop {
