@@ -67,6 +67,7 @@ pub(crate) fn run(dest: &Path, name: Option<&str>) -> Result<()> {
             "runpod-worker's source in runpod-rs/ (until it is on crates.io; see .cargo/config.toml)",
         );
     }
+    shell::note("Next", format!("cd {} && cargo runpod run", dest.display()));
     Ok(())
 }
 
