@@ -56,13 +56,7 @@ pub(crate) fn run(args: &BuildArgs) -> Result<ExitCode> {
     let size = String::from_utf8_lossy(&out.stdout).trim().parse::<u64>().ok();
     let size = size.map_or_else(|| "size unknown".to_owned(), |b| format!("{:.1} MB", b as f64 / 1e6));
     shell::status("Finished", format!("image `{tag}` ({size}) in {:.0} s", started.elapsed().as_secs_f64()));
-    let (name, version) = tag.rsplit_once(':').filter(|(_, v)| !v.contains('/')).unwrap_or((&tag, "latest"));
-    if name.contains('/') {
-        shell::note("Push", format!("{engine} push {tag}"));
-    } else {
-        let remote = format!("docker.io/YOU/{name}:{version}");
-        shell::note("Push", format!("{engine} tag {tag} {remote} && {engine} push {remote}"));
-    }
+    shell::note("Push", push_line(&engine, &tag));
     Ok(ExitCode::SUCCESS)
 }
 
@@ -85,6 +79,20 @@ fn build_args(args: &BuildArgs, project: &Project) -> Vec<String> {
     out
 }
 
+/// How to push `tag`: as it is when it names a registry, else under `docker.io/YOU/`.
+fn push_line(engine: &str, tag: &str) -> String {
+    let (name, version) = match tag.rsplit_once(':') {
+        Some((name, version)) if !version.contains('/') => (name, version),
+        _ => (tag, "latest"),
+    };
+    if name.contains('/') {
+        format!("{engine} push {tag}")
+    } else {
+        let remote = format!("docker.io/YOU/{name}:{version}");
+        format!("{engine} tag {tag} {remote} && {engine} push {remote}")
+    }
+}
+
 fn installed(engine: &str) -> bool {
     Command::new(engine).arg("--version").output().is_ok_and(|o| o.status.success())
 }
@@ -96,4 +104,61 @@ fn render(cmd: &Command) -> String {
         .map(|a| a.to_string_lossy().into_owned())
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    fn project(features: &[&str]) -> Project {
+        Project {
+            manifest: PathBuf::from("/w/Cargo.toml"),
+            dir: PathBuf::from("/w"),
+            name: "w".into(),
+            version: "0.1.0".into(),
+            bin: "w".into(),
+            features: features.iter().map(|f| f.to_string()).collect(),
+        }
+    }
+
+    fn args(cuda: bool, build_arg: &[&str]) -> BuildArgs {
+        BuildArgs {
+            cuda,
+            tag: None,
+            build_arg: build_arg.iter().map(|a| a.to_string()).collect(),
+            engine: None,
+            manifest_path: None,
+        }
+    }
+
+    #[test]
+    fn cuda_picks_the_cuda_images_and_the_feature_when_the_crate_has_it() {
+        assert_eq!(build_args(&args(false, &["MODEL_ID=a/b"]), &project(&[])), ["MODEL_ID=a/b"]);
+        let with = build_args(&args(true, &[]), &project(&["cuda"]));
+        assert_eq!(
+            with,
+            [
+                format!("BUILD_IMAGE={CUDA_BUILD_IMAGE}"),
+                format!("RUNTIME_IMAGE={CUDA_RUNTIME_IMAGE}"),
+                "FEATURES=cuda".into()
+            ]
+        );
+        let without = build_args(&args(true, &[]), &project(&["default"]));
+        assert_eq!(without.len(), 2, "{without:?}");
+    }
+
+    #[test]
+    fn the_push_line_names_a_registry_when_the_tag_has_none() {
+        assert_eq!(
+            push_line("docker", "w:0.1.0"),
+            "docker tag w:0.1.0 docker.io/YOU/w:0.1.0 && docker push docker.io/YOU/w:0.1.0"
+        );
+        assert_eq!(
+            push_line("podman", "w"),
+            "podman tag w docker.io/YOU/w:latest && podman push docker.io/YOU/w:latest"
+        );
+        assert_eq!(push_line("docker", "ghcr.io/me/w:1"), "docker push ghcr.io/me/w:1");
+        assert_eq!(push_line("docker", "localhost:5000/w"), "docker push localhost:5000/w");
+    }
 }
