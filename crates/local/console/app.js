@@ -455,11 +455,18 @@ async function refreshJobs() {
     const answer = await getJson('/console/api/jobs');
     renderHealth(answer.health);
     renderJobs(answer.jobs, answer.total);
+    renderNotice(answer.notice);
   } catch (e) {
     if (e.status === 401) return;
     renderHealth(null, e.message);
   }
   state.poll = setTimeout(refreshJobs, 1000);
+}
+
+// A text the tool serving this endpoint wants seen first (`cargo runpod dev`: the build error).
+function renderNotice(text) {
+  $('notice').hidden = !text;
+  if ($('notice').textContent !== (text || '')) $('notice').textContent = text || '';
 }
 
 function renderHealth(health, error) {

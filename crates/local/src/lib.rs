@@ -260,6 +260,13 @@ impl LocalEndpoint {
         JobLogs::new(self.logs.clone())
     }
 
+    /// Shows `text` at the top of the console page (plain text, kept as written) until it is
+    /// set to `None`: `cargo runpod dev` shows its last build error there.
+    #[cfg(feature = "console")]
+    pub fn set_notice(&self, text: Option<String>) {
+        self.logs.set_notice(text);
+    }
+
     /// The address the server is bound to.
     pub fn local_addr(&self) -> SocketAddr {
         self.addr

@@ -91,6 +91,21 @@ const RULES: &[(Match, Action)] = &[
     ),
     (Match::Contains("podman "), Action::Skip("as docker: the image tests run podman themselves")),
     (
+        Match::Contains("cargo install --path crates/cargo-runpod"),
+        Action::Skip(
+            "this test builds cargo-runpod (`cargo build -p cargo-runpod`) and puts target/debug first on PATH; \
+             an install would build it again, in release mode",
+        ),
+    ),
+    (
+        Match::Contains("cargo runpod build"),
+        Action::Skip(
+            "an image build takes many minutes; examples/support/tests/template_image.rs builds a new crate's \
+             image with podman",
+        ),
+    ),
+    (Match::Contains("cargo runpod dev"), Action::Server),
+    (
         Match::Contains("/path/to/"),
         Action::Skip("a placeholder for the reader's own model; the test cache has only all-MiniLM-L6-v2"),
     ),
@@ -574,7 +589,7 @@ fn every_readme_command_works_as_written() {
     std::fs::create_dir_all(scratch.join("tmp")).unwrap();
     // The binaries the READMEs call by name (the test build may not have built them), each
     // built alone, with the features `cargo run -p` gives it, so later commands reuse them.
-    for package in ["runpod-client", "runpod-local"] {
+    for package in ["runpod-client", "runpod-local", "cargo-runpod"] {
         let status = std::process::Command::new(env!("CARGO"))
             .args(["build", "-p", package, "--bins"])
             .current_dir(&root)

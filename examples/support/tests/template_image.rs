@@ -1,8 +1,8 @@
-//! The worker template, as a user starts from it: `scripts/new-worker.sh` copies it to a
-//! folder under the system's temp dir (outside this checkout), podman builds that folder's
-//! Dockerfile (the root one) from local base images only (`scripts/test.d/50-containers.sh`),
-//! and the image runs `--test-input` and one job from a local endpoint on the host, as a
-//! non-root PID 1 that SIGTERM stops with exit 0.
+//! The worker template, as a user starts from it: `cargo runpod new` writes it to a folder under
+//! the system's temp dir (outside this checkout), `cargo runpod build` builds that folder's
+//! Dockerfile (the root one) with podman from local base images only
+//! (`scripts/test.d/50-containers.sh`), and the image runs `--test-input` and one job from a
+//! local endpoint on the host, as a non-root PID 1 that SIGTERM stops with exit 0.
 
 use std::process::Command;
 use std::time::Duration;
@@ -18,21 +18,24 @@ const TAG: &str = "localhost/runpod-rs-test/template:cpu";
 async fn a_copied_template_builds_and_serves_a_job_from_its_image() {
     let Some(podman) = Podman::from_env() else { return };
 
-    // Copy and rename, as the README says, into a folder outside the checkout.
+    // `cargo runpod new` and `cargo runpod build`, as the README says, outside the checkout.
     let tmp =
         tempfile::Builder::new().prefix("runpod-rs-template-").tempdir_in(std::env::temp_dir()).unwrap();
     let dest = tmp.path().join("word-count");
-    let out = Command::new(workspace_root().join("scripts/new-worker.sh"))
-        .arg(&dest)
-        .arg("word-count")
-        .current_dir(tmp.path())
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "new-worker.sh: {}", text(&out));
+    let out = cargo_runpod().args(["new"]).arg(&dest).output().unwrap();
+    assert!(out.status.success(), "cargo runpod new: {}", text(&out));
     let manifest = std::fs::read_to_string(dest.join("Cargo.toml")).unwrap();
     assert!(manifest.contains("name = \"word-count\""), "{manifest}");
 
-    podman.build(TAG, &dest, &[], &[]);
+    let mut build = cargo_runpod();
+    build.args(["build", "--engine", "podman", "--tag", TAG, "--manifest-path"]).arg(dest.join("Cargo.toml"));
+    if let Ok(image) = std::env::var("RUNPOD_TEST_BUILD_IMAGE") {
+        build.arg("--build-arg").arg(format!("BUILD_IMAGE={image}"));
+    }
+    let out = build.output().unwrap();
+    assert!(out.status.success(), "cargo runpod build: {}", text(&out));
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("podman push") && said.contains(" MB)"), "{said}");
     let size = podman.image_size(TAG);
     eprintln!("image {TAG}: {:.1} MB", size as f64 / 1e6);
 
@@ -63,4 +66,20 @@ async fn a_copied_template_builds_and_serves_a_job_from_its_image() {
     container.assert_non_root_pid1_and_clean_stop();
     drop(container);
     endpoint.shutdown().await;
+}
+
+/// `cargo runpod` of this checkout (`cargo run -p cargo-runpod`), with the test's podman
+/// (`RUNPOD_TEST_PODMAN`, configured by the exported `CONTAINERS_*` files) first on `PATH`.
+fn cargo_runpod() -> Command {
+    let mut cmd = Command::new(env!("CARGO"));
+    cmd.current_dir(workspace_root())
+        .args(["run", "-q", "--manifest-path"])
+        .arg(workspace_root().join("Cargo.toml"))
+        .args(["-p", "cargo-runpod", "--", "runpod"]);
+    let podman = std::path::PathBuf::from(std::env::var_os("RUNPOD_TEST_PODMAN").unwrap());
+    let dir = podman.parent().unwrap().to_path_buf();
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let path = std::env::join_paths(std::iter::once(dir).chain(std::env::split_paths(&path))).unwrap();
+    cmd.env("PATH", path);
+    cmd
 }

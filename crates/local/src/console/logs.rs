@@ -46,6 +46,9 @@ pub(crate) struct LogBook {
     enabled: AtomicBool,
     book: Mutex<Book>,
     changed: Notify,
+    /// A text the page shows above everything else until it is cleared (`cargo runpod dev`'s
+    /// last build error); see [`crate::LocalEndpoint::set_notice`].
+    notice: Mutex<Option<String>>,
 }
 
 impl LogBook {
@@ -57,6 +60,15 @@ impl LogBook {
     /// Woken on every new line of any job.
     pub(crate) fn changed(&self) -> &Notify {
         &self.changed
+    }
+
+    /// The page's notice, if one is set.
+    pub(crate) fn notice(&self) -> Option<String> {
+        self.notice.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
+    }
+
+    pub(crate) fn set_notice(&self, text: Option<String>) {
+        *self.notice.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = text;
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Book> {

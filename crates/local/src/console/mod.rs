@@ -8,7 +8,8 @@
 //! - `GET request`: the request to start from (`test_input.json` of the working directory);
 //! - `POST check`: checks a request body with the very code `/run` uses, without queueing it
 //!   (with the worker's schema, every field that breaks it);
-//! - `GET jobs`: the newest jobs (status and times only) and the endpoint's health, polled;
+//! - `GET jobs`: the newest jobs (status and times only), the endpoint's health and the notice
+//!   set by [`crate::LocalEndpoint::set_notice`], polled;
 //! - `GET jobs/{id}/events`: one job as it changes (status, progress, every chunk, its log
 //!   lines), as server-sent events; reading it takes nothing from `/stream`.
 //!
@@ -144,9 +145,9 @@ async fn check(State(jobs): State<Jobs>, body: Body) -> Result<Response, ApiErro
     Ok(Json(json!({"ok": true})).into_response())
 }
 
-/// `GET /console/api/jobs`: `{"jobs": [...], "health": {...}}`, the newest jobs first, each
-/// with its id, status, times and worker, never its input, webhook or `s3Config`.
-async fn jobs(State(jobs): State<Jobs>) -> Json<Value> {
+/// `GET /console/api/jobs`: `{"jobs": [...], "health": {...}, "notice": ...}`, the newest jobs
+/// first, each with its id, status, times and worker, never its input, webhook or `s3Config`.
+async fn jobs(State(jobs): State<Jobs>, State(logs): State<Arc<LogBook>>) -> Json<Value> {
     let now = Instant::now();
     let (rows, total, health) = jobs.list(LISTED_JOBS);
     let jobs: Vec<Value> = rows
@@ -162,5 +163,5 @@ async fn jobs(State(jobs): State<Jobs>) -> Json<Value> {
             })
         })
         .collect();
-    Json(json!({"jobs": jobs, "total": total, "health": health}))
+    Json(json!({"jobs": jobs, "total": total, "health": health, "notice": logs.notice()}))
 }

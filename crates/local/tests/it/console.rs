@@ -266,3 +266,24 @@ async fn with_a_schema_the_check_lists_each_field_and_run_refuses() {
     let (_, health) = api.get("health").await;
     assert_eq!(health["jobs"]["inQueue"], 1, "{health}");
 }
+
+#[tokio::test]
+async fn a_notice_shows_in_the_polled_jobs_list_until_cleared() {
+    let (ep, api) = endpoint().await;
+    let url = format!("{}/console/api/jobs", ep.base_url());
+    let notice = |api: &Api| {
+        let req = api.http.get(&url).bearer_auth(KEY);
+        async move { req.send().await.unwrap().json::<Value>().await.unwrap()["notice"].clone() }
+    };
+    assert_eq!(notice(&api).await, Value::Null);
+    ep.set_notice(Some("build failed:\nerror[E0308]: <mismatched> types".into()));
+    assert_eq!(notice(&api).await, json!("build failed:\nerror[E0308]: <mismatched> types"));
+    ep.set_notice(None);
+    assert_eq!(notice(&api).await, Value::Null);
+    // The page's own files show it as text (never as HTML), in an element hidden while empty.
+    let page = api.http.get(format!("{}/", ep.base_url())).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains(r#"<pre id="notice" class="notice" role="alert" hidden></pre>"#));
+    let js =
+        api.http.get(format!("{}/console/app.js", ep.base_url())).send().await.unwrap().text().await.unwrap();
+    assert!(js.contains("$('notice').textContent"));
+}
