@@ -9,18 +9,22 @@
 use std::collections::HashMap;
 use std::process::ExitCode;
 
-use runpod_worker::{async_trait, Handler, Job, JobContext};
+use runpod_worker::{async_trait, Handler, Job, JobContext, Worker};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+// `JsonSchema`: this type is the worker's input schema (`--schema`, the check before each job,
+// the console's form, /openapi.json), with the doc comments, the default and the range below.
 /// The job's `input`: a client sends `{"input": {"text": "...", "top": 3}}`. Input that does not
 /// fit fails the job with a message naming the field.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct Input {
     /// The text to count words in.
     text: String,
     /// How many of the most frequent words to return.
     #[serde(default = "three")]
+    #[schemars(range(min = 1, max = 1000))]
     top: usize,
 }
 
@@ -29,7 +33,7 @@ fn three() -> usize {
 }
 
 /// The job's `output`, sent back as JSON.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 struct Output {
     /// Number of words in the text.
     words: usize,
@@ -88,7 +92,8 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    // Reads the platform's RUNPOD_* environment (or --test-input, --serve-api), runs jobs until
-    // SIGTERM, finishes the running ones; 0 after a clean shutdown.
-    runpod_worker::start(handler).await
+    // Reads the platform's RUNPOD_* environment (or --test-input, --serve-api, --schema), checks
+    // each job's input against the types' schema, runs jobs until SIGTERM, finishes the running
+    // ones; 0 after a clean shutdown.
+    Worker::new(handler).schema_from_types().start().await
 }
