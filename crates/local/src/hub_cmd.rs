@@ -116,9 +116,6 @@ pub(crate) async fn main(h: Hub) -> anyhow::Result<i32> {
                 r = run.run() => r.with_context(|| format!("running the cases of {}", dir.display()))?,
                 () = runpod_local::shutdown_signal() => anyhow::bail!("interrupted; the worker was stopped"),
             };
-            if results.is_empty() {
-                anyhow::bail!("no case to run: --case names none of the cases of tests.json");
-            }
             let failed = results.iter().filter(|r| !r.passed()).count();
             println!("{} passed, {failed} failed", results.len() - failed);
             Ok(if failed == 0 { 0 } else { 1 })

@@ -32,6 +32,9 @@ pub enum RunError {
     /// A variable `hub.json` marks required has no value from it, `tests.json` or the caller.
     #[error("{0} is required by hub.json and has no default; set it in tests.json's config.env (or --env for a local run)")]
     MissingVariable(String),
+    /// `tests.json` has no case, or none of the names [`HubRun::case`] gave.
+    #[error("no case to run: tests.json has none, or --case names none of its cases")]
+    NoCase,
     /// The local endpoint did not start.
     #[error("cannot start the local endpoint: {0}")]
     Endpoint(#[source] std::io::Error),
@@ -228,6 +231,9 @@ impl HubRun {
             })
             .cloned()
             .collect();
+        if cases.is_empty() {
+            return Err(RunError::NoCase);
+        }
 
         let key = uuid::Uuid::new_v4().simple().to_string();
         let ep =
@@ -246,7 +252,7 @@ impl HubRun {
         let started = Instant::now();
         loop {
             if let Some(status) = worker.exited() {
-                return Err(RunError::WorkerExited { status, log: worker.log() });
+                return Err(RunError::WorkerExited { status, log: worker.final_log().await });
             }
             let health = ep.jobs.health();
             if health.workers.idle + health.workers.running > 0 {
@@ -347,6 +353,7 @@ async fn run_case(
             _ => {}
         }
         if let Some(exit) = worker.exited() {
+            worker.final_log().await;
             return fail(result, format!("the worker exited ({exit}) with the job {status}"), worker);
         }
         if started.elapsed() >= timeout {
@@ -384,19 +391,21 @@ struct WorkerProcess {
     child: Child,
     pgid: Option<u32>,
     log: Arc<Mutex<VecDeque<String>>>,
+    readers: Vec<tokio::task::JoinHandle<()>>,
     exit: Option<String>,
 }
 
 impl WorkerProcess {
     fn new(mut child: Child, echo: bool) -> Self {
         let log = Arc::new(Mutex::new(VecDeque::with_capacity(LOG_LINES)));
+        let mut readers = Vec::new();
         if let Some(out) = child.stdout.take() {
-            tokio::spawn(keep_lines(out, log.clone(), echo));
+            readers.push(tokio::spawn(keep_lines(out, log.clone(), echo)));
         }
         if let Some(err) = child.stderr.take() {
-            tokio::spawn(keep_lines(err, log.clone(), echo));
+            readers.push(tokio::spawn(keep_lines(err, log.clone(), echo)));
         }
-        WorkerProcess { pgid: child.id(), child, log, exit: None }
+        WorkerProcess { pgid: child.id(), child, log, readers, exit: None }
     }
 
     /// Its exit status once it has exited.
@@ -407,6 +416,15 @@ impl WorkerProcess {
             }
         }
         self.exit.clone()
+    }
+
+    /// Its last lines once it has exited: what it wrote just before is read first (for at most
+    /// 2 s, in case something it started holds its output open).
+    async fn final_log(&mut self) -> String {
+        for reader in self.readers.drain(..) {
+            let _ = tokio::time::timeout(Duration::from_secs(2), reader).await;
+        }
+        self.log()
     }
 
     fn log(&self) -> String {
