@@ -32,6 +32,10 @@ pub enum RunError {
     /// A variable `hub.json` marks required has no value from it, `tests.json` or the caller.
     #[error("{0} is required by hub.json and has no default; set it in tests.json's config.env (or --env for a local run)")]
     MissingVariable(String),
+    /// A load-balancing listing (`endpointType: "LB"`): its workers serve HTTP routes, not
+    /// queue jobs, and the Hub documents no test format for them.
+    #[error("hub.json's endpointType is \"LB\" (a load-balancing worker): hub run sends queue jobs only; test its routes through `runpod-local load-balance`")]
+    LoadBalancing,
     /// `tests.json` has no case, or none of the names [`HubRun::case`] gave.
     #[error("no case to run: tests.json has none, or --case names none of its cases")]
     NoCase,
@@ -220,6 +224,9 @@ impl HubRun {
         report.extend(rules::check_tests(&self.listing.tests, Some(&self.listing.hub), &tests_file));
         if !report.passed() {
             return Err(RunError::Invalid(report));
+        }
+        if self.listing.hub.pointer("/config/endpointType").and_then(Value::as_str) == Some("LB") {
+            return Err(RunError::LoadBalancing);
         }
         let vars = self.listing_env()?;
         let cases: Vec<Value> = self.listing.tests["tests"]
@@ -525,6 +532,24 @@ mod tests {
         let run =
             HubRun::new(listing(hub_env, json!([{"key": "MODEL_ID", "value": "o/m"}])), Command::new("true"));
         assert_eq!(run.listing_env().unwrap(), [("MODEL_ID".to_owned(), "o/m".to_owned())]);
+    }
+
+    #[tokio::test]
+    async fn load_balancing_listings_and_empty_case_lists_are_refused_before_any_start() {
+        let hub = json!({"title": "T", "description": "D", "type": "serverless", "category": "language",
+                         "config": {"runsOn": "CPU", "cpuFlavor": "cpu3c", "containerDiskInGb": 5, "endpointType": "LB"}});
+        let tests = json!({"tests": [{"name": "a", "input": {}}], "config": {"cpuFlavor": "cpu3c"}});
+        let listing = Listing { dir: ".".into(), hub, tests };
+        // The worker command does not exist: an error about it would mean it was started.
+        let missing = || Command::new("/nonexistent/worker");
+        let err = HubRun::new(listing.clone(), missing()).run().await.unwrap_err();
+        assert!(matches!(err, RunError::LoadBalancing), "{err}");
+        let mut queue = listing;
+        queue.hub["config"].as_object_mut().unwrap().remove("endpointType");
+        let err = HubRun::new(queue.clone(), missing()).case("b").run().await.unwrap_err();
+        assert!(matches!(err, RunError::NoCase), "{err}");
+        let err = HubRun::new(queue, missing()).run().await.unwrap_err();
+        assert!(matches!(err, RunError::Spawn(_)), "{err}");
     }
 
     #[test]
