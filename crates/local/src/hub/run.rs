@@ -271,7 +271,8 @@ impl HubRun {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
 
-        let http = reqwest::Client::new();
+        // The endpoint is on 127.0.0.1: never through a proxy of the environment.
+        let http = reqwest::Client::builder().no_proxy().build().unwrap_or_default();
         let mut results = Vec::new();
         for case in &cases {
             let result = run_case(&http, &ep.endpoint_url(), &key, case, &mut worker).await;
@@ -347,8 +348,12 @@ async fn run_case(
         result.job_status = Some(status.clone());
         match status.as_str() {
             "COMPLETED" => {
-                result.elapsed = started.elapsed();
                 result.output = job.get("output").cloned();
+                if started.elapsed() > timeout {
+                    let why = format!("completed after the case's timeout of {} ms", timeout.as_millis());
+                    return fail(result, why, worker);
+                }
+                result.elapsed = started.elapsed();
                 return result;
             }
             "FAILED" | "CANCELLED" | "TIMED_OUT" => {
