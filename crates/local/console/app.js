@@ -23,9 +23,10 @@ const state = {
 // ---------------------------------------------------------------- talking to the endpoint
 
 class ApiError extends Error {
-  constructor(status, message) {
+  constructor(status, message, body) {
     super(message);
     this.status = status;
+    this.body = body; // the JSON answer, if any
   }
 }
 
@@ -44,11 +45,13 @@ async function api(path, { method = 'GET', body, signal } = {}) {
   if (res.ok) return res;
   const text = await res.text();
   let message = text || res.statusText;
+  let json;
   try {
-    message = JSON.parse(text).error || message;
+    json = JSON.parse(text);
+    message = json.error || message;
   } catch {}
   if (res.status === 401) keyRefused(message);
-  throw new ApiError(res.status, message);
+  throw new ApiError(res.status, message, json);
 }
 
 const getJson = async (path, opts) => (await api(path, opts)).json();
@@ -96,6 +99,8 @@ async function start() {
   state.keyRequired = info.keyRequired;
   $('endpoint-id').textContent = info.endpointId;
   state.logs = info.logs;
+  SchemaForm.init(info.inputSchema ?? null, formChanged);
+  $('form-box').hidden = !SchemaForm.enabled();
   if (state.keyRequired && !state.key) keyRefused('');
   else connect();
 }
@@ -115,6 +120,7 @@ async function connect() {
   $('key-change').hidden = !state.keyRequired;
   if (!$('editor').value.trim()) $('editor').value = first.text;
   $('source').textContent = first.source ? 'from ' + first.source : first.note || '';
+  syncForm();
   checkSoon(0);
   refreshJobs();
 }
@@ -148,6 +154,36 @@ function composeRequest() {
   return JSON.stringify(body);
 }
 
+// ---------------------------------------------------------------- the form (form.js)
+
+// Rebuilds the form from the editor's request; with no usable request, says why instead.
+function syncForm() {
+  if (!SchemaForm.enabled()) return;
+  let body;
+  try {
+    body = JSON.parse($('editor').value);
+  } catch {}
+  const usable = body !== null && typeof body === 'object' && !Array.isArray(body);
+  $('form').hidden = !usable;
+  $('form-note').hidden = usable;
+  $('form-note').textContent = usable ? '' : 'The form follows the JSON below once it is a valid request ({"input": ...}).';
+  if (usable) SchemaForm.render($('form'), body.input);
+}
+
+// The form was edited: its input goes into the editor's request (other keys kept).
+function formChanged() {
+  let body;
+  try {
+    body = JSON.parse($('editor').value);
+  } catch {}
+  if (body === null || typeof body !== 'object' || Array.isArray(body)) body = {};
+  body.input = SchemaForm.value();
+  $('editor').value = JSON.stringify(body, null, 2) + '\n';
+  checkSoon();
+}
+
+for (const event of ['input', 'change']) $('form').addEventListener(event, formChanged);
+
 function showCheck(ok, message) {
   const check = $('check');
   check.className = 'check ' + (ok ? 'ok' : 'error');
@@ -172,10 +208,17 @@ async function checkRequest() {
   }
   try {
     await post('/console/api/check', body);
-    if (seq === state.checks) showCheck(true, 'Valid request');
+    if (seq === state.checks) {
+      showCheck(true, 'Valid request');
+      SchemaForm.showErrors([]);
+    }
     return body;
   } catch (e) {
-    if (seq === state.checks) showCheck(false, e.message);
+    if (seq === state.checks) {
+      showCheck(false, e.message);
+      // The worker's schema: each violation next to its field.
+      SchemaForm.showErrors(e.body?.violations || []);
+    }
     return null;
   }
 }
@@ -187,6 +230,7 @@ function checkSoon(delay = 300) {
   checkTimer = setTimeout(checkRequest, delay);
 }
 
+$('editor').addEventListener('input', syncForm);
 for (const event of ['input', 'change']) {
   $('editor').addEventListener(event, () => checkSoon());
   $('options').addEventListener(event, () => checkSoon());
@@ -203,6 +247,7 @@ $('editor').addEventListener('keydown', (e) => {
 $('format').addEventListener('click', () => {
   try {
     $('editor').value = JSON.stringify(JSON.parse($('editor').value), null, 2) + '\n';
+    syncForm();
   } catch (e) {
     showCheck(false, 'Not valid JSON: ' + e.message);
   }

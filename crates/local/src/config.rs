@@ -127,6 +127,9 @@ pub(crate) struct Config {
     pub shutdown_grace: Duration,
     /// Host names served besides IP addresses and loopback names (`request_guard`).
     pub allowed_hosts: Vec<String>,
+    /// The worker's schema: inputs are checked against it, `/openapi.json` and the console's
+    /// form show it.
+    pub schema: Option<std::sync::Arc<runpod_protocol::WorkerSchema>>,
 }
 
 impl Default for Config {
@@ -164,6 +167,7 @@ impl Default for Config {
             fsync: false,
             shutdown_grace: Duration::from_secs(10),
             allowed_hosts: Vec::new(),
+            schema: None,
         }
     }
 }
@@ -397,6 +401,15 @@ impl LocalEndpointBuilder {
     /// (docs/client-api.md, "Requests from web pages").
     pub fn allowed_host(mut self, name: impl Into<String>) -> Self {
         self.config.allowed_hosts.push(name.into());
+        self
+    }
+
+    /// The worker's schema (what `<worker> --schema` prints): `/run`, `/runsync` and the
+    /// console answer `400` naming the field for an input that breaks it (where the platform
+    /// would queue the job and the worker fail it with the same words), `/openapi.json` puts it
+    /// in the request and response bodies, and the console builds a form from it.
+    pub fn schema(mut self, schema: runpod_protocol::WorkerSchema) -> Self {
+        self.config.schema = Some(std::sync::Arc::new(schema));
         self
     }
 

@@ -79,6 +79,9 @@ pub(crate) fn check_request(cfg: &Config, req: &JobRequest) -> Result<(), ApiErr
             .check_url(&url)
             .map_err(|why| ApiError::BadRequest(format!("'webhook': {why}")))?;
     }
+    if let Some(schema) = &cfg.schema {
+        schema.check_input(&req.input).map_err(|v| ApiError::BadRequest(v.to_string()))?;
+    }
     Ok(())
 }
 

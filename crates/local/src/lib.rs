@@ -2,8 +2,9 @@
 //!
 //! [`LocalEndpoint`] serves, on one machine and with no account, both APIs of a Runpod
 //! Serverless endpoint: the client API (`/run`, `/runsync`, `/status`, `/stream`, `/cancel`,
-//! `/retry`, `/purge-queue`, `/health`) and the worker API that workers pull jobs from
-//! (`job-take`, `job-take-batch`, `job-stop`, `job-done`, `job-stream`, `ping`), and the
+//! `/retry`, `/purge-queue`, `/health`; described at `/openapi.json`, with the worker's input
+//! and output schemas when [`LocalEndpointBuilder::schema`] gives them) and the worker API
+//! that workers pull jobs from (`job-take`, `job-take-batch`, `job-stop`, `job-done`, `job-stream`, `ping`), and the
 //! OpenAI-compatible route (`/openai/v1/chat/completions`, `/completions`, `/models`: each call
 //! a job for the worker, streamed answers relayed as Server-Sent Events). Tests embed it;
 //! the `runpod-local` binary runs it on its own. Time-based rules (execution timeout, queue
@@ -68,6 +69,7 @@ mod jobs;
 mod load_balancer;
 mod memory;
 mod openai;
+mod openapi;
 mod ratelimit;
 mod request;
 mod request_guard;

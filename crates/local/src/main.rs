@@ -4,7 +4,6 @@
 
 mod hub_cmd;
 
-#[cfg(feature = "load-balancer")]
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use runpod_local::{worker_env_vars, LocalEndpoint, RateLimits, WebhookTargets};
@@ -178,6 +177,10 @@ struct Serve {
     /// Origin (turns the guard against web pages off); repeat or separate with commas.
     #[arg(long = "allowed-host", value_delimiter = ',')]
     allowed_hosts: Vec<String>,
+    /// The worker's schema document (what `<worker> --schema` prints): inputs that break it are
+    /// answered 400 naming the field, /openapi.json shows it, the console builds a form from it.
+    #[arg(long, value_name = "FILE")]
+    schema: Option<std::path::PathBuf>,
 }
 
 #[tokio::main]
@@ -240,6 +243,9 @@ async fn main() -> anyhow::Result<()> {
     if s.no_rate_limits {
         builder = builder.rate_limits(RateLimits::none());
     }
+    if let Some(file) = &s.schema {
+        builder = builder.schema(read_schema(file)?);
+    }
     let ep = builder.bind((s.host.as_str(), s.port)).await.map_err(|e| start_error(e, &s.host, s.port))?;
     let mut out = std::io::stdout();
     writeln!(out, "runpod-local listening on {}", ep.base_url())?;
@@ -263,6 +269,15 @@ fn start_error(e: std::io::Error, host: &str, port: u16) -> anyhow::Error {
         return anyhow::Error::new(e);
     }
     anyhow::Error::new(e).context(format!("cannot listen on {host}:{port}"))
+}
+
+/// The schema document in `file` (`--schema`); an error names the file and what is wrong.
+fn read_schema(file: &std::path::Path) -> anyhow::Result<runpod_protocol::WorkerSchema> {
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("--schema: cannot read {}", file.display()))?;
+    let doc: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("--schema: {} is not JSON", file.display()))?;
+    runpod_protocol::WorkerSchema::from_document(doc).with_context(|| format!("--schema: {}", file.display()))
 }
 
 /// `value` in single quotes for a POSIX shell: nothing inside is expanded.

@@ -24,6 +24,12 @@ pub(crate) struct AppState {
     pub logs: Arc<crate::console::LogBook>,
 }
 
+impl FromRef<AppState> for Arc<Config> {
+    fn from_ref(s: &AppState) -> Arc<Config> {
+        s.cfg.clone()
+    }
+}
+
 impl FromRef<AppState> for Jobs {
     fn from_ref(s: &AppState) -> Jobs {
         s.jobs.clone()
@@ -67,6 +73,8 @@ pub(crate) fn router(state: AppState) -> Router {
         .layer(middleware::from_fn_with_state(state.clone(), gate));
     #[cfg(feature = "console")]
     let api = api.merge(crate::console::public_routes());
+    // The contract, not data: served without the key, as the console page is.
+    let api = api.route("/openapi.json", get(crate::openapi::document));
     // Outermost: a request a web page forged never reaches the key check or a handler.
     let guard = request_guard::RequestGuard::new(&state.cfg.allowed_hosts, "runpod-local");
     api.with_state(state).layer(middleware::from_fn_with_state(guard, request_guard::guard))

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 /// What the command line asked for.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub(crate) struct Args {
+    pub(crate) schema: bool,
     pub(crate) test_input: Option<String>,
     pub(crate) serve_api: bool,
     pub(crate) load_balancing: bool,
@@ -23,6 +24,8 @@ pub(crate) struct Args {
 /// settings, say) prints this after its own text.
 pub const RUNTIME_FLAGS: &str = "\
 runpod worker options:
+  --schema                    print the worker's schema document ({\"input\": <JSON Schema>, \"output\": ...}) and exit
+                              (exit 2 when the worker has none: see Worker::schema_from_types)
   --test-input <JSON|@FILE>   run one job ({\"input\": ...}) locally, print its result, exit 1 if it failed
                               (without it, ./test_input.json is used when the platform environment is absent)
   --serve-api                 serve the local endpoint in-process and run jobs from it
@@ -53,6 +56,7 @@ pub(crate) fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args,
             }
         };
         match name.as_str() {
+            "--schema" => out.schema = true,
             "--test-input" | "--test_input" => out.test_input = Some(value("--test-input")?),
             "--serve-api" | "--rp_serve_api" => out.serve_api = true,
             "--load-balancing" => out.load_balancing = true,
@@ -85,6 +89,8 @@ pub(crate) fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args,
 /// The mode a worker runs in, besides `--help`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Mode {
+    /// `--schema`: the schema document, printed.
+    Schema,
     /// One job from `--test-input`, printed.
     TestInput,
     /// `--serve-api`: the local endpoint in-process.
@@ -97,7 +103,7 @@ pub(crate) enum Mode {
     Queue,
 }
 
-/// The mode `args` and the environment (`var`) select, in this order: `--test-input`,
+/// The mode `args` and the environment (`var`) select, in this order: `--schema`, `--test-input`,
 /// `--serve-api`, load balancing (`--load-balancing`; `LOAD_BALANCING` truthy; or, unless it
 /// is falsy, no `RUNPOD_WEBHOOK_GET_JOB` but `PORT_HEALTH` or `RUNPOD_ENDPOINT_ID`: a
 /// load-balancing endpoint), `./test_input.json` without the platform's environment (and no
@@ -108,6 +114,9 @@ pub(crate) fn select_mode(
     var: impl Fn(&str) -> Option<String>,
     test_input_file: impl FnOnce() -> bool,
 ) -> Mode {
+    if args.schema {
+        return Mode::Schema;
+    }
     if args.test_input.is_some() {
         return Mode::TestInput;
     }
@@ -133,11 +142,16 @@ pub(crate) fn select_mode(
 }
 
 /// The process's exit status for how a run ended: 0 after a clean shutdown or a successful
-/// test job, 1 on an error (said once on stderr, and logged on the platform) or a failed job.
+/// test job, 1 on an error (said once on stderr, and logged on the platform) or a failed job,
+/// 2 for `--schema` on a worker without a schema.
 pub(crate) fn exit_code(result: Result<(), WorkerError>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(WorkerError::JobFailed { .. }) => ExitCode::FAILURE,
+        Err(e @ WorkerError::NoSchema) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
         Err(e) => {
             // On the platform the log viewer reads the JSON lines; locally stderr says it once.
             if std::env::var_os("RUNPOD_ENDPOINT_ID").is_some() {
@@ -189,6 +203,7 @@ mod tests {
         };
         let queue = [("RUNPOD_WEBHOOK_GET_JOB", "http://x/job-take/$ID"), ("RUNPOD_ENDPOINT_ID", "e")];
         assert_eq!(pick(&[], &queue, true), Mode::Queue);
+        assert_eq!(pick(&["--test-input", "{}", "--schema"], &queue, false), Mode::Schema);
         assert_eq!(pick(&["--test-input", "{}"], &queue, false), Mode::TestInput);
         assert_eq!(pick(&["--serve-api", "--load-balancing"], &[], false), Mode::ServeApi);
         assert_eq!(pick(&["--load-balancing"], &queue, false), Mode::LoadBalancing);

@@ -12,6 +12,10 @@ pub enum WorkerError {
     /// A command-line flag is unknown or has a bad value.
     #[error("bad command line: {0}")]
     Args(String),
+    /// `--schema` on a worker that was given no schema (exit status 2 from
+    /// [`Worker::start`](crate::Worker::start)).
+    #[error("this worker has no schema: its Input and Output types derive no schemars::JsonSchema, or main does not call Worker::schema_from_types (feature `schema` of runpod-worker)")]
+    NoSchema,
     /// The `--test-input` job could not be read.
     #[error("bad test input: {0}")]
     TestInput(String),

@@ -6,6 +6,7 @@
 use crate::debugger::{self, Timings};
 use crate::{decode_input, Failure, Handler, InputError, Job, JobContext};
 use futures::FutureExt;
+use runpod_protocol::WorkerSchema;
 use serde_json::Value;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -21,28 +22,31 @@ pub(crate) enum Answer {
     Failed(Failure),
 }
 
-/// Calls `handler` on `job` (its input still JSON). With `timings` (the debugger on), the
-/// `decode_input` and `handler` steps are timed in it; it is handed back with the answer.
+/// Calls `handler` on `job` (its input still JSON). With `schema` (the worker's, when it has
+/// one), the input is checked against it first, so that a constraint the type alone does not
+/// enforce (a range, a length) fails the job in the decode's words before the handler runs.
+/// With `timings` (the debugger on), the `decode_input` and `handler` steps are timed in it;
+/// it is handed back with the answer.
 pub(crate) async fn invoke<H: Handler>(
     handler: Arc<H>,
     job: Job<Value>,
     ctx: JobContext,
+    schema: Option<Arc<WorkerSchema>>,
     mut timings: Option<Timings>,
 ) -> (Answer, Option<Timings>) {
     let decoding = debugger::start(&mut timings, "decode_input");
-    let decoded = decode_input::<H::Input>(job.input);
-    debugger::stop(&mut timings, decoding);
-    let input = match decoded {
-        Ok(input) => input,
-        Err(e) => return (Answer::BadInput(e), timings),
+    let checked = match schema {
+        Some(schema) => schema.check_input(&job.input),
+        None => Ok(()),
     };
-    let job = Job {
-        id: job.id,
-        input,
-        webhook: job.webhook,
-        policy: job.policy,
-        s3_config: job.s3_config,
-        extra: job.extra,
+    let decoded = match checked {
+        Ok(()) => job.try_map(decode_input::<H::Input>),
+        Err(v) => Err(InputError { path: v.path, message: v.message }),
+    };
+    debugger::stop(&mut timings, decoding);
+    let job = match decoded {
+        Ok(job) => job,
+        Err(e) => return (Answer::BadInput(e), timings),
     };
     let handling = debugger::start(&mut timings, "handler");
     let answer = match AssertUnwindSafe(handler.handle(job, ctx)).catch_unwind().await {

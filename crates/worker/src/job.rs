@@ -45,14 +45,22 @@ impl<T> Job<T> {
 
     /// The same job with another input (e.g. after a conversion).
     pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Job<U> {
-        Job {
+        match self.try_map(|input| Ok::<U, std::convert::Infallible>(f(input))) {
+            Ok(job) => job,
+            Err(never) => match never {},
+        }
+    }
+
+    /// The same job with another input, or the conversion's error.
+    pub fn try_map<U, E>(self, f: impl FnOnce(T) -> Result<U, E>) -> Result<Job<U>, E> {
+        Ok(Job {
             id: self.id,
-            input: f(self.input),
+            input: f(self.input)?,
             webhook: self.webhook,
             policy: self.policy,
             s3_config: self.s3_config,
             extra: self.extra,
-        }
+        })
     }
 }
 
@@ -73,15 +81,7 @@ impl Job<serde_json::Value> {
 impl<T: DeserializeOwned> Job<T> {
     /// Decodes a wire job, naming the field path of any mismatch.
     pub fn from_wire(job: runpod_protocol::Job) -> Result<Job<T>, InputError> {
-        let input = decode_input::<T>(job.input)?;
-        Ok(Job {
-            id: job.id,
-            input,
-            webhook: job.webhook,
-            policy: job.policy,
-            s3_config: job.s3_config,
-            extra: job.extra,
-        })
+        Job::undecoded(job).try_map(decode_input)
     }
 }
 

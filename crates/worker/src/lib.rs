@@ -75,7 +75,9 @@
 //! (default: `JobContext::s3`, uploads, downloads, the `runpod_s3` re-export), `anyhow`
 //! (`From<anyhow::Error> for Failure`), `testing` (the `testing` module), `load-balancing`
 //! (default: load-balancing mode, `Worker::route`, `Worker::routes` and the
-//! `load_balancing` module, serving axum, which `serve-api` brings in anyway).
+//! `load_balancing` module, serving axum, which `serve-api` brings in anyway), `schema`
+//! (`Worker::schema_from_types`: the worker's JSON Schemas from types that derive
+//! `schemars::JsonSchema`; `--schema` prints them, and each input is checked against them).
 
 #![forbid(unsafe_code)]
 
@@ -98,6 +100,8 @@ pub mod openai;
 mod options;
 mod panic;
 mod queue;
+#[cfg(feature = "schema")]
+mod schema;
 mod scope;
 mod signal;
 mod sink;
@@ -120,7 +124,7 @@ pub use handler::{handler_fn, Handler, HandlerFn};
 pub use job::{decode_input, InputError, Job};
 pub use local::test_input::TestOutcome;
 pub use logging::init_logging;
-pub use runpod_protocol::JobStatus;
+pub use runpod_protocol::{JobStatus, WorkerSchema};
 pub use sink::StreamError;
 pub use stream::{stream_fn, StreamFn, StreamFnError};
 pub use worker::{start, Worker};

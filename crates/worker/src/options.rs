@@ -24,6 +24,8 @@ pub(crate) struct Options {
     pub(crate) fitness: Vec<FitnessCheck>,
     pub(crate) system_checks: bool,
     pub(crate) debugger: bool,
+    /// The worker's schema (`--schema` prints it; each job's input is checked against it).
+    pub(crate) schema: Option<std::sync::Arc<runpod_protocol::WorkerSchema>>,
 }
 
 impl Default for Options {
@@ -41,6 +43,7 @@ impl Default for Options {
             fitness: Vec::new(),
             system_checks: true,
             debugger: false,
+            schema: None,
         }
     }
 }

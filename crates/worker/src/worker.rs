@@ -14,6 +14,7 @@ use crate::options::Options;
 use crate::startup::Startup;
 use crate::{Handler, TestOutcome, WorkerError};
 use futures::future::BoxFuture;
+use runpod_protocol::WorkerSchema;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use std::fmt::Display;
@@ -188,6 +189,22 @@ impl<H: Handler> Worker<H> {
         self
     }
 
+    /// The worker's contract: the JSON Schema of its input (and output). `--schema` prints it,
+    /// each job's input is checked against it before the decode (a failure names the field, in
+    /// the decode's words), and `--serve-api` gives it to the local endpoint (its
+    /// `/openapi.json`, its console's form, and a `400` for input that breaks it). With types
+    /// that derive `schemars::JsonSchema`, `Worker::schema_from_types` (feature `schema`) builds it.
+    pub fn schema(mut self, schema: WorkerSchema) -> Self {
+        self.opts.schema = Some(Arc::new(schema));
+        self
+    }
+
+    /// The schema given by [`Worker::schema`] or `Worker::schema_from_types`: what `--schema`
+    /// prints (as [`WorkerSchema::to_document`]).
+    pub fn worker_schema(&self) -> Option<&WorkerSchema> {
+        self.opts.schema.as_deref()
+    }
+
     /// Shuts down gracefully when `signal` completes, instead of on SIGTERM/SIGINT.
     pub fn shutdown_on(mut self, signal: impl Future<Output = ()> + Send + 'static) -> Self {
         self.shutdown = Some(Box::pin(signal));
@@ -253,6 +270,13 @@ impl<H: Handler> Worker<H> {
             || std::path::Path::new("test_input.json").is_file(),
         );
         match mode {
+            Mode::Schema => match &self.opts.schema {
+                Some(schema) => {
+                    println!("{}", serde_json::to_string_pretty(&schema.to_document()).unwrap_or_default());
+                    Ok(())
+                }
+                None => Err(WorkerError::NoSchema),
+            },
             Mode::TestInput => {
                 let job = test_input::read_test_input(args.test_input.as_deref().unwrap_or_default())?;
                 test_input::print_test_job(self.handler, self.opts, job).await
@@ -274,7 +298,7 @@ impl<H: Handler> Worker<H> {
     /// `--serve-api`: the local endpoint on `host:port` in-process, this worker taking jobs
     /// from it, until SIGTERM/SIGINT (or the worker's own shutdown signal).
     async fn serve_api(self, host: &str, port: u16) -> Result<(), WorkerError> {
-        let local = LocalApi::bind(host, port).await?;
+        let local = LocalApi::bind(host, port, self.opts.schema.clone()).await?;
         let result = self.config(local.config()).run().await;
         local.shutdown().await;
         result
@@ -322,6 +346,45 @@ impl<H: Handler> Worker<H> {
     /// ```
     pub async fn run_test_job<O: DeserializeOwned>(self, job: Value) -> Result<TestOutcome<O>, WorkerError> {
         test_input::run_test_job(self.handler, self.opts, job).await
+    }
+}
+
+#[cfg(feature = "schema")]
+impl<H: Handler> Worker<H>
+where
+    H::Input: schemars::JsonSchema,
+    H::Output: schemars::JsonSchema,
+{
+    /// [`Worker::schema`] from the handler's own types (feature `schema`): the JSON Schemas
+    /// that `schemars` derives for `Input` (as serde decodes it: defaults optional, renames
+    /// applied) and `Output` (as serde encodes it). Doc comments become descriptions;
+    /// `#[schemars(range(min = 1, max = 100))]`, `length(...)` and enums become constraints
+    /// that each job's input is checked against.
+    ///
+    /// ```
+    /// use runpod_worker::{handler_fn, Job, JobContext, Worker};
+    ///
+    /// #[derive(serde::Deserialize, schemars::JsonSchema)]
+    /// struct Input {
+    ///     /// How many times.
+    ///     #[schemars(range(min = 1, max = 100))]
+    ///     repeat: u32,
+    /// }
+    /// async fn count(job: Job<Input>, _ctx: JobContext) -> Result<u32, String> {
+    ///     Ok(job.input.repeat)
+    /// }
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let out: runpod_worker::TestOutcome = Worker::new(handler_fn(count))
+    ///     .schema_from_types()
+    ///     .run_test_job(serde_json::json!({"input": {"repeat": 500}}))
+    ///     .await?;
+    /// let error = out.error.unwrap().error_message;
+    /// assert!(error.contains("invalid input at `input.repeat`"), "{error}");
+    /// # Ok::<(), runpod_worker::WorkerError>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn schema_from_types(self) -> Self {
+        self.schema(crate::schema::of::<H::Input, H::Output>())
     }
 }
 
@@ -400,7 +463,8 @@ impl<H: Handler> Worker<H> {
     /// Binds the load-balancing mode's ports (read from the environment unless
     /// [`Worker::load_balancing_config`] gave them); [`BoundWorker::serve`](load_balancing::BoundWorker::serve) serves them.
     pub async fn bind_load_balancing(self) -> Result<load_balancing::BoundWorker, WorkerError> {
-        let Worker { handler, mut opts, shutdown, lb, .. } = self;
+        let Worker { handler, mut opts, shutdown, mut lb, .. } = self;
+        lb.schema = opts.schema.clone();
         let config = match lb.config.clone() {
             Some(c) => c,
             None => load_balancing::LbConfig::from_env()?,

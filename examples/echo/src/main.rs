@@ -3,29 +3,33 @@
 //! ```text
 //! cargo run -p echo -- --test-input '{"input": {"message": "hi", "repeat": 2}}'
 //! cargo run -p echo -- --serve-api --port 8000   # then: curl localhost:8000/v2/local/runsync -d ...
+//! cargo run -p echo -- --schema                  # the JSON Schemas derived from the types below
 //! ```
 
 #![forbid(unsafe_code)]
 
-use runpod_worker::{handler_fn, Job, JobContext};
+use runpod_worker::{handler_fn, Job, JobContext, Worker};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::process::ExitCode;
 use std::time::Duration;
 
 /// The job's `input`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct EchoInput {
     /// What to echo.
     message: String,
-    /// How many times (1 to 100).
+    /// How many times to repeat the message.
     #[serde(default = "one")]
+    #[schemars(range(min = 1, max = 100))]
     repeat: u32,
     /// Stream each repetition as a partial output.
     #[serde(default)]
     stream: bool,
-    /// Pause between repetitions, in ms (to watch progress; at most 60000).
+    /// Pause between repetitions, in ms (to watch progress).
     #[serde(default)]
+    #[schemars(range(max = 60_000))]
     delay_ms: u64,
 }
 
@@ -34,9 +38,11 @@ fn one() -> u32 {
 }
 
 /// The job's `output`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 struct EchoOutput {
+    /// The message, repeated, separated by spaces.
     echo: String,
+    /// How many times it was repeated.
     repeat: u32,
 }
 
@@ -62,5 +68,7 @@ async fn echo(job: Job<EchoInput>, ctx: JobContext) -> Result<EchoOutput, String
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    runpod_worker::start(handler_fn(echo)).await
+    // `schema_from_types`: the types above become `--schema`, the input check before each job,
+    // and the local endpoint's form and /openapi.json.
+    Worker::new(handler_fn(echo)).schema_from_types().start().await
 }

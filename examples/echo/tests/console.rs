@@ -285,7 +285,8 @@ async fn the_console_runs_streams_fails_and_cancels_jobs_in_a_browser() {
     let failed = p["jobId"].as_str().unwrap().to_owned();
     assert!(failed.starts_with("sync-"), "Run sync: {failed}");
     let error = p["error"].as_str().unwrap();
-    assert!(error.contains("repeat must be between 1 and 100, got 0"), "{error}");
+    // The worker checks the input against its types' schema before the handler runs.
+    assert!(error.contains("invalid input at `input.repeat`"), "{error}");
     assert_eq!((p["retry"].as_bool(), p["cancel"].as_bool()), (Some(true), Some(false)));
 
     // s3Config secrets go to the endpoint, never back into the page.
@@ -332,18 +333,13 @@ async fn the_console_runs_streams_fails_and_cancels_jobs_in_a_browser() {
         p["status"] == "FAILED" && p["timeline"].as_array().unwrap().first() == Some(&json!("IN_QUEUE"))
     });
     let p = p.await;
-    assert!(p["error"].as_str().unwrap().contains("repeat must be between"), "{p:#}");
+    assert!(p["error"].as_str().unwrap().contains("invalid input at `input.repeat`"), "{p:#}");
     ep.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn serve_api_prints_the_console_which_starts_from_test_input_json_and_shows_job_logs() {
-    let Some(browser) = Browser::start().await else { return };
-    let page = Page(browser);
-    let dir = std::env::temp_dir().join(format!("echo-console-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let request = "{\"input\": {\"message\": \"from the file\", \"repeat\": 2}}\n";
-    std::fs::write(dir.join("test_input.json"), request).unwrap();
+/// `echo --serve-api --port 0` in `dir` (the endpoint in-process, with the worker's schema), and
+/// the console's URL it prints.
+fn serve_api(dir: &std::path::Path) -> (EchoWorker, String) {
     let mut c = Command::new(env!("CARGO_BIN_EXE_echo"));
     for (k, _) in std::env::vars() {
         if k.starts_with("RUNPOD_") || k == "RUST_LOG" {
@@ -352,7 +348,7 @@ async fn serve_api_prints_the_console_which_starts_from_test_input_json_and_show
     }
     let mut child = c
         .args(["--serve-api", "--port", "0"])
-        .current_dir(&dir)
+        .current_dir(dir)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -371,6 +367,155 @@ async fn serve_api_prints_the_console_which_starts_from_test_input_json_and_show
     let console =
         rx.recv_timeout(std::time::Duration::from_secs(60)).expect("--serve-api printed the console's URL");
     assert!(console.starts_with("http://127.0.0.1:") && console.ends_with('/'), "{console}");
+    (worker, console)
+}
+
+/// What the form shows: each field's label text, value and error, by path.
+const READ_FORM: &str = r#"
+const fields = {};
+for (const f of document.querySelectorAll('#form .field')) {
+  const control = f.querySelector(':scope > input, :scope > select, :scope > textarea');
+  const error = f.querySelector(':scope > .field-error');
+  fields[f.dataset.path] = {
+    label: [...f.querySelectorAll(':scope > .field-head, :scope > .field-help, :scope > legend')]
+      .map((e) => e.innerText).join('\n'),
+    kind: control ? (control.type || control.tagName.toLowerCase()) : 'group',
+    value: control ? (control.type === 'checkbox' ? control.checked : control.value) : null,
+    min: control && control.min, max: control && control.max, placeholder: control && control.placeholder,
+    options: control && control.tagName === 'SELECT' ? [...control.options].map((o) => o.text) : null,
+    error: error ? error.textContent : '',
+  };
+}
+return {shown: !document.getElementById('form-box').hidden, fields, editor: document.getElementById('editor').value,
+        check: document.getElementById('check').textContent,
+        checking: document.getElementById('check').getAttribute('aria-busy') === 'true'};
+"#;
+
+/// The request tab's form, built from the echo worker's schema (its Rust types): fill it, run,
+/// see the output; the JSON follows the form and the form the JSON; a value out of range shows
+/// its error next to the field before anything is sent, and Run then creates no job.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_form_from_the_workers_types_runs_jobs_and_refuses_out_of_range_values() {
+    let Some(browser) = Browser::start().await else { return };
+    let page = Page(browser);
+    let dir = std::env::temp_dir().join(format!("echo-form-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (worker, console) = serve_api(&dir);
+    let form = || async { page.0.eval(READ_FORM, json!([])).await };
+
+    page.0.goto(&console).await;
+    let f = page.0.wait_for("the form", 60, || async {
+        let f = form().await;
+        (f["fields"].get("input.repeat").is_some().then(|| f.clone()), f)
+    });
+    let f = f.await;
+    assert_eq!(f["shown"], true);
+    let fields = &f["fields"];
+    let message = &fields["input.message"];
+    assert_eq!(message["kind"], "text", "{f:#}");
+    let label = message["label"].as_str().unwrap();
+    assert!(label.contains("string") && label.contains("required"), "{label}");
+    let repeat = &fields["input.repeat"];
+    assert_eq!(
+        (&repeat["kind"], &repeat["min"], &repeat["max"]),
+        (&json!("number"), &json!("1"), &json!("100"))
+    );
+    assert_eq!(repeat["placeholder"], "1");
+    let label = repeat["label"].as_str().unwrap();
+    for fact in ["integer", "1 to 100", "default 1", "How many times to repeat the message."] {
+        assert!(label.contains(fact), "{fact:?} not in {label:?}");
+    }
+    assert_eq!(fields["input.stream"]["kind"], "checkbox");
+    page.0.screenshot(&screenshots().join("form-empty.png")).await;
+    // The same schema, from the worker in the same process, in the endpoint's OpenAPI document.
+    let doc: Value = reqwest::get(format!("{console}openapi.json")).await.unwrap().json().await.unwrap();
+    let input = &doc["components"]["schemas"]["Input"];
+    assert_eq!(
+        (&input["title"], &input["properties"]["repeat"]["maximum"]),
+        (&json!("EchoInput"), &json!(100))
+    );
+    assert_eq!(doc["components"]["schemas"]["Output"]["title"], "EchoOutput");
+
+    // Fill the form: the JSON follows, the check passes, Run gives the output.
+    page.0.type_into("[name='input.message']", "from the form").await;
+    page.0.type_into("[name='input.repeat']", "2").await;
+    let f = page
+        .0
+        .wait_for("the JSON from the form, checked", 30, || async {
+            let f = form().await;
+            let body: Value = serde_json::from_str(f["editor"].as_str().unwrap_or("")).unwrap_or_default();
+            let done =
+                body["input"] == json!({"message": "from the form", "repeat": 2}) && f["checking"] == false;
+            (done.then(|| f.clone()), f)
+        })
+        .await;
+    assert_eq!(f["check"], "Valid request", "{f:#}");
+    let p = page.run_and_wait("#run", "COMPLETED").await;
+    let output: Value = serde_json::from_str(p["output"].as_str().unwrap()).unwrap();
+    assert_eq!(output, json!({"echo": "from the form from the form", "repeat": 2}));
+
+    // The form follows the JSON.
+    page.edit(r#"{"input": {"message": "from the JSON", "repeat": 3, "stream": true}}"#).await;
+    let f = form().await;
+    assert_eq!(f["fields"]["input.message"]["value"], "from the JSON");
+    assert_eq!(f["fields"]["input.repeat"]["value"], "3");
+    assert_eq!(f["fields"]["input.stream"]["value"], true);
+
+    // Out of range: the error next to the field, in the typed decode's words; Run sends nothing.
+    page.0.type_into("[name='input.repeat']", "500").await;
+    let f = page
+        .0
+        .wait_for("the error next to repeat", 30, || async {
+            let f = form().await;
+            (
+                f["fields"]["input.repeat"]["error"]
+                    .as_str()
+                    .is_some_and(|e| !e.is_empty())
+                    .then(|| f.clone()),
+                f,
+            )
+        })
+        .await;
+    assert_eq!(
+        f["fields"]["input.repeat"]["error"],
+        "invalid value: integer `500`, expected a value from 1 to 100"
+    );
+    assert_eq!(f["fields"]["input.message"]["error"], "");
+    page.0.screenshot(&screenshots().join("form-out-of-range.png")).await;
+    let jobs = || async {
+        let info: Value =
+            reqwest::get(format!("{console}console/api/jobs")).await.unwrap().json().await.unwrap();
+        info["total"].clone()
+    };
+    let before = jobs().await;
+    assert_eq!(before, 1, "the one job run so far");
+    page.0.click("#run").await;
+    let p = page.wait("the refusal", |p| p["checking"] == false && p["checkOk"] == false).await;
+    assert!(p["check"].as_str().unwrap().contains("invalid input at `input.repeat`"), "{p:#}");
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(jobs().await, before, "no job was created");
+
+    // Back in range: the error goes.
+    page.0.type_into("[name='input.repeat']", "4").await;
+    page.0
+        .wait_for("the error gone", 30, || async {
+            let f = form().await;
+            ((f["fields"]["input.repeat"]["error"] == "" && f["check"] == "Valid request").then_some(()), f)
+        })
+        .await;
+    drop(worker);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_api_prints_the_console_which_starts_from_test_input_json_and_shows_job_logs() {
+    let Some(browser) = Browser::start().await else { return };
+    let page = Page(browser);
+    let dir = std::env::temp_dir().join(format!("echo-console-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let request = "{\"input\": {\"message\": \"from the file\", \"repeat\": 2}}\n";
+    std::fs::write(dir.join("test_input.json"), request).unwrap();
+    let (worker, console) = serve_api(&dir);
 
     page.0.goto(&console).await;
     let p = page.wait("the request from test_input.json", |p| p["editor"] == request).await;

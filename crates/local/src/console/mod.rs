@@ -6,13 +6,14 @@
 //! client (`/run`, `/runsync`, `/cancel`, `/retry`) and adds, under `/console/api/` and behind the
 //! API key like every API route:
 //! - `GET request`: the request to start from (`test_input.json` of the working directory);
-//! - `POST check`: checks a request body with the very code `/run` uses, without queueing it;
+//! - `POST check`: checks a request body with the very code `/run` uses, without queueing it
+//!   (with the worker's schema, every field that breaks it);
 //! - `GET jobs`: the newest jobs (status and times only) and the endpoint's health, polled;
 //! - `GET jobs/{id}/events`: one job as it changes (status, progress, every chunk, its log
 //!   lines), as server-sent events; reading it takes nothing from `/stream`.
 //!
-//! Only the page, its two files and `GET /console/info` (the endpoint id and whether a key is
-//! needed) are served without the key.
+//! Only the page, its files and `GET /console/info` (the endpoint id, whether a key is needed,
+//! and the worker's input schema for the form) are served without the key.
 
 mod logs;
 mod watch;
@@ -37,11 +38,14 @@ use tokio::time::Instant;
 const TEST_INPUT_FILE: &str = "test_input.json";
 /// The editor's request when there is no `test_input.json`.
 const EMPTY_REQUEST: &str = "{\n  \"input\": {}\n}\n";
+/// Schema violations `check` lists at most.
+const MAX_VIOLATIONS: usize = 50;
 /// Jobs the requests list shows, newest first.
 const LISTED_JOBS: usize = 50;
 
 const INDEX_HTML: &str = include_str!("../../console/index.html");
 const APP_JS: &str = include_str!("../../console/app.js");
+const FORM_JS: &str = include_str!("../../console/form.js");
 const APP_CSS: &str = include_str!("../../console/app.css");
 
 /// Only this origin's files and requests, no inline script or style, no framing.
@@ -58,6 +62,7 @@ where
     Router::new()
         .route("/", get(|| async { asset("text/html; charset=utf-8", INDEX_HTML) }))
         .route("/console/app.js", get(|| async { asset("text/javascript; charset=utf-8", APP_JS) }))
+        .route("/console/form.js", get(|| async { asset("text/javascript; charset=utf-8", FORM_JS) }))
         .route("/console/app.css", get(|| async { asset("text/css; charset=utf-8", APP_CSS) }))
         .route("/console/info", get(info))
 }
@@ -92,6 +97,8 @@ async fn info(State(jobs): State<Jobs>, State(logs): State<Arc<LogBook>>) -> Jso
         "endpointId": jobs.cfg().endpoint_id,
         "keyRequired": jobs.cfg().api_key.is_some(),
         "logs": logs.enabled(),
+        // The worker's input schema, for the request tab's form (null: none known).
+        "inputSchema": jobs.cfg().schema.as_ref().map(|s| s.input.clone()),
     }))
 }
 
@@ -116,14 +123,25 @@ async fn start_request(State(jobs): State<Jobs>) -> Json<Value> {
 }
 
 /// `POST /console/api/check`: `{"ok": true}` when `/run` would accept this body (queue room
-/// and rate limits aside), else the very `400` `/run` would answer.
-async fn check(State(jobs): State<Jobs>, body: Body) -> Result<Json<Value>, ApiError> {
+/// and rate limits aside), else the very `400` `/run` would answer; when the input breaks the
+/// worker's schema, that `400` also lists each violation (`violations: [{path, message}]`),
+/// for the form to show next to its field.
+async fn check(State(jobs): State<Jobs>, body: Body) -> Result<Response, ApiError> {
     let cfg = jobs.cfg();
     let (req, _): (JobRequest, usize) =
         crate::request::read_json(body, cfg.max_run_bytes, cfg.body_timeout).await?;
+    if let Some(schema) = &cfg.schema {
+        let found = schema.input_violations(&req.input, MAX_VIOLATIONS);
+        if let Some(first) = found.first() {
+            let violations: Vec<Value> =
+                found.iter().map(|v| json!({"path": v.path, "message": v.message})).collect();
+            let body = json!({"error": first.to_string(), "violations": violations});
+            return Ok((axum::http::StatusCode::BAD_REQUEST, Json(body)).into_response());
+        }
+    }
     check_request(cfg, &req)?;
     req.validate().map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    Ok(Json(json!({"ok": true})))
+    Ok(Json(json!({"ok": true})).into_response())
 }
 
 /// `GET /console/api/jobs`: `{"jobs": [...], "health": {...}}`, the newest jobs first, each

@@ -23,9 +23,12 @@ async fn the_page_is_served_without_the_key_and_its_api_needs_it() {
     let (ep, api) = endpoint().await;
     let base = ep.base_url().to_owned();
     assert_eq!(ep.console_url(), format!("{base}/"));
-    for (path, kind) in
-        [("/", "text/html"), ("/console/app.js", "text/javascript"), ("/console/app.css", "text/css")]
-    {
+    for (path, kind) in [
+        ("/", "text/html"),
+        ("/console/app.js", "text/javascript"),
+        ("/console/form.js", "text/javascript"),
+        ("/console/app.css", "text/css"),
+    ] {
         let r = api.http.get(format!("{base}{path}")).send().await.unwrap();
         assert_eq!(r.status(), 200, "{path}");
         let ct = r.headers()["content-type"].to_str().unwrap().to_owned();
@@ -36,7 +39,7 @@ async fn the_page_is_served_without_the_key_and_its_api_needs_it() {
     }
     let info: Value =
         api.http.get(format!("{base}/console/info")).send().await.unwrap().json().await.unwrap();
-    assert_eq!(info, json!({"endpointId": "local", "keyRequired": true, "logs": false}));
+    assert_eq!(info, json!({"endpointId": "local", "keyRequired": true, "logs": false, "inputSchema": null}));
 
     for path in ["/console/api/request", "/console/api/jobs"] {
         let r = api.http.get(format!("{base}{path}")).send().await.unwrap();
@@ -220,4 +223,46 @@ async fn the_event_stream_follows_a_job_and_leaves_stream_its_chunks() {
     let info: Value =
         api.http.get(format!("{}/console/info", ep.base_url())).send().await.unwrap().json().await.unwrap();
     assert_eq!(info["logs"], true, "a JobLogs was handed out");
+}
+
+/// With the worker's schema: `/run` answers `400` naming the first field that breaks it, the
+/// check lists every one (for the form), and the page learns the schema from `/console/info`.
+#[tokio::test]
+async fn with_a_schema_the_check_lists_each_field_and_run_refuses() {
+    let schema = json!({
+        "type": "object", "additionalProperties": false, "required": ["message"],
+        "properties": {"message": {"type": "string"}, "repeat": {"type": "integer", "minimum": 1, "maximum": 100}}
+    });
+    let ep = LocalEndpoint::builder()
+        .api_key(KEY)
+        .schema(runpod_protocol::WorkerSchema { input: schema.clone(), output: None })
+        .bind("127.0.0.1:0")
+        .await
+        .unwrap();
+    let api = Api::new(&ep, Some(KEY));
+    let info: Value =
+        api.http.get(format!("{}/console/info", ep.base_url())).send().await.unwrap().json().await.unwrap();
+    assert_eq!(info["inputSchema"], schema);
+
+    let body = json!({"input": {"repeat": 500, "colour": "red"}});
+    let r = api.http.post(format!("{}/console/api/check", ep.base_url())).bearer_auth(KEY).json(&body);
+    let r = r.send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    let checked: Value = r.json().await.unwrap();
+    assert_eq!(
+        checked["violations"],
+        json!([
+            {"path": "input", "message": "missing field `message`"},
+            {"path": "input.colour", "message": "unknown field `colour`, expected one of `message`, `repeat`"},
+            {"path": "input.repeat", "message": "invalid value: integer `500`, expected a value from 1 to 100"}
+        ])
+    );
+    let (code, run) = api.post("run", &body).await;
+    assert_eq!((code, &run["error"]), (400, &checked["error"]));
+    assert_eq!(run["error"], "invalid input at `input`: missing field `message`");
+    let (code, _) = api.post("runsync?wait=1000", &json!({"input": {"message": "hi", "repeat": 0}})).await;
+    assert_eq!(code, 400);
+    assert_eq!(api.run(json!({"message": "hi", "repeat": 2})).await.len(), 36, "a fitting input is queued");
+    let (_, health) = api.get("health").await;
+    assert_eq!(health["jobs"]["inQueue"], 1, "{health}");
 }

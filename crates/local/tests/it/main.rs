@@ -12,6 +12,7 @@ mod lifecycle;
 mod load_balancer;
 mod logs;
 mod openai;
+mod openapi;
 mod python_sdk;
 mod request_guard;
 mod timers;

@@ -160,6 +160,8 @@ pub(crate) struct LbOptions {
     pub(crate) routes: Option<Router>,
     pub(crate) config: Option<LbConfig>,
     pub(crate) unfit_linger: Duration,
+    /// The worker's schema: each request body is checked against it before the decode.
+    pub(crate) schema: Option<std::sync::Arc<runpod_protocol::WorkerSchema>>,
 }
 
 impl Default for LbOptions {
@@ -169,6 +171,7 @@ impl Default for LbOptions {
             routes: None,
             config: None,
             unfit_linger: Duration::from_secs(5),
+            schema: None,
         }
     }
 }
@@ -181,11 +184,11 @@ pub(crate) async fn bind<H: Handler>(
     config: LbConfig,
     settings: Settings,
 ) -> Result<BoundWorker, WorkerError> {
-    let LbOptions { route, routes, .. } = lb;
+    let LbOptions { route, routes, schema, .. } = lb;
     let worker_id = config.worker_id.clone();
     let app = async move {
         let handler = handler.handler().await?;
-        let router = route::route(&route, handler, worker_id);
+        let router = route::route(&route, handler, worker_id, schema);
         Ok(match routes {
             Some(r) => router.merge(r),
             None => router,

@@ -40,13 +40,19 @@ use tracing::Instrument;
 /// - Bodies up to 30 MB, the platform's limit for load-balancing endpoints.
 pub fn handler_router<H: Handler>(path: &str, handler: H) -> Router {
     let worker_id = std::env::var("RUNPOD_POD_ID").unwrap_or_else(|_| "local".into());
-    route(path, handler, worker_id)
+    route(path, handler, worker_id, None)
 }
 
-/// [`handler_router`] for a worker whose id is `worker_id`.
-pub(crate) fn route<H: Handler>(path: &str, handler: H, worker_id: String) -> Router {
+/// [`handler_router`] for a worker whose id is `worker_id`, checking each body against `schema`
+/// when given.
+pub(crate) fn route<H: Handler>(
+    path: &str,
+    handler: H,
+    worker_id: String,
+    schema: Option<Arc<runpod_protocol::WorkerSchema>>,
+) -> Router {
     let handler = Arc::new(handler);
-    let worker = Arc::new(Serving { worker_id, scope: WorkerScope::from_env() });
+    let worker = Arc::new(Serving { worker_id, scope: WorkerScope::from_env(), schema });
     Router::new()
         .route(
             path,
@@ -62,6 +68,8 @@ pub(crate) fn route<H: Handler>(path: &str, handler: H, worker_id: String) -> Ro
 struct Serving {
     worker_id: String,
     scope: WorkerScope,
+    /// The worker's schema, if any.
+    schema: Option<Arc<runpod_protocol::WorkerSchema>>,
 }
 
 /// A chunk on its way to the answer, and who waits for its delivery.
@@ -134,8 +142,9 @@ async fn run_request<H: Handler>(
         worker.scope.clone(),
     );
     let started = Instant::now();
-    let mut task =
-        AbortOnDrop(tokio::spawn(invoke(handler, Job::new(id, input), ctx, None).instrument(span.clone())));
+    let mut task = AbortOnDrop(tokio::spawn(
+        invoke(handler, Job::new(id, input), ctx, worker.schema.clone(), None).instrument(span.clone()),
+    ));
     let cancel_on_drop = token.drop_guard();
     tokio::select! {
         chunk = chunks.recv() => match chunk {

@@ -4,6 +4,8 @@
 //! SDK docs' `curl` lines work unchanged.
 
 use crate::{Config, WorkerError};
+use runpod_protocol::WorkerSchema;
+use std::sync::Arc;
 
 /// The local endpoint, bound, and the configuration of a worker taking jobs from it.
 pub(crate) struct LocalApi {
@@ -14,11 +16,18 @@ pub(crate) struct LocalApi {
 
 #[cfg(feature = "serve-api")]
 impl LocalApi {
-    /// Binds the local endpoint on `host:port` (with the Python SDK's routes), says where on
-    /// stderr, and shows each job's log lines in its console.
-    pub(crate) async fn bind(host: &str, port: u16) -> Result<LocalApi, WorkerError> {
-        let ep = runpod_local::LocalEndpoint::builder()
-            .python_sdk_routes(true)
+    /// Binds the local endpoint on `host:port` (with the Python SDK's routes and the worker's
+    /// schema, if any), says where on stderr, and shows each job's log lines in its console.
+    pub(crate) async fn bind(
+        host: &str,
+        port: u16,
+        schema: Option<Arc<WorkerSchema>>,
+    ) -> Result<LocalApi, WorkerError> {
+        let mut builder = runpod_local::LocalEndpoint::builder().python_sdk_routes(true);
+        if let Some(schema) = schema {
+            builder = builder.schema((*schema).clone());
+        }
+        let ep = builder
             .bind((host, port))
             .await
             .map_err(|source| WorkerError::Io { what: "cannot bind the local endpoint", source })?;
@@ -27,6 +36,7 @@ impl LocalApi {
         tracing::info!("local endpoint ready at {url}");
         eprintln!("serving the local endpoint at {url}");
         eprintln!("  console: {} (open it in a browser)", ep.console_url());
+        eprintln!("  OpenAPI: {}/openapi.json", ep.base_url());
         eprintln!(
             "  try: curl -s {url}/runsync -H 'Content-Type: application/json' -d '{{\"input\": {{...}}}}'"
         );
@@ -60,7 +70,11 @@ impl LocalApi {
 /// `--serve-api` needs the `serve-api` feature (on by default).
 #[cfg(not(feature = "serve-api"))]
 impl LocalApi {
-    pub(crate) async fn bind(_host: &str, _port: u16) -> Result<LocalApi, WorkerError> {
+    pub(crate) async fn bind(
+        _host: &str,
+        _port: u16,
+        _schema: Option<Arc<WorkerSchema>>,
+    ) -> Result<LocalApi, WorkerError> {
         Err(WorkerError::Args(
             "--serve-api: this binary was built without the `serve-api` feature of runpod-worker".into(),
         ))

@@ -46,8 +46,8 @@ pub use error::Error;
 pub use responder::{model_list, FinishReason, Reply, Responder, Usage};
 pub use sse::{sse_event, SSE_DONE};
 pub use types::{
-    ChatCompletionRequest, ChatMessage, CompletionRequest, Content, ContentPart, Input, Prompt, Request,
-    Role, Sampling, Stop, StreamOptions,
+    ChatCompletionRequest, ChatMessage, Common, CompletionRequest, Content, ContentPart, Input, Prompt,
+    Request, Role, Sampling, Stop, StreamOptions,
 };
 
 /// `openai_route` of `POST /openai/v1/chat/completions`.
@@ -106,7 +106,7 @@ mod tests {
         });
         let Request::Chat(r) = call("/v1/chat/completions", body).unwrap() else { panic!() };
         assert_eq!(r.max_tokens(), Some(9));
-        assert!(r.stream && r.include_usage());
+        assert!(r.common.stream && r.common.include_usage());
         assert_eq!(r.messages[1].text().unwrap(), "a\nb");
         assert_eq!(r.messages[0].role.as_template_role(), "system");
         let s = r.sampling();
@@ -144,6 +144,9 @@ mod tests {
                 "unknown variant",
             ),
             (json!({"messages": "hello"}), "messages", "expected a sequence"),
+            // A field of the part both request kinds share is named like any other.
+            (json!({"messages": user, "temperature": "hot"}), "temperature", "expected f64"),
+            (json!({"messages": user, "stop": 7}), "stop", "did not match any variant"),
             (
                 json!({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {}}]}]}),
                 "messages",

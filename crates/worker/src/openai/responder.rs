@@ -86,8 +86,8 @@ impl Responder {
     /// use [`model_list`] for it.
     pub fn new(request: &Request, model: &str, job_id: &str) -> Self {
         let (kind, stream, include_usage) = match request {
-            Request::Chat(r) => (Kind::Chat, r.stream, r.include_usage()),
-            Request::Completion(r) => (Kind::Completion, r.stream, r.include_usage()),
+            Request::Chat(r) => (Kind::Chat, r.common.stream, r.common.include_usage()),
+            Request::Completion(r) => (Kind::Completion, r.common.stream, r.common.include_usage()),
             Request::Models => (Kind::Completion, false, false),
         };
         let prefix = if kind == Kind::Chat { "chatcmpl" } else { "cmpl" };

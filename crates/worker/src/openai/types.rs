@@ -13,6 +13,10 @@ use serde_json::{Map, Value};
 /// client, so the handler answers it in OpenAI's error shape. Anything without the envelope's
 /// keys decodes as `T` (a mismatch fails the job as usual, naming the field).
 #[derive(Debug, Clone)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "decoded once per job and matched by value (`Input::OpenAi(Ok(Request::Chat(r)))`): a Box would only cost an allocation"
+)]
 pub enum Input<T> {
     /// A call on the OpenAI route: the request, or why it cannot be served.
     OpenAi(Result<Request, Error>),
@@ -85,8 +89,8 @@ impl Request {
     /// The model the client asked for (`None` for `/v1/models`, or a request naming none).
     pub fn model(&self) -> Option<&str> {
         match self {
-            Request::Chat(r) => r.model.as_deref(),
-            Request::Completion(r) => r.model.as_deref(),
+            Request::Chat(r) => r.common.model.as_deref(),
+            Request::Completion(r) => r.common.model.as_deref(),
             Request::Models => None,
         }
     }
@@ -105,26 +109,32 @@ impl Request {
     /// True when the client asked for a stream (`"stream": true`).
     pub fn stream(&self) -> bool {
         match self {
-            Request::Chat(r) => r.stream,
-            Request::Completion(r) => r.stream,
+            Request::Chat(r) => r.common.stream,
+            Request::Completion(r) => r.common.stream,
             Request::Models => false,
         }
     }
 }
 
+/// Decodes a request body. The shared fields are decoded on their own first: inside the
+/// request, `#[serde(flatten)]` hides which of them failed, and the error must name it.
 fn decode_body<T: DeserializeOwned>(body: Value) -> Result<T, Error> {
     if !body.is_object() {
         return Err(Error::invalid_request("the request body must be a JSON object"));
     }
-    serde_path_to_error::deserialize(body).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner().to_string();
-        if path == "." {
-            Error::invalid_request(inner)
-        } else {
-            Error::invalid(&path, format!("'{path}': {inner}"))
-        }
-    })
+    serde_path_to_error::deserialize::<_, Common>(&body).map_err(path_error)?;
+    serde_path_to_error::deserialize(body).map_err(path_error)
+}
+
+/// A decoding error as an OpenAI `400` naming the parameter at fault.
+fn path_error(e: serde_path_to_error::Error<serde_json::Error>) -> Error {
+    let path = e.path().to_string();
+    let inner = e.into_inner().to_string();
+    if path == "." {
+        Error::invalid_request(inner)
+    } else {
+        Error::invalid(&path, format!("'{path}': {inner}"))
+    }
 }
 
 /// `stop`: one string or a list of them.
@@ -233,22 +243,16 @@ impl ChatMessage {
     }
 }
 
-/// The body of `POST /v1/chat/completions`, as the official clients send it. Fields this
-/// module does not know are ignored; the known ones a text model cannot honour are refused
-/// by [`ChatCompletionRequest::validate`].
+/// What both kinds of request carry: the model, the limit, sampling and streaming, each
+/// decoded and checked once ([`Common::check`]).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct ChatCompletionRequest {
+pub struct Common {
     /// The model asked for.
     #[serde(default)]
     pub model: Option<String>,
-    /// The conversation so far.
-    pub messages: Vec<ChatMessage>,
-    /// Most new tokens (older name).
+    /// Most new tokens (for chat, the older name of `max_completion_tokens`).
     #[serde(default)]
     pub max_tokens: Option<u32>,
-    /// Most new tokens (newer name; wins over `max_tokens`).
-    #[serde(default)]
-    pub max_completion_tokens: Option<u32>,
     /// Sampling temperature in [0, 2]; 0 is greedy.
     #[serde(default)]
     pub temperature: Option<f64>,
@@ -270,6 +274,21 @@ pub struct ChatCompletionRequest {
     /// Streaming options.
     #[serde(default)]
     pub stream_options: Option<StreamOptions>,
+}
+
+/// The body of `POST /v1/chat/completions`, as the official clients send it. Fields this
+/// module does not know are ignored; the known ones a text model cannot honour are refused
+/// by [`ChatCompletionRequest::validate`].
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct ChatCompletionRequest {
+    /// The fields every request has (`model`, `max_tokens`, sampling, `stream`).
+    #[serde(flatten)]
+    pub common: Common,
+    /// The conversation so far.
+    pub messages: Vec<ChatMessage>,
+    /// Most new tokens (newer name; wins over `max_tokens`).
+    #[serde(default)]
+    pub max_completion_tokens: Option<u32>,
     /// Log probabilities: not served.
     #[serde(default)]
     pub logprobs: Option<bool>,
@@ -291,35 +310,11 @@ pub enum Prompt {
 /// The body of `POST /v1/completions`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct CompletionRequest {
-    /// The model asked for.
-    #[serde(default)]
-    pub model: Option<String>,
+    /// The fields every request has (`model`, `max_tokens`, sampling, `stream`).
+    #[serde(flatten)]
+    pub common: Common,
     /// The text to continue.
     pub prompt: Prompt,
-    /// Most new tokens (OpenAI's default is 16).
-    #[serde(default)]
-    pub max_tokens: Option<u32>,
-    /// Sampling temperature in [0, 2]; 0 is greedy.
-    #[serde(default)]
-    pub temperature: Option<f64>,
-    /// Nucleus sampling threshold in (0, 1].
-    #[serde(default)]
-    pub top_p: Option<f64>,
-    /// Choices to generate: only 1 is served.
-    #[serde(default)]
-    pub n: Option<u32>,
-    /// Stop sequences.
-    #[serde(default)]
-    pub stop: Option<Stop>,
-    /// Sampler seed.
-    #[serde(default)]
-    pub seed: Option<i64>,
-    /// Stream the answer as Server-Sent Events.
-    #[serde(default)]
-    pub stream: bool,
-    /// Streaming options.
-    #[serde(default)]
-    pub stream_options: Option<StreamOptions>,
     /// Repeat the prompt in the answer: not served.
     #[serde(default)]
     pub echo: Option<bool>,
@@ -349,50 +344,67 @@ pub struct Sampling {
     pub stop: Vec<String>,
 }
 
-fn check_common(
-    n: Option<u32>,
-    temperature: Option<f64>,
-    top_p: Option<f64>,
-    max_tokens: Option<u32>,
-    stop: &Option<Stop>,
-    max_tokens_name: &str,
-) -> Result<(), Error> {
-    if let Some(n) = n.filter(|&n| n != 1) {
-        return Err(Error::invalid("n", format!("only n = 1 is supported, got n = {n}")));
+impl Common {
+    /// Refuses out-of-range values, naming the parameter: `n` other than 1, temperature outside
+    /// [0, 2], `top_p` outside (0, 1], a limit of 0 new tokens (`max_tokens`, the limit the
+    /// request kind reads, is named `limit_name`), more than 4 stop sequences or one over 256
+    /// bytes.
+    fn check(&self, max_tokens: Option<u32>, limit_name: &str) -> Result<(), Error> {
+        if let Some(n) = self.n.filter(|&n| n != 1) {
+            return Err(Error::invalid("n", format!("only n = 1 is supported, got n = {n}")));
+        }
+        if let Some(t) = self.temperature.filter(|t| !(t.is_finite() && (0.0..=2.0).contains(t))) {
+            return Err(Error::invalid(
+                "temperature",
+                format!("temperature must be between 0 and 2, got {t}"),
+            ));
+        }
+        if let Some(p) = self.top_p.filter(|p| !(*p > 0.0 && *p <= 1.0)) {
+            return Err(Error::invalid("top_p", format!("top_p must be in (0, 1], got {p}")));
+        }
+        if max_tokens == Some(0) {
+            return Err(Error::invalid(limit_name, format!("{limit_name} must be at least 1")));
+        }
+        let list = self.stops();
+        if list.len() > MAX_STOP {
+            return Err(Error::invalid(
+                "stop",
+                format!("at most {MAX_STOP} stop sequences, got {}", list.len()),
+            ));
+        }
+        if let Some(long) = list.iter().find(|s| s.len() > MAX_STOP_BYTES) {
+            return Err(Error::invalid(
+                "stop",
+                format!("a stop sequence is at most {MAX_STOP_BYTES} bytes, got one of {} bytes", long.len()),
+            ));
+        }
+        Ok(())
     }
-    if let Some(t) = temperature.filter(|t| !(t.is_finite() && (0.0..=2.0).contains(t))) {
-        return Err(Error::invalid("temperature", format!("temperature must be between 0 and 2, got {t}")));
-    }
-    if let Some(p) = top_p.filter(|p| !(*p > 0.0 && *p <= 1.0)) {
-        return Err(Error::invalid("top_p", format!("top_p must be in (0, 1], got {p}")));
-    }
-    if max_tokens == Some(0) {
-        return Err(Error::invalid(max_tokens_name, format!("{max_tokens_name} must be at least 1")));
-    }
-    let list = match stop {
-        None => &[][..],
-        Some(Stop::One(s)) => std::slice::from_ref(s),
-        Some(Stop::Many(list)) => list.as_slice(),
-    };
-    if list.len() > MAX_STOP {
-        return Err(Error::invalid("stop", format!("at most {MAX_STOP} stop sequences, got {}", list.len())));
-    }
-    if let Some(long) = list.iter().find(|s| s.len() > MAX_STOP_BYTES) {
-        return Err(Error::invalid(
-            "stop",
-            format!("a stop sequence is at most {MAX_STOP_BYTES} bytes, got one of {} bytes", long.len()),
-        ));
-    }
-    Ok(())
-}
 
-fn stop_list(stop: &Option<Stop>) -> Vec<String> {
-    let list = match stop {
-        None => vec![],
-        Some(Stop::One(s)) => vec![s.clone()],
-        Some(Stop::Many(v)) => v.clone(),
-    };
-    list.into_iter().filter(|s| !s.is_empty()).collect()
+    /// The stop sequences as given.
+    fn stops(&self) -> &[String] {
+        match &self.stop {
+            None => &[],
+            Some(Stop::One(s)) => std::slice::from_ref(s),
+            Some(Stop::Many(list)) => list.as_slice(),
+        }
+    }
+
+    /// The sampling settings, with the limit the request kind reads.
+    fn sampling(&self, max_tokens: Option<u32>) -> Sampling {
+        Sampling {
+            max_tokens,
+            temperature: self.temperature,
+            top_p: self.top_p,
+            seed: self.seed.map(|s| s as u64),
+            stop: self.stops().iter().filter(|s| !s.is_empty()).cloned().collect(),
+        }
+    }
+
+    /// True when the last chunk of a stream should carry `usage`.
+    pub fn include_usage(&self) -> bool {
+        self.stream_options.as_ref().is_some_and(|o| o.include_usage)
+    }
 }
 
 impl ChatCompletionRequest {
@@ -405,7 +417,7 @@ impl ChatCompletionRequest {
             return Err(Error::invalid("messages", "'messages' must hold at least one message"));
         }
         let name = if self.max_completion_tokens.is_some() { "max_completion_tokens" } else { "max_tokens" };
-        check_common(self.n, self.temperature, self.top_p, self.max_tokens(), &self.stop, name)?;
+        self.common.check(self.max_tokens(), name)?;
         if self.logprobs == Some(true) {
             return Err(Error::invalid("logprobs", "logprobs are not supported"));
         }
@@ -420,23 +432,12 @@ impl ChatCompletionRequest {
 
     /// `max_completion_tokens`, else `max_tokens`.
     pub fn max_tokens(&self) -> Option<u32> {
-        self.max_completion_tokens.or(self.max_tokens)
+        self.max_completion_tokens.or(self.common.max_tokens)
     }
 
     /// The sampling settings.
     pub fn sampling(&self) -> Sampling {
-        Sampling {
-            max_tokens: self.max_tokens(),
-            temperature: self.temperature,
-            top_p: self.top_p,
-            seed: self.seed.map(|s| s as u64),
-            stop: stop_list(&self.stop),
-        }
-    }
-
-    /// True when the last chunk of a stream should carry `usage`.
-    pub fn include_usage(&self) -> bool {
-        self.stream_options.as_ref().is_some_and(|o| o.include_usage)
+        self.common.sampling(self.max_tokens())
     }
 }
 
@@ -446,7 +447,7 @@ impl CompletionRequest {
     /// sampling values, more than 4 stop sequences or one over 256 bytes.
     pub fn validate(&self) -> Result<(), Error> {
         self.prompt_text()?;
-        check_common(self.n, self.temperature, self.top_p, self.max_tokens, &self.stop, "max_tokens")?;
+        self.common.check(self.common.max_tokens, "max_tokens")?;
         if let Some(b) = self.best_of.filter(|&b| b != 1) {
             return Err(Error::invalid("best_of", format!("only best_of = 1 is supported, got {b}")));
         }
@@ -475,17 +476,6 @@ impl CompletionRequest {
 
     /// The sampling settings (`max_tokens` defaults to OpenAI's 16).
     pub fn sampling(&self) -> Sampling {
-        Sampling {
-            max_tokens: Some(self.max_tokens.unwrap_or(16)),
-            temperature: self.temperature,
-            top_p: self.top_p,
-            seed: self.seed.map(|s| s as u64),
-            stop: stop_list(&self.stop),
-        }
-    }
-
-    /// True when the last chunk of a stream should carry `usage`.
-    pub fn include_usage(&self) -> bool {
-        self.stream_options.as_ref().is_some_and(|o| o.include_usage)
+        self.common.sampling(Some(self.common.max_tokens.unwrap_or(16)))
     }
 }

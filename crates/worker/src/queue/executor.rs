@@ -39,6 +39,8 @@ pub(crate) struct Executor<H> {
     pub(crate) debugger: Option<debugger::Process>,
     /// What the jobs share (read from the environment when the worker starts).
     pub(crate) scope: WorkerScope,
+    /// The worker's schema: each input is checked against it before the decode.
+    pub(crate) schema: Option<Arc<runpod_protocol::WorkerSchema>>,
 }
 
 impl<H: Handler> Executor<H> {
@@ -73,7 +75,8 @@ impl<H: Handler> Executor<H> {
         let job_id = wire.id.clone();
         tracing::debug!(parent: &span, "job started");
         let timings = self.debugger.is_some().then(Timings::default);
-        let call = invoke(self.handler.clone(), Job::undecoded(wire), ctx.clone(), timings);
+        let call =
+            invoke(self.handler.clone(), Job::undecoded(wire), ctx.clone(), self.schema.clone(), timings);
         let mut handle = self.rt.spawn(call.instrument(span.clone()));
 
         let deadline = async {
@@ -179,6 +182,7 @@ impl Options {
             refresh_after_job: self.refresh_after_job,
             debugger: self.debugger.then(debugger::Process::read),
             scope: WorkerScope::from_env(),
+            schema: self.schema.clone(),
         }
     }
 }

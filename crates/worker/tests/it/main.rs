@@ -13,6 +13,7 @@ mod load_balancing;
 mod odd_ids;
 mod readme_echo;
 mod readme_s3;
+mod schema;
 mod sigterm_idle;
 mod wire;
 mod wire_sdk;

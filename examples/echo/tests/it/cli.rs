@@ -56,13 +56,41 @@ fn failing_test_input_exits_1_with_the_field_path() {
     assert_eq!(report["error_type"], "InputError");
     assert!(report["error_message"].as_str().unwrap().contains("input.repeat"), "{report}");
 
+    // The range comes from the type's schema: checked before the handler runs, in the same words.
     let o = run(&["--test-input", r#"{"input": {"message": "hi", "repeat": 0}}"#], None);
     assert_eq!(o.status.code(), Some(1));
-    assert!(stdout_json(&o)["error"].as_str().unwrap().contains("repeat must be between 1 and 100"));
+    let report: Value = serde_json::from_str(stdout_json(&o)["error"].as_str().unwrap()).unwrap();
+    assert_eq!(report["error_type"], "InputError");
+    assert_eq!(
+        report["error_message"],
+        "invalid input at `input.repeat`: invalid value: integer `0`, expected a value from 1 to 100"
+    );
 
     let o = run(&["--test-input", "{not json"], None);
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("bad test input"));
+}
+
+/// `--schema`: the JSON Schemas of `EchoInput` and `EchoOutput`, derived from the Rust types
+/// (doc comments, the serde default, the schemars range), and nothing else on stdout.
+#[test]
+fn schema_prints_the_types_as_json_schema() {
+    let o = run(&["--schema"], None);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let doc = stdout_json(&o);
+    let input = &doc["input"];
+    assert_eq!(input["$schema"], "https://json-schema.org/draft/2020-12/schema");
+    assert_eq!(input["type"], "object");
+    assert_eq!(input["required"], json!(["message"]));
+    assert_eq!(input["additionalProperties"], false);
+    assert_eq!(input["properties"]["message"], json!({"type": "string", "description": "What to echo."}));
+    let repeat = &input["properties"]["repeat"];
+    assert_eq!(
+        (&repeat["type"], &repeat["default"], &repeat["minimum"], &repeat["maximum"]),
+        (&json!("integer"), &json!(1), &json!(1), &json!(100))
+    );
+    assert_eq!(repeat["description"], "How many times to repeat the message.");
+    assert_eq!(doc["output"]["required"], json!(["echo", "repeat"]));
 }
 
 #[test]

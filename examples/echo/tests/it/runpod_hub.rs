@@ -26,6 +26,26 @@ fn the_listing_passes_the_check() {
     }
 }
 
+#[test]
+fn the_cases_have_what_the_workers_schema_requires() {
+    let out = std::process::Command::new(BIN).arg("--schema").output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let schema: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let report = hub::check(example_dir(), Some(&schema));
+    assert!(report.passed(), "{report}");
+    // The schema allows no other field: a case with one is an error naming it.
+    let tests = json!({"tests": [{"name": "a", "input": {"message": "hi", "loud": true}}, {"name": "b", "input": {}}]});
+    let report = hub::check_inputs_against_schema(&tests, &schema, Path::new("tests.json"));
+    let errors: Vec<String> = report.errors().map(|p| format!("{}: {}", p.path, p.message)).collect();
+    assert_eq!(
+        errors,
+        [
+            "$.tests[0].input.loud: is not a property of the schema, which allows no others",
+            "$.tests[1].input: has no `message`, which the schema requires"
+        ]
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_case_passes_against_the_worker() {
     let listing = Listing::read(example_dir()).unwrap();
@@ -98,7 +118,9 @@ async fn failing_and_slow_cases_fail_with_the_reason_and_the_rest_run() {
     assert_eq!(seen, ["refused", "unknown_field", "too_slow", "fine"], "on_case saw each case as it ended");
     let why = |i: usize| results[i].failure.clone().unwrap_or_default();
     assert!(
-        why(0).starts_with("the job ended FAILED") && why(0).contains("repeat must be between 1 and 100"),
+        why(0).starts_with("the job ended FAILED")
+            && why(0).contains("repeat")
+            && why(0).contains("1 to 100"),
         "{}",
         why(0)
     );
