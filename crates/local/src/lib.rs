@@ -63,6 +63,7 @@ mod console;
 mod disk;
 mod env;
 mod error;
+pub mod hub;
 mod jobs;
 #[cfg(feature = "load-balancer")]
 mod load_balancer;

@@ -2,6 +2,8 @@
 
 #![forbid(unsafe_code)]
 
+mod hub_cmd;
+
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use runpod_local::{worker_env_vars, LocalEndpoint, RateLimits, WebhookTargets};
@@ -48,6 +50,8 @@ enum Command {
     /// (docs/load-balancing.md).
     #[cfg(feature = "load-balancer")]
     LoadBalance(LoadBalance),
+    /// A worker's Runpod Hub listing: check it, write its tests.json, run its cases (docs/hub.md).
+    Hub(hub_cmd::Hub),
 }
 
 /// How `worker-env` prints the variables.
@@ -193,6 +197,9 @@ async fn main() -> anyhow::Result<()> {
             }
         }
         return Ok(());
+    }
+    if let Some(Command::Hub(h)) = command {
+        std::process::exit(hub_cmd::main(h).await?);
     }
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)

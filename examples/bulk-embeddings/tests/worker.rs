@@ -127,3 +127,56 @@ async fn embeds_into_a_bucket_and_answers_with_a_presigned_url() {
 
     local.stop().await.unwrap();
 }
+
+/// The Hub listing (`.runpod/`): it passes the publishing guide's checks, and its case passes
+/// against the bulk-embeddings binary through a local endpoint twice: as the Hub runs it (no
+/// bucket configured: the file comes back inline), and with the listing's `BUCKET_*` inputs
+/// set to the test S3 server (the file goes to the bucket).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_hub_listing_passes_the_check_and_its_cases_pass_with_and_without_a_bucket() {
+    use runpod_local::hub::{self, HubRun, Listing};
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let report = hub::check(dir, None);
+    assert!(report.passed(), "{report}");
+    let Some(model) = minilm_dir() else { return };
+    let worker = || {
+        let mut c = tokio::process::Command::new(env!("CARGO_BIN_EXE_bulk-embeddings"));
+        c.env("DEVICE", "cpu").env("HF_ENDPOINT", "http://127.0.0.1:9");
+        for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("BUCKET_")) {
+            c.env_remove(k);
+        }
+        c
+    };
+    let model = model.display().to_string();
+
+    let results =
+        HubRun::new(Listing::read(dir).unwrap(), worker()).env("MODEL_DIR", &model).run().await.unwrap();
+    assert!(!results.is_empty());
+    for r in &results {
+        assert!(r.passed(), "{r}");
+        let out = r.output.as_ref().unwrap();
+        assert_eq!(out["file"]["inline"], true, "no bucket: the file inline: {out}");
+    }
+
+    let Some(s3) = TestS3::start() else { return };
+    let bucket = s3.new_bucket("bulk-hub").await;
+    let results = HubRun::new(Listing::read(dir).unwrap(), worker())
+        .env("MODEL_DIR", &model)
+        .env("BUCKET_ENDPOINT_URL", &s3.endpoint)
+        .env("BUCKET_NAME", bucket.bucket())
+        .env("BUCKET_ACCESS_KEY_ID", &s3.access_key)
+        .env("BUCKET_SECRET_ACCESS_KEY", &s3.secret_key)
+        .env("RUNPOD_ALLOW_PRIVATE_S3_ENDPOINTS", "true")
+        .run()
+        .await
+        .unwrap();
+    for r in &results {
+        assert!(r.passed(), "{r}");
+        let out = r.output.as_ref().unwrap();
+        assert_eq!(out["file"]["inline"], false, "{out}");
+        assert_eq!(out["file"]["bucket"], bucket.bucket(), "{out}");
+        let file = reqwest::get(out["file"]["url"].as_str().unwrap()).await.unwrap();
+        assert!(file.status().is_success(), "the presigned URL serves the file");
+        assert_eq!(file.bytes().await.unwrap().len() as u64, out["file"]["size"].as_u64().unwrap());
+    }
+}

@@ -7,6 +7,7 @@ mod common;
 mod console;
 mod data_dir;
 mod errors;
+mod hub;
 mod lifecycle;
 mod load_balancer;
 mod logs;

@@ -5,4 +5,5 @@ mod device;
 mod hub;
 mod minilm;
 mod modes;
+mod runpod_hub;
 mod worker;

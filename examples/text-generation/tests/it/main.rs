@@ -7,5 +7,6 @@ mod generate;
 mod gguf_tokenizer;
 mod hostile_input;
 mod openai;
+mod runpod_hub;
 mod tiny;
 mod worker;
