@@ -14,6 +14,9 @@ llm = Llama(model_path=sys.argv[1], n_threads=int(sys.argv[2]), n_threads_batch=
 print(json.dumps({"ready": True}), flush=True)
 for line in sys.stdin:
     req = json.loads(line)
+    # Without this, llama-cpp-python reuses the KV cache of the previous request when the prompt
+    # starts the same way, and skips the prompt: the first token would not be comparable.
+    llm.reset()
     started = time.perf_counter()
     ttft, tokens = None, 0
     for chunk in llm.create_completion(req["prompt"], max_tokens=req["max_tokens"], temperature=0.0,

@@ -109,15 +109,22 @@ impl Peer {
     }
 }
 
-/// A streamed `/openai/v1/completions` call, timed from the request to the first text and to
-/// `[DONE]`.
-async fn openai_run(http: &reqwest::Client, base: &str, prompt: &str, tokens: usize) -> anyhow::Result<Run> {
+/// A streamed `/openai/v1/completions` call for `model` (the name the worker serves: another
+/// is answered 404 `model_not_found`), timed from the request to the first text and to `[DONE]`.
+async fn openai_run(
+    http: &reqwest::Client,
+    base: &str,
+    model: &str,
+    prompt: &str,
+    tokens: usize,
+) -> anyhow::Result<Run> {
     let started = Instant::now();
-    let body = json!({"model": "m", "prompt": prompt, "max_tokens": tokens, "temperature": 0, "stream": true,
+    let body = json!({"model": model, "prompt": prompt, "max_tokens": tokens, "temperature": 0, "stream": true,
                       "stream_options": {"include_usage": true}});
     let resp =
         http.post(format!("{base}/openai/v1/completions")).bearer_auth(API_KEY).json(&body).send().await?;
-    anyhow::ensure!(resp.status().is_success(), "status {}", resp.status());
+    let status = resp.status();
+    anyhow::ensure!(status.is_success(), "status {status}: {}", resp.text().await.unwrap_or_default());
     let mut bytes = resp.bytes_stream();
     let (mut first, mut n, mut buf) = (None, 0.0, String::new());
     while let Some(chunk) = bytes.next().await {
@@ -203,17 +210,18 @@ fn main() -> anyhow::Result<()> {
 
     // The OpenAI route against the native input, same in-process worker and endpoint.
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let name = model.name().to_string();
     rt.block_on(async {
         let local = LocalWorker::start(runpod_worker::Worker::new(GenerateHandler::new(model))).await?;
         let client = example_support::local_worker::client(&local)
             .with_poll_interval(Duration::from_millis(1), Duration::from_millis(5));
         let http = reqwest::Client::new();
         let base = local.endpoint().endpoint_url();
-        openai_run(&http, &base, PROMPT, 4).await?;
+        openai_run(&http, &base, &name, PROMPT, 4).await?;
         native_run(&client, PROMPT, 4).await?;
         let (mut o, mut n) = (Vec::new(), Vec::new());
         for _ in 0..rounds {
-            o.push(openai_run(&http, &base, PROMPT, tokens).await?);
+            o.push(openai_run(&http, &base, &name, PROMPT, tokens).await?);
             n.push(native_run(&client, PROMPT, tokens).await?);
         }
         println!("Through runpod-local, same worker, {tokens} new tokens (min median max):");
