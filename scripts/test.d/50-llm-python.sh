@@ -1,20 +1,17 @@
 # shellcheck shell=bash
-# The Python peers of the text-generation worker's OpenAI tests, each in its own cached venv:
-#   - venv-llm-clients-*: the official OpenAI client (`openai`), `transformers` and `gguf`
-#     (the reference for chat templates: `apply_chat_template`, also on a GGUF file);
-#   - venv-llama-cpp-*: `llama-cpp-python`, built from source (PyPI ships no binary wheel; a few
-#     minutes on 2 cores): the reference GGUF tokenizer and the benchmark's peer.
+# The Python peers of the text-generation worker's OpenAI tests, in a cached venv
+# (venv-llm-clients-*): the official OpenAI client (`openai`), `transformers` and `gguf` (the
+# reference for chat templates: `apply_chat_template`, also on a GGUF file). llama.cpp's own
+# tokenizer, the other reference, is the one the worker links (no llama-cpp-python here: the
+# benchmark's peer is built by scripts/bench-llm.sh).
 #
 # Sourced by scripts/test.sh. A second run finds the stamp files and installs nothing (no
 # network). Exports for the tests:
 #   RUNPOD_TEST_LLM_PYTHON        python with openai, transformers, gguf
-#   RUNPOD_TEST_LLAMA_CPP_PYTHON  python with llama_cpp
 # A failed install only warns here: the tests then say why they skip (or fail, under CI).
 
 _llm_clients_pkgs="openai==3.57.0 transformers==5.24.0 gguf==0.19.0 jinja2==3.1.6"
 _llm_clients_venv="$RUNPOD_RS_CACHE/venv-llm-clients-$(echo "$_llm_clients_pkgs" | sha256sum | cut -c1-12)"
-_llm_cpp_version="0.3.36"
-_llm_cpp_venv="$RUNPOD_RS_CACHE/venv-llama-cpp-$_llm_cpp_version"
 
 # Creates venv $1 (stamp file $1/.installed) with pip packages $2..; extra env for pip may be set
 # by the caller. Returns non-zero when it could not.
@@ -39,12 +36,4 @@ else
   echo "50-llm-python.sh: WARNING: could not install $_llm_clients_pkgs; the OpenAI client and chat template tests will skip (fail under CI)" >&2
 fi
 
-# Only the CPU backend, none of llama.cpp's tools, tests or examples: the build is the slow part.
-if CMAKE_BUILD_PARALLEL_LEVEL="$(nproc)" \
-  CMAKE_ARGS="-DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAVA_BUILD=OFF -DLLAMA_CURL=OFF" \
-  _llm_venv "$_llm_cpp_venv" "llama-cpp-python==$_llm_cpp_version"; then
-  export RUNPOD_TEST_LLAMA_CPP_PYTHON="$_llm_cpp_venv/bin/python"
-else
-  echo "50-llm-python.sh: WARNING: could not build llama-cpp-python==$_llm_cpp_version; the GGUF tokenizer test will skip (fail under CI)" >&2
-fi
-unset _llm_clients_pkgs _llm_clients_venv _llm_cpp_version _llm_cpp_venv
+unset _llm_clients_pkgs _llm_clients_venv

@@ -1,6 +1,6 @@
 """The benchmark's peer: llama-cpp-python generating from the same GGUF file, one request per
 line on stdin (a JSON object: prompt, max_tokens), one JSON line per request on stdout:
-{"tokens", "seconds", "ttft"}. Greedy, CPU, N threads (argv[2]).
+{"tokens", "seconds", "ttft", "text"}. Greedy, CPU, N threads (argv[2]).
 """
 
 import json
@@ -10,7 +10,7 @@ import time
 from llama_cpp import Llama
 
 llm = Llama(model_path=sys.argv[1], n_threads=int(sys.argv[2]), n_threads_batch=int(sys.argv[2]),
-            n_ctx=2048, verbose=False)
+            n_ctx=4096, verbose=False)
 print(json.dumps({"ready": True}), flush=True)
 for line in sys.stdin:
     req = json.loads(line)
@@ -18,10 +18,12 @@ for line in sys.stdin:
     # starts the same way, and skips the prompt: the first token would not be comparable.
     llm.reset()
     started = time.perf_counter()
-    ttft, tokens = None, 0
+    ttft, tokens, text = None, 0, ""
     for chunk in llm.create_completion(req["prompt"], max_tokens=req["max_tokens"], temperature=0.0,
                                        stream=True):
         if ttft is None:
             ttft = time.perf_counter() - started
         tokens += 1
-    print(json.dumps({"tokens": tokens, "seconds": time.perf_counter() - started, "ttft": ttft}), flush=True)
+        text += chunk["choices"][0]["text"]
+    print(json.dumps({"tokens": tokens, "seconds": time.perf_counter() - started, "ttft": ttft, "text": text}),
+          flush=True)

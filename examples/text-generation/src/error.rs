@@ -20,6 +20,9 @@ pub enum GenerateError {
     /// appends one when `RUST_BACKTRACE` is set) and no folders of file paths.
     #[error("model: {}", candle_message(.0))]
     Model(candle_core::Error),
+    /// llama.cpp failed while running a GGUF model.
+    #[error("model: {0}")]
+    Engine(String),
     /// The request is not acceptable (bad sampling values, prompt too long, ...).
     #[error("{0}")]
     BadInput(String),

@@ -1,56 +1,21 @@
 //! Quantized Llama-family models in one GGUF file (llama.cpp's format): the weights on
-//! candle's `quantized_llama`, the tokenizer built from the file's vocabulary and merges, the
-//! chat template and end-of-sequence token from its metadata.
+//! llama.cpp (through [`Batcher`], many requests in one batch), the tokenizer built from the
+//! file's vocabulary and merges, the chat template and end-of-sequence token from its metadata.
 
 use std::path::Path;
 
 use candle_core::quantized::gguf_file::{self, Value};
-use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{Device, Tensor};
 use candle_transformers::generation::LogitsProcessor;
-use candle_transformers::models::quantized_llama::{ModelWeights, MAX_SEQ_LEN};
 use serde_json::json;
 use tokenizers::Tokenizer;
 
+use crate::batcher::{Batcher, BatcherConfig};
 use crate::chat::ChatTemplate;
 use crate::detok::Detokenizer;
 use crate::model::{fits_context, FinishReason, GenerateError, Generation, Observer, Params};
 use crate::prompt::{Prompt, PromptEncoder};
 use crate::stop::{StopMatcher, StopState};
-
-/// GGUF block types whose dot product candle 0.11 runs as a plain scalar loop on the CPU (it
-/// has AVX and NEON paths for Q4_0, Q8_0 and the K-quants only): six times slower than
-/// llama.cpp on SmolLM2's Q4_1 file. [`GgufModel::load`] requantizes them to Q8_0 on the CPU.
-const SCALAR_ON_CPU: [GgmlDType; 3] = [GgmlDType::Q4_1, GgmlDType::Q5_0, GgmlDType::Q5_1];
-
-/// The file as an in-memory GGUF whose [`SCALAR_ON_CPU`] tensors are requantized to Q8_0 (8
-/// bits per weight, above the 4 or 5 they had, so the values change by less than their own
-/// quantization step), or `None` when it has none of them.
-fn requantized_for_cpu<R: std::io::Read + std::io::Seek>(
-    ct: &gguf_file::Content,
-    reader: &mut R,
-) -> candle_core::Result<Option<Vec<u8>>> {
-    if !ct.tensor_infos.values().any(|t| SCALAR_ON_CPU.contains(&t.ggml_dtype)) {
-        return Ok(None);
-    }
-    let mut names: Vec<&str> = ct.tensor_infos.keys().map(String::as_str).collect();
-    names.sort_unstable();
-    let mut tensors = Vec::with_capacity(names.len());
-    for name in &names {
-        let t = ct.tensor(reader, name, &Device::Cpu)?;
-        let t = if SCALAR_ON_CPU.contains(&t.dtype()) {
-            QTensor::quantize(&t.dequantize(&Device::Cpu)?, GgmlDType::Q8_0)?
-        } else {
-            t
-        };
-        tensors.push(t);
-    }
-    let metadata: Vec<(&str, &Value)> = ct.metadata.iter().map(|(k, v)| (k.as_str(), v)).collect();
-    let tensors: Vec<(&str, &QTensor)> = names.iter().copied().zip(tensors.iter()).collect();
-    let mut out = std::io::Cursor::new(Vec::new());
-    gguf_file::write(&mut out, &metadata, &tensors)?;
-    Ok(Some(out.into_inner()))
-}
 
 /// llama.cpp's token types (`tokenizer.ggml.token_type`).
 const TOKEN_CONTROL: i32 = 3;
@@ -181,15 +146,19 @@ impl GgufVocab {
     }
 }
 
-/// A loaded GGUF model; load once, generate per request (each with its own KV cache).
+/// The longest context a sequence gets (prompt and generation) when the file allows more: each
+/// of the [`BatcherConfig::sequences`] holds a KV cache this long.
+pub const MAX_CONTEXT: usize = 4096;
+
+/// A loaded GGUF model; load once, generate per request (each with its own KV cache, up to
+/// [`BatcherConfig::sequences`] at once, batched together).
 pub struct GgufModel {
-    weights: ModelWeights,
+    batcher: Batcher,
     vocab: GgufVocab,
     encoder: PromptEncoder,
     chat: Option<ChatTemplate>,
     context: usize,
     name: String,
-    device: Device,
 }
 
 // A summary: the weights and buffers are far too big to print.
@@ -198,14 +167,31 @@ impl std::fmt::Debug for GgufModel {
         f.debug_struct("GgufModel")
             .field("name", &self.name)
             .field("context", &self.context)
-            .field("device", &self.device)
+            .field("batcher", &self.batcher)
             .finish_non_exhaustive()
     }
 }
 
 impl GgufModel {
-    /// Loads `path` (a `.gguf` file of a Llama-family model) onto `device`.
+    /// Loads `path` (a `.gguf` file of a Llama-family model) onto `device`, for one request at a
+    /// time (see [`GgufModel::load_with`]).
     pub fn load(path: &Path, device: &Device) -> Result<Self, GenerateError> {
+        Self::load_with(path, device, 1)
+    }
+
+    /// Loads `path` onto `device` for up to `sequences` requests at once: their tokens run in
+    /// one batch, and each holds a KV cache of [`GgufModel::context_length`] tokens.
+    pub fn load_with(path: &Path, device: &Device, sequences: usize) -> Result<Self, GenerateError> {
+        Self::load_with_config(path, device, BatcherConfig::cpu(sequences, MAX_CONTEXT))
+    }
+
+    /// Loads `path` onto `device` with `config`: its sequences and threads, and its context as
+    /// the most a sequence gets (the file's own context when that is less).
+    pub fn load_with_config(
+        path: &Path,
+        device: &Device,
+        config: BatcherConfig,
+    ) -> Result<Self, GenerateError> {
         let read_err = |source| example_support::LoadError::Read { path: path.to_owned(), source };
         let mut file = std::fs::File::open(path).map_err(read_err)?;
         let ct = gguf_file::Content::read(&mut file)
@@ -230,29 +216,26 @@ impl GgufModel {
             .metadata
             .get("llama.context_length")
             .and_then(|v| v.to_u32().ok())
-            .map_or(MAX_SEQ_LEN, |c| (c as usize).min(MAX_SEQ_LEN));
+            .map_or(config.context, |c| (c as usize).min(config.context));
         let name = path.file_stem().and_then(|s| s.to_str()).unwrap_or("model").to_owned();
-        let weights_err = |e: candle_core::Error| GenerateError::Weights(format!("{}: {e}", path.display()));
-        let requantized = match device {
-            Device::Cpu => requantized_for_cpu(&ct, &mut file).map_err(weights_err)?,
-            _ => None,
-        };
-        let weights = match requantized {
-            Some(bytes) => {
-                let mut bytes = std::io::Cursor::new(bytes);
-                let ct = gguf_file::Content::read(&mut bytes).map_err(weights_err)?;
-                ModelWeights::from_gguf(ct, &mut bytes, device)
-            }
-            None => ModelWeights::from_gguf(ct, &mut file, device),
+        let mut config = BatcherConfig { context, ..config };
+        if !device.is_cpu() {
+            // Every layer on the GPU (llama.cpp caps the count at the model's).
+            config.gpu_layers = 999;
         }
-        .map_err(weights_err)?;
+        let batcher = Batcher::start(path, config)?;
         let encoder = PromptEncoder::new(vocab.tokenizer.clone());
-        Ok(Self { weights, vocab, encoder, chat, context, name, device: device.clone() })
+        Ok(Self { batcher, vocab, encoder, chat, context, name })
     }
 
     /// The model's name: the file name without `.gguf`.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The llama.cpp engine it runs on (its settings and counters).
+    pub fn batcher(&self) -> &Batcher {
+        &self.batcher
     }
 
     /// The tokenizer and special tokens.
@@ -265,8 +248,8 @@ impl GgufModel {
         self.chat.as_ref()
     }
 
-    /// The longest prompt plus generation, in tokens (the file's context, at most candle's
-    /// 4096).
+    /// The longest prompt plus generation, in tokens (the file's context, at most
+    /// [`MAX_CONTEXT`]).
     pub fn context_length(&self) -> usize {
         self.context
     }
@@ -301,9 +284,16 @@ impl GgufModel {
         if tokens.is_empty() {
             return Err(GenerateError::BadInput("the prompt is empty".into()));
         }
-        let mut model = self.weights.clone();
-        model.clear_kv_cache();
-        let device = self.device.clone();
+        let mut cancelled = || observer.cancelled();
+        let Some(mut sequence) = self.batcher.sequence(&mut cancelled) else {
+            return Ok(Generation {
+                text: String::new(),
+                prompt_tokens: tokens.len(),
+                generated_tokens: 0,
+                finish_reason: FinishReason::Cancelled,
+            });
+        };
+        let vocab = self.batcher.vocab_size();
         decode_loop(
             tokens,
             params,
@@ -311,9 +301,9 @@ impl GgufModel {
             &self.vocab.tokenizer,
             &self.vocab.eos,
             self.context,
-            |input, pos| {
-                let x = Tensor::new(input, &device)?.unsqueeze(0)?;
-                model.forward(&x, pos)?.squeeze(0)
+            |input, _pos| {
+                let logits = sequence.forward(input).map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+                Tensor::from_vec(logits, vocab, &Device::Cpu)
             },
         )
     }

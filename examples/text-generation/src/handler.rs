@@ -360,7 +360,7 @@ impl From<GenerateError> for Failure {
             GenerateError::Load(_) => "ModelLoad",
             GenerateError::Weights(_) => "Weights",
             GenerateError::Tokenizer(_) => "Tokenizer",
-            GenerateError::Model(_) => "Model",
+            GenerateError::Model(_) | GenerateError::Engine(_) => "Model",
             GenerateError::BadInput(_) => "BadInput",
             GenerateError::Internal(_) => "Internal",
         };

@@ -36,12 +36,14 @@
 //! assert_eq!(m.text(), "Answer: 4 ");
 //! ```
 
+pub mod batcher;
 pub mod chat;
 pub mod cpu_llama;
 pub mod detok;
 pub mod error;
 pub mod gguf;
 pub mod handler;
+pub mod json_grammar;
 pub mod model;
 pub mod prompt;
 pub mod stop;

@@ -36,18 +36,37 @@ impl TextModel {
     /// Loads `path`: a `.gguf` file, or a model folder (`config.json`, `tokenizer.json`,
     /// safetensors weights, and `tokenizer_config.json` for the chat template).
     pub fn load(path: &Path, device: &Device) -> Result<Self, GenerateError> {
+        Self::load_with(path, device, 1)
+    }
+
+    /// Loads `path` for up to `sequences` requests at once. A GGUF file runs them in one batch
+    /// on llama.cpp (see [`GgufModel::load_with`]); a model folder runs each on its own.
+    pub fn load_with(path: &Path, device: &Device, sequences: usize) -> Result<Self, GenerateError> {
         let name = path.file_stem().and_then(|s| s.to_str()).unwrap_or("model").to_owned();
-        if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("gguf")) {
-            return Ok(Self::from(GgufModel::load(path, device)?));
+        if Self::is_gguf(path) {
+            return Ok(Self::from(GgufModel::load_with(path, device, sequences)?));
         }
         let chat = ChatTemplate::from_model_dir(path)?;
         Ok(Self { weights: Weights::Folder(Box::new(Generator::load(path, device)?)), chat, name })
+    }
+
+    /// Whether `path` names a GGUF file (by its extension).
+    pub fn is_gguf(path: &Path) -> bool {
+        path.extension().is_some_and(|e| e.eq_ignore_ascii_case("gguf"))
     }
 
     /// A folder model with the given chat template (for tests and callers that load weights
     /// elsewhere).
     pub fn with_chat_template(generator: Generator, chat: Option<ChatTemplate>, name: &str) -> Self {
         Self { weights: Weights::Folder(Box::new(generator)), chat, name: name.to_owned() }
+    }
+
+    /// The GGUF model on llama.cpp, when it is one (its engine's counters: [`GgufModel::batcher`]).
+    pub fn gguf(&self) -> Option<&GgufModel> {
+        match &self.weights {
+            Weights::Gguf(g) => Some(g),
+            Weights::Folder(_) => None,
+        }
     }
 
     /// The name answered in `model` fields and `/v1/models`.

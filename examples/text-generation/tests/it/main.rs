@@ -1,6 +1,7 @@
 //! The text-generation example: one test binary (each file a module; `tiny` is the shared tiny
 //! model fixture).
 
+mod batching;
 mod chat_template;
 mod engines;
 mod generate;

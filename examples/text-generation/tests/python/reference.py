@@ -5,8 +5,6 @@ python reference.py template-dir DIR MESSAGES_JSON
 python reference.py template-gguf FILE MESSAGES_JSON
     transformers' apply_chat_template on the template and special tokens the `gguf` package
     reads from FILE (transformers' own gguf_file= loading needs torch, see the README).
-python reference.py tokenize-gguf FILE STRINGS_JSON_FILE
-    llama-cpp-python's tokenization (vocab only, special tokens parsed, no BOS) of each string.
 
 Each prints one JSON value.
 """
@@ -39,12 +37,5 @@ if mode.startswith("template"):
         str(gen): tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=gen)
         for gen in (True, False)
     }))
-elif mode == "tokenize-gguf":
-    from llama_cpp import Llama
-
-    llm = Llama(model_path=path, vocab_only=True, verbose=False)
-    with open(arg, encoding="utf-8") as f:
-        strings = json.load(f)
-    print(json.dumps([llm.tokenize(s.encode("utf-8"), add_bos=False, special=True) for s in strings]))
 else:
     sys.exit(f"unknown mode {mode}")
