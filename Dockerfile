@@ -51,6 +51,14 @@ RUN if ! command -v cargo >/dev/null; then \
     fi
 WORKDIR /src
 COPY . .
+# A crate on llama.cpp (llama-cpp-2, e.g. examples/text-generation) builds it with CMake and a
+# C++ compiler and reads its header with libclang; other crates skip this.
+# hadolint ignore=DL3008
+RUN if grep -q '^llama-cpp-2' "${CRATE}/Cargo.toml" && ! command -v cmake >/dev/null; then \
+      apt-get update \
+      && apt-get install -y --no-install-recommends cmake g++ libclang-dev \
+      && rm -rf /var/lib/apt/lists/*; \
+    fi
 # Dependencies are cached in the registry and target cache mounts (kept across builds), so a
 # change in src/ recompiles only the crates that changed.
 RUN --mount=type=cache,target=/usr/local/cargo/registry \

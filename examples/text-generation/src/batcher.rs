@@ -22,6 +22,9 @@ use llama_cpp_2::llama_backend::LlamaBackend;
 use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::model::params::LlamaModelParams;
 use llama_cpp_2::model::LlamaModel;
+use llama_cpp_2::sampling::LlamaSampler;
+use llama_cpp_2::token::data::LlamaTokenData;
+use llama_cpp_2::token::data_array::LlamaTokenDataArray;
 use llama_cpp_2::token::LlamaToken;
 
 use crate::model::GenerateError;
@@ -105,6 +108,7 @@ struct Slots {
 
 /// A GGUF model on llama.cpp serving up to [`BatcherConfig::sequences`] sequences at once.
 pub struct Batcher {
+    model: Arc<LlamaModel>,
     steps: Sender<Msg>,
     slots: Arc<Slots>,
     stats: Arc<BatcherStats>,
@@ -123,40 +127,41 @@ impl Batcher {
     /// Loads the GGUF file at `path` and starts the thread that runs it.
     pub fn start(path: &Path, config: BatcherConfig) -> Result<Self, GenerateError> {
         let backend = backend()?;
+        let model = Arc::new(load(backend, path, &config)?);
+        let vocab = usize::try_from(model.n_vocab()).unwrap_or(0);
         let (steps, inbox) = mpsc::channel();
-        let (ready, loaded) = mpsc::sync_channel(1);
+        let (ready, made) = mpsc::sync_channel(1);
         let slots = Arc::new(Slots {
             free: Mutex::new((0..config.sequences as i32).rev().collect()),
             ..Default::default()
         });
         let stats = Arc::new(BatcherStats::default());
-        let (path_buf, cfg, thread_slots, thread_stats) =
-            (path.to_owned(), config.clone(), slots.clone(), stats.clone());
+        let (cfg, thread_model, thread_slots, thread_stats) =
+            (config.clone(), model.clone(), slots.clone(), stats.clone());
         let thread = std::thread::Builder::new()
             .name("llama.cpp".into())
             .spawn(move || {
-                let model = match load(backend, &path_buf, &cfg) {
-                    Ok(m) => m,
-                    Err(e) => {
-                        let _ = ready.send(Err(e));
-                        return;
-                    }
-                };
-                let ctx = match context(backend, &model, &cfg) {
+                let ctx = match context(backend, &thread_model, &cfg) {
                     Ok(c) => c,
                     Err(e) => {
                         let _ = ready.send(Err(e));
                         return;
                     }
                 };
-                let _ = ready.send(Ok(usize::try_from(model.n_vocab()).unwrap_or(0)));
+                let _ = ready.send(Ok(()));
                 run(ctx, &inbox, &thread_slots, &thread_stats, cfg.sequences);
             })
             .map_err(|e| GenerateError::Internal(format!("could not start the llama.cpp thread: {e}")))?;
-        let vocab = loaded
-            .recv()
-            .map_err(|_| GenerateError::Internal("the llama.cpp thread ended while loading".into()))??;
-        Ok(Self { steps, slots, stats, vocab, config, thread: Some(thread) })
+        made.recv()
+            .map_err(|_| GenerateError::Internal("the llama.cpp thread ended while starting".into()))??;
+        Ok(Self { model, steps, slots, stats, vocab, config, thread: Some(thread) })
+    }
+
+    /// A sampler that holds a sequence to `grammar` (GBNF, its rule `root`): see [`Grammar`].
+    pub fn grammar(&self, grammar: &str) -> Result<Grammar, GenerateError> {
+        let sampler = LlamaSampler::grammar(&self.model, grammar, "root")
+            .map_err(|e| GenerateError::BadInput(format!("llama.cpp could not read the grammar: {e}")))?;
+        Ok(Grammar { sampler })
     }
 
     /// What it has run so far.
@@ -392,6 +397,46 @@ fn run(
         for i in finished {
             queue.remove(i);
         }
+    }
+}
+
+/// Which tokens may come next under a grammar (llama.cpp's grammar sampler): [`Grammar::mask`]
+/// the logits before sampling, [`Grammar::accept`] the token sampled.
+pub struct Grammar {
+    sampler: LlamaSampler,
+}
+
+impl std::fmt::Debug for Grammar {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Grammar").finish_non_exhaustive()
+    }
+}
+
+impl Grammar {
+    /// Sets the logit of every token the grammar does not allow next to minus infinity (the
+    /// end-of-sequence tokens are allowed once the grammar is complete).
+    pub fn mask(&mut self, logits: &mut [f32]) {
+        let data = logits.iter().enumerate().map(|(i, &l)| LlamaTokenData::new(LlamaToken(i as i32), l, 0.0));
+        let mut candidates = LlamaTokenDataArray::from_iter(data, false);
+        self.sampler.apply(&mut candidates);
+        for d in &candidates.data {
+            if let Some(l) = usize::try_from(d.id().0).ok().and_then(|i| logits.get_mut(i)) {
+                *l = d.logit();
+            }
+        }
+    }
+
+    /// Whether the grammar allows `token` next.
+    pub fn allows(&mut self, token: u32) -> bool {
+        let one = LlamaTokenData::new(LlamaToken(token as i32), 0.0, 0.0);
+        let mut candidates = LlamaTokenDataArray::new(vec![one], false);
+        self.sampler.apply(&mut candidates);
+        candidates.data.first().is_some_and(|d| d.logit() != f32::NEG_INFINITY)
+    }
+
+    /// Moves the grammar past `token` (one [`Grammar::allows`]).
+    pub fn accept(&mut self, token: u32) {
+        self.sampler.accept(LlamaToken(token as i32));
     }
 }
 

@@ -10,7 +10,7 @@ use candle_transformers::generation::LogitsProcessor;
 use serde_json::json;
 use tokenizers::Tokenizer;
 
-use crate::batcher::{Batcher, BatcherConfig};
+use crate::batcher::{Batcher, BatcherConfig, Grammar};
 use crate::chat::ChatTemplate;
 use crate::detok::Detokenizer;
 use crate::model::{fits_context, FinishReason, GenerateError, Generation, Observer, Params};
@@ -279,7 +279,20 @@ impl GgufModel {
         params: &Params,
         observer: &mut dyn Observer,
     ) -> Result<Generation, GenerateError> {
+        self.generate_with(prompt, params, None, observer)
+    }
+
+    /// [`GgufModel::generate`], each token drawn from those `grammar` (GBNF, rule `root`; see
+    /// [`crate::json_grammar`]) allows next, when there is one.
+    pub fn generate_with<'a>(
+        &self,
+        prompt: impl Into<Prompt<'a>>,
+        params: &Params,
+        grammar: Option<&str>,
+        observer: &mut dyn Observer,
+    ) -> Result<Generation, GenerateError> {
         params.validate()?;
+        let mut grammar = grammar.map(|g| self.batcher.grammar(g)).transpose()?;
         let tokens = self.encode(prompt)?;
         if tokens.is_empty() {
             return Err(GenerateError::BadInput("the prompt is empty".into()));
@@ -301,6 +314,7 @@ impl GgufModel {
             &self.vocab.tokenizer,
             &self.vocab.eos,
             self.context,
+            grammar.as_mut(),
             |input, _pos| {
                 let logits = sequence.forward(input).map_err(|e| candle_core::Error::Msg(e.to_string()))?;
                 Tensor::from_vec(logits, vocab, &Device::Cpu)
@@ -317,6 +331,7 @@ fn decode_loop(
     tokenizer: &Tokenizer,
     eos: &[u32],
     context: usize,
+    mut grammar: Option<&mut Grammar>,
     mut forward: impl FnMut(&[u32], usize) -> candle_core::Result<Tensor>,
 ) -> Result<Generation, GenerateError> {
     let prompt_tokens = tokens.len();
@@ -337,7 +352,25 @@ fn decode_loop(
         }
         let logits = forward(&input, pos)?;
         pos += input.len();
-        let next = sampler.sample(&logits.to_dtype(candle_core::DType::F32)?)?;
+        let logits = logits.to_dtype(candle_core::DType::F32)?;
+        let mut next = sampler.sample(&logits)?;
+        if let Some(g) = grammar.as_deref_mut() {
+            // Drawn from all tokens first (one check, cheap); only a token the grammar refuses
+            // makes it mask the whole vocabulary and draw again from what it allows. The second
+            // draw is from the allowed tokens' own distribution, so the result is distributed as
+            // a draw from the masked logits.
+            if !g.allows(next) {
+                let mut masked = logits.to_vec1::<f32>()?;
+                g.mask(&mut masked);
+                if masked.iter().all(|l| *l == f32::NEG_INFINITY) {
+                    return Err(GenerateError::Internal("the grammar allows no token here".into()));
+                }
+                next = sampler.sample(&Tensor::from_vec(masked, logits.dims1()?, logits.device())?)?;
+            }
+            if !eos.contains(&next) {
+                g.accept(next);
+            }
+        }
         generated += 1;
         tokens.push(next);
         input = vec![next];

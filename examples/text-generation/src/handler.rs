@@ -7,13 +7,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use runpod_worker::openai::{self, Reply, Request, Responder, Usage};
+use runpod_worker::openai::{self, Reply, Request, Responder, ResponseFormat, Usage};
 use runpod_worker::{Failure, Job, JobContext};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::sync::mpsc;
 
 use crate::chat::TemplateMessage;
+use crate::json_grammar;
 use crate::model::{FinishReason, GenerateError, Generation, Observer, Params};
 use crate::prompt::{ChatPrompt, Prompt};
 use crate::text_model::TextModel;
@@ -193,7 +194,14 @@ impl GenerateHandler {
     /// Starts generating on a blocking thread; pieces of text arrive on the channel when
     /// `stream` is set. The runtime may drop the caller when the job is cancelled; the thread
     /// then sees the closed channel (or the cancelled context) before its next token and ends.
-    fn start(&self, prompt: JobPrompt, params: Params, stream: bool, ctx: &JobContext) -> Running {
+    fn start(
+        &self,
+        prompt: JobPrompt,
+        params: Params,
+        grammar: Option<String>,
+        stream: bool,
+        ctx: &JobContext,
+    ) -> Running {
         let (tx, pieces) = mpsc::channel::<String>(64);
         let mut observer = JobObserver {
             ctx: ctx.clone(),
@@ -207,7 +215,7 @@ impl GenerateHandler {
         let stats = self.stats.clone();
         let work = tokio::task::spawn_blocking(move || {
             let _g = span.enter();
-            let out = model.generate(prompt.as_prompt(), &params, &mut observer);
+            let out = model.generate_with(prompt.as_prompt(), &params, grammar.as_deref(), &mut observer);
             if let Ok(out) = &out {
                 stats.jobs.fetch_add(1, Ordering::SeqCst);
                 stats.tokens.fetch_add(out.generated_tokens as u64, Ordering::SeqCst);
@@ -237,7 +245,7 @@ impl GenerateHandler {
         params.validate()?;
         self.check_max_tokens(params.max_tokens).map_err(GenerateError::BadInput)?;
         let started = Instant::now();
-        let mut running = self.start(JobPrompt::Raw(input.prompt), params, input.stream, ctx);
+        let mut running = self.start(JobPrompt::Raw(input.prompt), params, None, input.stream, ctx);
         // Forward pieces as they come; the channel closes when the generator returns.
         while let Some(piece) = running.pieces.recv().await {
             if let Err(e) = ctx.stream(TextChunk { text: piece }).await {
@@ -278,9 +286,10 @@ impl GenerateHandler {
         ctx: &JobContext,
     ) -> Result<Value, openai::Error> {
         request.check_model(&[self.model.name()])?;
-        let (prompt, sampling, max_tokens_name) = match &request {
+        let (prompt, sampling, max_tokens_name, grammar) = match &request {
             Request::Models => return Ok(openai::model_list(&[self.model.name()])),
             Request::Chat(r) => {
+                let grammar = self.grammar(&r.response_format()?)?;
                 let messages = r
                     .messages
                     .iter()
@@ -291,10 +300,10 @@ impl GenerateHandler {
                 })?;
                 let name =
                     if r.max_completion_tokens.is_some() { "max_completion_tokens" } else { "max_tokens" };
-                (JobPrompt::Chat(prompt.map_err(openai_error)?), r.sampling(), name)
+                (JobPrompt::Chat(prompt.map_err(openai_error)?), r.sampling(), name, grammar)
             }
             Request::Completion(r) => {
-                (JobPrompt::Raw(r.prompt_text()?.to_owned()), r.sampling(), "max_tokens")
+                (JobPrompt::Raw(r.prompt_text()?.to_owned()), r.sampling(), "max_tokens", None)
             }
         };
         if let Some(n) = sampling.max_tokens {
@@ -314,7 +323,7 @@ impl GenerateHandler {
         };
         params.validate().map_err(openai_error)?;
         let mut reply = Responder::new(&request, self.model.name(), job_id);
-        let mut running = self.start(prompt, params, reply.is_streaming(), ctx);
+        let mut running = self.start(prompt, params, grammar, reply.is_streaming(), ctx);
         while let Some(piece) = running.pieces.recv().await {
             if let Some(event) = reply.piece(&piece) {
                 if let Err(e) = ctx.stream(event).await {
@@ -340,6 +349,27 @@ impl GenerateHandler {
                 Ok(Value::Null)
             }
         }
+    }
+}
+
+impl GenerateHandler {
+    /// The grammar a chat's `response_format` holds the answer to (`None` for text): a `400`
+    /// naming `response_format` for a schema the grammar cannot honour, or a model that cannot
+    /// be held to one (a model folder).
+    fn grammar(&self, format: &ResponseFormat) -> Result<Option<String>, openai::Error> {
+        let grammar = match format {
+            ResponseFormat::Text => return Ok(None),
+            ResponseFormat::JsonObject => json_grammar::json_object_grammar(),
+            ResponseFormat::JsonSchema { schema, .. } => json_grammar::schema_grammar(schema)
+                .map_err(|e| openai::Error::invalid("response_format", format!("json_schema: {e}")))?,
+        };
+        if !self.model.supports_grammar() {
+            return Err(openai::Error::invalid(
+                "response_format",
+                "this model cannot hold its output to JSON (only GGUF models can): leave response_format out",
+            ));
+        }
+        Ok(Some(grammar))
     }
 }
 

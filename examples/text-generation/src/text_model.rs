@@ -126,10 +126,31 @@ impl TextModel {
         params: &Params,
         observer: &mut dyn Observer,
     ) -> Result<Generation, GenerateError> {
-        match &self.weights {
-            Weights::Folder(g) => g.generate(prompt, params, observer),
-            Weights::Gguf(g) => g.generate(prompt, params, observer),
+        self.generate_with(prompt, params, None, observer)
+    }
+
+    /// [`TextModel::generate`] held to `grammar` (GBNF) when there is one: GGUF models only
+    /// ([`GgufModel::generate_with`]); a model folder refuses it as bad input.
+    pub fn generate_with<'a>(
+        &self,
+        prompt: impl Into<Prompt<'a>>,
+        params: &Params,
+        grammar: Option<&str>,
+        observer: &mut dyn Observer,
+    ) -> Result<Generation, GenerateError> {
+        match (&self.weights, grammar) {
+            (Weights::Folder(g), None) => g.generate(prompt, params, observer),
+            (Weights::Folder(_), Some(_)) => Err(GenerateError::BadInput(
+                "constrained output (response_format) needs a GGUF model: llama.cpp holds the tokens to the grammar"
+                    .into(),
+            )),
+            (Weights::Gguf(g), grammar) => g.generate_with(prompt, params, grammar, observer),
         }
+    }
+
+    /// Whether [`TextModel::generate_with`] can hold output to a grammar.
+    pub fn supports_grammar(&self) -> bool {
+        matches!(self.weights, Weights::Gguf(_))
     }
 }
 

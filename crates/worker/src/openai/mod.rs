@@ -47,7 +47,7 @@ pub use responder::{model_list, FinishReason, Reply, Responder, Usage};
 pub use sse::{sse_event, SSE_DONE};
 pub use types::{
     ChatCompletionRequest, ChatMessage, Common, CompletionRequest, Content, ContentPart, Input, Prompt,
-    Request, Role, Sampling, Stop, StreamOptions,
+    Request, ResponseFormat, Role, Sampling, Stop, StreamOptions,
 };
 
 /// `openai_route` of `POST /openai/v1/chat/completions`.

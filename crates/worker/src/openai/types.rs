@@ -295,6 +295,26 @@ pub struct ChatCompletionRequest {
     /// Tools the model may call: not served.
     #[serde(default)]
     pub tools: Option<Vec<Value>>,
+    /// The shape the answer must take, as sent (read by [`ChatCompletionRequest::response_format`]).
+    #[serde(default)]
+    pub response_format: Option<Value>,
+}
+
+/// `response_format` of a chat request: what the answer must be.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ResponseFormat {
+    /// Free text (`{"type": "text"}`, or no `response_format`).
+    Text,
+    /// Any JSON object (`{"type": "json_object"}`).
+    JsonObject,
+    /// A JSON value valid against a schema (`{"type": "json_schema", "json_schema": {"name",
+    /// "schema", "strict"}}`).
+    JsonSchema {
+        /// `json_schema.name`.
+        name: String,
+        /// `json_schema.schema` (a schema that allows anything when absent).
+        schema: Value,
+    },
 }
 
 /// `prompt` of a completion: a string, or a list holding one.
@@ -411,7 +431,7 @@ impl ChatCompletionRequest {
     /// Refuses what this module cannot serve, naming the parameter: `n` other than 1, no
     /// messages, out-of-range sampling values (temperature outside [0, 2], `top_p` outside
     /// (0, 1]), more than 4 stop sequences or one over 256 bytes, log probabilities, tools,
-    /// content that is not text.
+    /// content that is not text, a `response_format` of another shape than OpenAI's.
     pub fn validate(&self) -> Result<(), Error> {
         if self.messages.is_empty() {
             return Err(Error::invalid("messages", "'messages' must hold at least one message"));
@@ -427,7 +447,40 @@ impl ChatCompletionRequest {
         for m in &self.messages {
             m.text()?;
         }
+        self.response_format()?;
         Ok(())
+    }
+
+    /// `response_format`, read: a `400` naming `response_format` when it is not one of
+    /// OpenAI's three shapes.
+    pub fn response_format(&self) -> Result<ResponseFormat, Error> {
+        let bad = |m: &str| Error::invalid("response_format", m.to_owned());
+        let Some(f) = &self.response_format else { return Ok(ResponseFormat::Text) };
+        let f = f.as_object().ok_or_else(|| bad("response_format must be an object with a `type`"))?;
+        match f.get("type").and_then(Value::as_str) {
+            Some("text") => Ok(ResponseFormat::Text),
+            Some("json_object") => Ok(ResponseFormat::JsonObject),
+            Some("json_schema") => {
+                let js = f.get("json_schema").and_then(Value::as_object).ok_or_else(|| {
+                    bad("response_format of type json_schema needs a `json_schema` object (name, schema)")
+                })?;
+                let name = match js.get("name") {
+                    None => "response".to_owned(),
+                    Some(Value::String(n)) if !n.is_empty() && n.len() <= 64 => n.clone(),
+                    Some(_) => return Err(bad("json_schema.name must be a string of 1 to 64 characters")),
+                };
+                let schema = match js.get("schema") {
+                    None => Value::Bool(true),
+                    Some(s @ (Value::Object(_) | Value::Bool(_))) => s.clone(),
+                    Some(_) => return Err(bad("json_schema.schema must be a JSON Schema object")),
+                };
+                Ok(ResponseFormat::JsonSchema { name, schema })
+            }
+            Some(other) => Err(bad(&format!(
+                "response_format type must be text, json_object or json_schema, got {other:?}"
+            ))),
+            None => Err(bad("response_format must be an object with a `type`")),
+        }
     }
 
     /// `max_completion_tokens`, else `max_tokens`.

@@ -79,6 +79,7 @@ async fn all(http: &reqwest::Client, base: &str, model: &str, ep: &runpod_client
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn requests_at_once_share_steps_and_keep_their_text() {
+    let _cpu = crate::llama_cpu().await;
     let Some(gguf) = test_models::smollm2_gguf() else { return };
     let model = GgufModel::load_with(&gguf, &Device::Cpu, QUESTIONS.len()).unwrap();
     let name = model.name().to_owned();

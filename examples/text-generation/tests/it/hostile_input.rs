@@ -68,6 +68,7 @@ fn tokenizer() -> tokenizers::Tokenizer {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn special_tokens_typed_in_messages_stay_text() {
+    let _cpu = crate::llama_cpu().await;
     let Some(model) = model() else { return };
     let special: Vec<u32> =
         model.special_tokens().iter().map(|t| *model.encode(t.as_str()).unwrap().last().unwrap()).collect();
@@ -143,6 +144,7 @@ async fn special_tokens_typed_in_messages_stay_text() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_huge_max_tokens_is_refused_at_once() {
+    let _cpu = crate::llama_cpu().await;
     let Some(model) = model() else { return };
     let context = model.context_length();
     // The model itself, called without the handler: prompt + max_tokens does not wrap.

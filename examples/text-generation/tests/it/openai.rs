@@ -23,6 +23,7 @@ fn script() -> &'static Path {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_official_openai_client_talks_to_the_worker() {
+    let _cpu = crate::llama_cpu().await;
     let (Some(gguf), Some(python)) =
         (test_models::smollm2_gguf(), test_models::python("RUNPOD_TEST_LLM_PYTHON"))
     else {

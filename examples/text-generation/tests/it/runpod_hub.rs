@@ -14,6 +14,7 @@ fn example_dir() -> &'static Path {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_listing_passes_the_check_and_every_case_passes() {
+    let _cpu = crate::llama_cpu().await;
     let report = hub::check(example_dir(), None);
     assert!(report.passed(), "{report}");
     let Some(model) = smollm2_gguf() else { return };
