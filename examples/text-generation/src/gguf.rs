@@ -307,19 +307,10 @@ impl GgufModel {
             });
         };
         let vocab = self.batcher.vocab_size();
-        decode_loop(
-            tokens,
-            params,
-            observer,
-            &self.vocab.tokenizer,
-            &self.vocab.eos,
-            self.context,
-            grammar.as_mut(),
-            |input, _pos| {
-                let logits = sequence.forward(input).map_err(|e| candle_core::Error::Msg(e.to_string()))?;
-                Tensor::from_vec(logits, vocab, &Device::Cpu)
-            },
-        )
+        decode_loop(tokens, params, observer, &self.vocab, self.context, grammar.as_mut(), |input, _pos| {
+            let logits = sequence.forward(input).map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+            Tensor::from_vec(logits, vocab, &Device::Cpu)
+        })
     }
 }
 
@@ -328,12 +319,12 @@ fn decode_loop(
     mut tokens: Vec<u32>,
     params: &Params,
     observer: &mut dyn Observer,
-    tokenizer: &Tokenizer,
-    eos: &[u32],
+    vocab: &GgufVocab,
     context: usize,
     mut grammar: Option<&mut Grammar>,
     mut forward: impl FnMut(&[u32], usize) -> candle_core::Result<Tensor>,
 ) -> Result<Generation, GenerateError> {
+    let (tokenizer, eos) = (&vocab.tokenizer, vocab.eos.as_slice());
     let prompt_tokens = tokens.len();
     fits_context(prompt_tokens, params.max_tokens, context)?;
     let mut sampler =

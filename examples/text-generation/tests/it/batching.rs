@@ -119,3 +119,46 @@ async fn requests_at_once_share_steps_and_keep_their_text() {
     assert!(most >= 4, "at most {most} sequences shared a step");
     local.stop().await.unwrap();
 }
+
+/// A prompt longer than one step (512 tokens) is fed in chunks beside the other sequences'
+/// tokens, which keep their texts. Its own greedy text may part from its text alone at a near
+/// tie: measured here, "The printing press revolutionized the way ..." batched against "...
+/// transformed the way ..." alone (llama.cpp's steps with sequences of other KV lengths beside
+/// it round differently); two such prompts batched together kept their texts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_long_prompt_joins_in_chunks_beside_running_sequences() {
+    let Some(gguf) = test_models::smollm2_gguf() else { return };
+    let _cpu = crate::llama_cpu().await;
+    let model = GgufModel::load_with(&gguf, &Device::Cpu, 4).unwrap();
+    let name = model.name().to_owned();
+    let handler = GenerateHandler::new(model);
+    let engine = handler.clone();
+    let worker = runpod_worker::Worker::new(handler).concurrency(4);
+    let local = LocalWorker::start(worker).await.unwrap();
+    let (http, base) = (reqwest::Client::new(), local.endpoint().endpoint_url());
+    let long = format!(
+        "Here are my notes: {} Summarise my notes in one sentence.",
+        "The printing press changed how books were made, and ideas spread faster than before. ".repeat(70)
+    );
+    let prompt_tokens = engine.model().encode(long.as_str()).unwrap().len();
+    assert!(prompt_tokens > 1024, "the prompt spans three steps: {prompt_tokens} tokens");
+    let questions = [long.as_str(), QUESTIONS[0], QUESTIONS[1], QUESTIONS[2]];
+
+    let mut alone = Vec::new();
+    for q in questions {
+        alone.push(chat(&http, &base, &name, q).await);
+    }
+    // The short ones start first, so the long prompt joins while they decode.
+    let short = futures::future::join_all(questions[1..].iter().map(|q| chat(&http, &base, &name, q)));
+    let long_one = async {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        chat(&http, &base, &name, questions[0]).await
+    };
+    let (short, long_text) = tokio::join!(short, long_one);
+    assert_eq!(short, alone[1..], "the short ones' texts");
+    eprintln!("the long prompt alone: {:?}\nbeside three others: {long_text:?}", alone[0]);
+    assert!(long_text.split_whitespace().count() >= 5, "an answer: {long_text:?}");
+    let first_words = |t: &str| t.split_whitespace().take(3).collect::<Vec<_>>().join(" ");
+    assert_eq!(first_words(&long_text), first_words(&alone[0]), "the same start");
+    local.stop().await.unwrap();
+}
