@@ -1,13 +1,15 @@
 //! Example Runpod worker: token-by-token text generation with a Llama-family causal LM
-//! (Llama 2/3, TinyLlama, SmolLM, ...) on [candle](https://github.com/huggingface/candle).
+//! (Llama 2/3, TinyLlama, SmolLM, ...): GGUF files on llama.cpp, safetensors folders on
+//! [candle](https://github.com/huggingface/candle).
 //!
 //! [`Generator`] is the model (load once; generate with temperature, top-p, seed, max tokens
 //! and stop strings, reporting each piece of text to an [`Observer`] that can cancel between
 //! tokens); [`GenerateHandler`] wraps it as a `runpod-worker` handler that streams the pieces,
 //! reports progress and honours job cancellation. [`gguf::GgufModel`] runs a quantized GGUF file
-//! (tokenizer and chat template from its metadata), [`TextModel`] is either kind with its
-//! [`chat::ChatTemplate`], and the handler also serves the OpenAI-compatible route (chat
-//! completions, completions, models). A chat's messages are tokenized as text: only its
+//! on llama.cpp (tokenizer and chat template from its metadata), many requests in one batch
+//! ([`batcher`]), [`TextModel`] is either kind with its [`chat::ChatTemplate`], and the handler
+//! also serves the OpenAI-compatible route (chat completions, completions, models), with
+//! `response_format` held to JSON by a grammar ([`json_grammar`]). A chat's messages are tokenized as text: only its
 //! template's own markup becomes special tokens ([`prompt`]). See the README for running the
 //! binary.
 //!

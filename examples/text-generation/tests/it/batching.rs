@@ -9,7 +9,6 @@ use std::time::Instant;
 use candle_core::Device;
 use example_support::local_worker::{LocalWorker, API_KEY};
 use example_support::test_models;
-use futures::StreamExt;
 use runpod_client::Request;
 use serde_json::{json, Value};
 use text_generation::gguf::GgufModel;
@@ -40,19 +39,8 @@ async fn chat(http: &reqwest::Client, base: &str, model: &str, question: &str) -
         .await
         .unwrap();
     assert!(resp.status().is_success(), "{}", resp.status());
-    let (mut bytes, mut buf, mut text) = (resp.bytes_stream(), String::new(), String::new());
-    while let Some(chunk) = bytes.next().await {
-        buf.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
-        while let Some(end) = buf.find("\n\n") {
-            let event: String = buf.drain(..end + 2).collect();
-            let data = event.trim().trim_start_matches("data: ");
-            if data != "[DONE]" {
-                let v: Value = serde_json::from_str(data).unwrap();
-                text.push_str(v["choices"][0]["delta"]["content"].as_str().unwrap_or_default());
-            }
-        }
-    }
-    text
+    let events = crate::sse_events(resp).await;
+    events.iter().filter_map(|v| v["choices"][0]["delta"]["content"].as_str()).collect()
 }
 
 /// A greedy native job with the chat's prompt written out: its output's text.
@@ -156,7 +144,10 @@ async fn a_long_prompt_joins_in_chunks_beside_running_sequences() {
     };
     let (short, long_text) = tokio::join!(short, long_one);
     assert_eq!(short, alone[1..], "the short ones' texts");
-    eprintln!("the long prompt alone: {:?}\nbeside three others: {long_text:?}", alone[0]);
+    eprintln!(
+        "the long prompt ({prompt_tokens} tokens) alone: {:?}\nbeside three others: {long_text:?}",
+        alone[0]
+    );
     assert!(long_text.split_whitespace().count() >= 5, "an answer: {long_text:?}");
     let first_words = |t: &str| t.split_whitespace().take(3).collect::<Vec<_>>().join(" ");
     assert_eq!(first_words(&long_text), first_words(&alone[0]), "the same start");

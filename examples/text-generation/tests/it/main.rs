@@ -20,3 +20,21 @@ pub(crate) async fn llama_cpu() -> tokio::sync::MutexGuard<'static, ()> {
     static LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
     LOCK.lock().await
 }
+
+/// The JSON events of a Server-Sent Events response, as they arrive, until the stream ends
+/// (`[DONE]` left out).
+pub(crate) async fn sse_events(resp: reqwest::Response) -> Vec<serde_json::Value> {
+    use futures::StreamExt;
+    let (mut bytes, mut buf, mut events) = (resp.bytes_stream(), String::new(), Vec::new());
+    while let Some(chunk) = bytes.next().await {
+        buf.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
+        while let Some(end) = buf.find("\n\n") {
+            let event: String = buf.drain(..end + 2).collect();
+            let data = event.trim().trim_start_matches("data: ");
+            if data != "[DONE]" {
+                events.push(serde_json::from_str(data).unwrap_or_else(|e| panic!("{e}: {data:?}")));
+            }
+        }
+    }
+    events
+}

@@ -7,7 +7,6 @@
 use candle_core::Device;
 use example_support::local_worker::{LocalWorker, API_KEY};
 use example_support::test_models;
-use futures::StreamExt;
 use runpod_protocol::WorkerSchema;
 use serde_json::{json, Value};
 use text_generation::gguf::GgufModel;
@@ -29,22 +28,10 @@ async fn chat(http: &reqwest::Client, base: &str, body: Value) -> (u16, Value) {
     if body["stream"] != true || status != 200 {
         return (status, resp.json().await.unwrap());
     }
-    let (mut bytes, mut buf, mut content, mut finish) =
-        (resp.bytes_stream(), String::new(), String::new(), Value::Null);
-    while let Some(chunk) = bytes.next().await {
-        buf.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
-        while let Some(end) = buf.find("\n\n") {
-            let event: String = buf.drain(..end + 2).collect();
-            let data = event.trim().trim_start_matches("data: ");
-            if data != "[DONE]" {
-                let v: Value = serde_json::from_str(data).unwrap();
-                content.push_str(v["choices"][0]["delta"]["content"].as_str().unwrap_or_default());
-                if !v["choices"][0]["finish_reason"].is_null() {
-                    finish = v["choices"][0]["finish_reason"].clone();
-                }
-            }
-        }
-    }
+    let events = crate::sse_events(resp).await;
+    let content: String =
+        events.iter().filter_map(|v| v["choices"][0]["delta"]["content"].as_str()).collect();
+    let finish = events.iter().rev().map(|v| &v["choices"][0]["finish_reason"]).find(|f| !f.is_null());
     (status, json!({"content": content, "finish_reason": finish}))
 }
 
