@@ -9,7 +9,7 @@
 
 use std::collections::VecDeque;
 use std::num::NonZeroU32;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
@@ -112,7 +112,6 @@ pub struct Batcher {
     steps: Sender<Msg>,
     slots: Arc<Slots>,
     stats: Arc<BatcherStats>,
-    vocab: usize,
     config: BatcherConfig,
     thread: Option<JoinHandle<()>>,
 }
@@ -128,7 +127,6 @@ impl Batcher {
     pub fn start(path: &Path, config: BatcherConfig) -> Result<Self, GenerateError> {
         let backend = backend()?;
         let model = Arc::new(load(backend, path, &config)?);
-        let vocab = usize::try_from(model.n_vocab()).unwrap_or(0);
         let (steps, inbox) = mpsc::channel();
         let (ready, made) = mpsc::sync_channel(1);
         let slots = Arc::new(Slots {
@@ -154,7 +152,7 @@ impl Batcher {
             .map_err(|e| GenerateError::Internal(format!("could not start the llama.cpp thread: {e}")))?;
         made.recv()
             .map_err(|_| GenerateError::Internal("the llama.cpp thread ended while starting".into()))??;
-        Ok(Self { model, steps, slots, stats, vocab, config, thread: Some(thread) })
+        Ok(Self { model, steps, slots, stats, config, thread: Some(thread) })
     }
 
     /// A sampler that holds a sequence to `grammar` (GBNF, its rule `root`): see [`Grammar`].
@@ -176,7 +174,7 @@ impl Batcher {
 
     /// The size of the logits [`Sequence::forward`] returns.
     pub fn vocab_size(&self) -> usize {
-        self.vocab
+        usize::try_from(self.model.n_vocab()).unwrap_or(0)
     }
 
     /// A new sequence with an empty cache; waits for a free one while all are in use, asking
@@ -262,9 +260,8 @@ impl Drop for Sequence<'_> {
 
 fn load(backend: &LlamaBackend, path: &Path, cfg: &BatcherConfig) -> Result<LlamaModel, GenerateError> {
     let params = LlamaModelParams::default().with_n_gpu_layers(cfg.gpu_layers);
-    LlamaModel::load_from_file(backend, path, &params).map_err(|e| {
-        GenerateError::Weights(format!("{}: llama.cpp could not load it: {e}", PathBuf::from(path).display()))
-    })
+    LlamaModel::load_from_file(backend, path, &params)
+        .map_err(|e| GenerateError::Weights(format!("{}: llama.cpp could not load it: {e}", path.display())))
 }
 
 fn context<'m>(

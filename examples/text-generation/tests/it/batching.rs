@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use candle_core::Device;
-use example_support::local_worker::{LocalWorker, API_KEY};
+use example_support::local_worker::LocalWorker;
 use example_support::test_models;
 use runpod_client::Request;
 use serde_json::{json, Value};
@@ -31,13 +31,7 @@ const TOKENS: usize = 48;
 async fn chat(http: &reqwest::Client, base: &str, model: &str, question: &str) -> String {
     let body = json!({"model": model, "messages": [{"role": "user", "content": question}],
                       "max_tokens": TOKENS, "temperature": 0, "stream": true});
-    let resp = http
-        .post(format!("{base}/openai/v1/chat/completions"))
-        .bearer_auth(API_KEY)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let resp = crate::post_openai(http, base, "chat/completions", &body).await;
     assert!(resp.status().is_success(), "{}", resp.status());
     let events = crate::sse_events(resp).await;
     events.iter().filter_map(|v| v["choices"][0]["delta"]["content"].as_str()).collect()

@@ -38,3 +38,15 @@ pub(crate) async fn sse_events(resp: reqwest::Response) -> Vec<serde_json::Value
     }
     events
 }
+
+/// POSTs `body` to the OpenAI route `path` (e.g. `chat/completions`) of the endpoint at `base`,
+/// with the local API key.
+pub(crate) async fn post_openai(
+    http: &reqwest::Client,
+    base: &str,
+    path: &str,
+    body: &serde_json::Value,
+) -> reqwest::Response {
+    use example_support::local_worker::API_KEY;
+    http.post(format!("{base}/openai/v1/{path}")).bearer_auth(API_KEY).json(body).send().await.unwrap()
+}

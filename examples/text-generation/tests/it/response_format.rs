@@ -5,7 +5,7 @@
 //! that cannot be constrained (a model folder) are `400`s naming `response_format`.
 
 use candle_core::Device;
-use example_support::local_worker::{LocalWorker, API_KEY};
+use example_support::local_worker::LocalWorker;
 use example_support::test_models;
 use runpod_protocol::WorkerSchema;
 use serde_json::{json, Value};
@@ -17,13 +17,7 @@ use crate::tiny;
 /// POSTs a chat; the status and the body (for a stream, the content of its deltas joined, as
 /// `{"content": ..., "finish_reason": ...}`).
 async fn chat(http: &reqwest::Client, base: &str, body: Value) -> (u16, Value) {
-    let resp = http
-        .post(format!("{base}/openai/v1/chat/completions"))
-        .bearer_auth(API_KEY)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let resp = crate::post_openai(http, base, "chat/completions", &body).await;
     let status = resp.status().as_u16();
     if body["stream"] != true || status != 200 {
         return (status, resp.json().await.unwrap());
@@ -133,13 +127,7 @@ async fn a_model_folder_refuses_constrained_output() {
     assert_eq!(status, 400, "{out}");
     assert_eq!(out["error"]["param"], "response_format", "{out}");
     assert!(out["error"]["message"].as_str().unwrap().contains("GGUF"), "{out}");
-    let resp = http
-        .post(format!("{base}/openai/v1/completions"))
-        .bearer_auth(API_KEY)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let resp = crate::post_openai(&http, &base, "completions", &body).await;
     assert_eq!(resp.status().as_u16(), 200, "{}", resp.text().await.unwrap());
     local.stop().await.unwrap();
     tiny::remove(&dir);
