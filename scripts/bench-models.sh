@@ -8,8 +8,8 @@
 # min/median/max and the ratio ours/theirs; vectors and greedy tokens are compared too.
 #
 # Usage: scripts/bench-models.sh [compare.py options, e.g. --rounds 5 --threads 1 --embed-batches 32]
-# Needs the network once: the Python peer (torch 2.11.0, transformers 5.17.0,
-# sentence-transformers 6.0.1; about 4 GB) is installed into $RUNPOD_RS_CACHE by
+# Needs the network once: the Python peer at its newest releases (torch 2.15.0, transformers
+# 5.25.0, sentence-transformers 6.3.0; about 4 GB) is installed into $RUNPOD_RS_CACHE by
 # scripts/models/peer-venv.sh, and MiniLM by scripts/test.d/40-models.sh.
 # Writes target/bench-models/report.json and report.md (the table) and prints the table.
 set -euo pipefail

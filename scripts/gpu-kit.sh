@@ -233,8 +233,9 @@ PY
 }
 
 dry_run() {
+  # The versions the GPU machine has, so the dry run runs what `run` will run there.
   # shellcheck source=scripts/models/peer-venv.sh
-  source scripts/models/peer-venv.sh
+  PEER_SET=gpu-machine source scripts/models/peer-venv.sh
   : "${PEER_PYTHON:?could not install the Python peer (see above)}"
   pack --cpu
   DEVICE=cpu PYTHON="$PEER_PYTHON" OUT="${OUT:-$PWD/target/gpu-kit-dry-run}" \

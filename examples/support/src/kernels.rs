@@ -1,10 +1,11 @@
 //! CPU kernels of the examples' own forward passes (the embeddings example's packed BERT, the
-//! text-generation example's Llama decoder): matrix products ([`matmul`], on the `gemm` crate
-//! that candle itself uses, and a threaded matrix-vector product for one token, [`matvec`]),
-//! layer and RMS norm with a fused residual, bias + GELU, SiLU gating, row softmax, mean
-//! pooling. Each element-wise kernel is a plain loop that the compiler vectorises; on x86-64 each
-//! is also compiled for AVX2 + FMA and that copy is picked at run time when the CPU has them (a
-//! release build targets the x86-64 baseline, SSE2 only).
+//! text-generation example's Llama decoder): matrix products ([`linear`]: on the `gemm` crate
+//! that candle itself uses, with its AVX-512 kernels built in, or for a few rows a blocked
+//! product of our own, and a threaded matrix-vector product for one token, [`matvec`]), layer
+//! and RMS norm with a fused residual, bias + GELU, SiLU gating, row softmax, mean pooling. Each
+//! element-wise kernel is a plain loop that the compiler vectorises; on x86-64 each is also
+//! compiled for AVX-512 and for AVX2 + FMA, and the widest copy the CPU runs is picked at run
+//! time (a release build targets the x86-64 baseline, SSE2 only).
 //!
 //! `exp` and `erf` are computed here rather than by the C library so that they vectorise:
 //! `exp` by range reduction to `[-ln 2 / 2, ln 2 / 2]` and a degree-6 Taylor polynomial (about
@@ -18,19 +19,28 @@
 use gemm::Parallelism;
 use rayon::prelude::*;
 
-/// Declares `pub fn $name(args)` that runs `$body(args)` compiled for AVX2 + FMA when the CPU
-/// has them, else as compiled for the baseline.
+/// Declares `pub fn $name(args)` that runs `$body(args)` compiled for AVX-512 when the CPU has
+/// it, else for AVX2 + FMA when it has those, else as compiled for the baseline.
 macro_rules! dispatch {
     ($(#[$doc:meta])* pub fn $name:ident($($arg:ident: $ty:ty),* $(,)?) => $body:ident) => {
         $(#[$doc])*
         pub fn $name($($arg: $ty),*) {
             #[cfg(target_arch = "x86_64")]
             {
+                #[target_feature(enable = "avx512f,avx2,fma")]
+                fn wide($($arg: $ty),*) {
+                    $body($($arg),*)
+                }
                 #[target_feature(enable = "avx2,fma")]
                 fn fast($($arg: $ty),*) {
                     $body($($arg),*)
                 }
-                if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+                use std::arch::is_x86_feature_detected as has;
+                if has!("avx2") && has!("fma") {
+                    if has!("avx512f") {
+                        // SAFETY: the CPU has AVX-512F, AVX2 and FMA (checked just above).
+                        return unsafe { wide($($arg),*) };
+                    }
                     // SAFETY: the CPU has AVX2 and FMA (checked just above).
                     return unsafe { fast($($arg),*) };
                 }
@@ -40,8 +50,8 @@ macro_rules! dispatch {
     };
 }
 
-/// Lanes of the partial sums in reductions: enough independent chains for 2 x 8-wide vectors.
-const LANES: usize = 16;
+/// Lanes of the partial sums in reductions: independent chains for 2 x 16-wide or 4 x 8-wide vectors.
+const LANES: usize = 32;
 
 #[inline(always)]
 fn sum(xs: &[f32]) -> f32 {
@@ -93,11 +103,15 @@ pub fn exp(x: f32) -> f32 {
     // Adding and subtracting 1.5 * 2^23 rounds to the nearest integer without a libm call.
     const ROUND: f32 = 12_582_912.0;
     let x = x.clamp(-87.0, 88.0);
-    let n = (x * LOG2_E + ROUND) - ROUND;
+    let shifted = x * LOG2_E + ROUND;
+    let n = shifted - ROUND;
     let r = (x - n * LN2_HI) - n * LN2_LO;
     let p = 1.0
         + r * (1.0 + r * (0.5 + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0))))));
-    let scale = f32::from_bits(((n as i32 + 127) as u32) << 23);
+    // 2^n built from the bits of `shifted`, whose low mantissa bits hold n (ROUND is a multiple
+    // of 2^9 there): the low 9 bits of `bits + 127` are n + 127, in [1, 254] after the clamp, and
+    // the shift drops the rest. (`n as i32` would be a saturating cast, which does not vectorise.)
+    let scale = f32::from_bits(shifted.to_bits().wrapping_add(127) << 23);
     p * scale
 }
 
@@ -276,6 +290,155 @@ pub fn matvec(w: &[f32], x: &[f32], y: &mut [f32], threads: usize) {
     });
 }
 
+/// Weight rows that [`dot_block_body`] reads together (each is reused for every input row).
+const BLOCK: usize = 4;
+
+/// `a * b + c`, fused into one instruction where the CPU has FMA (`mul_add` without it would
+/// be a call into the C library per element).
+#[inline(always)]
+fn madd<const FMA: bool>(a: f32, b: f32, c: f32) -> f32 {
+    if FMA {
+        a.mul_add(b, c)
+    } else {
+        a * b + c
+    }
+}
+
+/// [`dot_block`] for two input rows at once (`x0`, `x1`: eight independent sums of `L` lanes,
+/// each weight load used twice); for one row, pass it twice and keep the first half of `out`.
+#[inline(always)]
+fn dot_block_rows<const L: usize, const FMA: bool>(
+    w: [&[f32]; BLOCK],
+    x0: &[f32],
+    x1: &[f32],
+    out: &mut [f32],
+) {
+    let k = x0.len();
+    let split = k - k % L;
+    let z = [0f32; L];
+    let (mut a0, mut a1, mut a2, mut a3, mut b0, mut b1, mut b2, mut b3) = (z, z, z, z, z, z, z, z);
+    let chunks = x0
+        .chunks_exact(L)
+        .zip(x1.chunks_exact(L))
+        .zip(w[0].chunks_exact(L))
+        .zip(w[1].chunks_exact(L))
+        .zip(w[2].chunks_exact(L))
+        .zip(w[3].chunks_exact(L));
+    for (((((p, q), c0), c1), c2), c3) in chunks {
+        for i in 0..L {
+            a0[i] = madd::<FMA>(p[i], c0[i], a0[i]);
+            a1[i] = madd::<FMA>(p[i], c1[i], a1[i]);
+            a2[i] = madd::<FMA>(p[i], c2[i], a2[i]);
+            a3[i] = madd::<FMA>(p[i], c3[i], a3[i]);
+            b0[i] = madd::<FMA>(q[i], c0[i], b0[i]);
+            b1[i] = madd::<FMA>(q[i], c1[i], b1[i]);
+            b2[i] = madd::<FMA>(q[i], c2[i], b2[i]);
+            b3[i] = madd::<FMA>(q[i], c3[i], b3[i]);
+        }
+    }
+    let sums = [[a0, a1, a2, a3], [b0, b1, b2, b3]];
+    for (r, xr) in [x0, x1].iter().enumerate() {
+        for (j, wr) in w.iter().enumerate() {
+            let tail: f32 = xr[split..].iter().zip(&wr[split..]).map(|(x, w)| x * w).sum();
+            out[r * BLOCK + j] = sums[r][j].iter().sum::<f32>() + tail;
+        }
+    }
+}
+
+#[inline(always)]
+fn dot_block_body<const L: usize, const FMA: bool>(w: &[f32], x: &[f32], out: &mut [f32]) {
+    let k = w.len() / BLOCK;
+    let w: [&[f32]; BLOCK] = std::array::from_fn(|j| &w[j * k..(j + 1) * k]);
+    let mut pairs = x.chunks_exact(2 * k).zip(out.chunks_exact_mut(2 * BLOCK));
+    for (xs, o) in &mut pairs {
+        let (x0, x1) = xs.split_at(k);
+        dot_block_rows::<L, FMA>(w, x0, x1, o);
+    }
+    let rows = x.len() / k;
+    if rows % 2 == 1 {
+        let last = &x[(rows - 1) * k..];
+        let mut two = [0f32; 2 * BLOCK];
+        dot_block_rows::<L, FMA>(w, last, last, &mut two);
+        out[(rows - 1) * BLOCK..].copy_from_slice(&two[..BLOCK]);
+    }
+}
+
+/// For [`BLOCK`] weight rows `w` (rows of `k` values) and the rows of `x` (rows of `k`):
+/// `out[m * BLOCK + j] = x[m] . w[j]`. Dispatched by hand rather than by `dispatch!`: the lanes
+/// per sum (16 with AVX-512's 32 registers, 8 with AVX2's 16) and the fused multiply-add differ.
+pub fn dot_block(w: &[f32], x: &[f32], out: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        #[target_feature(enable = "avx512f,avx2,fma")]
+        fn wide(w: &[f32], x: &[f32], out: &mut [f32]) {
+            dot_block_body::<16, true>(w, x, out)
+        }
+        #[target_feature(enable = "avx2,fma")]
+        fn fast(w: &[f32], x: &[f32], out: &mut [f32]) {
+            dot_block_body::<8, true>(w, x, out)
+        }
+        use std::arch::is_x86_feature_detected as has;
+        if has!("avx2") && has!("fma") {
+            if has!("avx512f") {
+                // SAFETY: the CPU has AVX-512F, AVX2 and FMA (checked just above).
+                return unsafe { wide(w, x, out) };
+            }
+            // SAFETY: the CPU has AVX2 and FMA (checked just above).
+            return unsafe { fast(w, x, out) };
+        }
+    }
+    dot_block_body::<8, false>(w, x, out)
+}
+
+/// Input rows up to which [`linear`] uses its own blocked product rather than `gemm`: for a
+/// few rows `gemm` spends more time packing the weight than multiplying it.
+const FEW_ROWS: usize = 48;
+
+/// [`linear`] for a few rows: the weight's rows split over the threads, each block of
+/// [`BLOCK`] rows read once from memory and kept in cache for every input row.
+fn linear_few(x: &[f32], rows: usize, w: &[f32], y: &mut [f32], accumulate: bool, threads: usize) {
+    let inputs = x.len() / rows;
+    let outputs = w.len() / inputs;
+    let full = outputs - outputs % BLOCK;
+    let per = (full / BLOCK).div_ceil(threads.max(1) * 4).max(1) * BLOCK;
+    // Each chunk of weight rows gives a rows x chunk block of `y`, transposed back below.
+    let parts: Vec<(usize, Vec<f32>)> = (0..full)
+        .step_by(per)
+        .collect::<Vec<_>>()
+        .into_par_iter()
+        .map(|start| {
+            let end = (start + per).min(full);
+            let mut part = vec![0f32; rows * (end - start)];
+            let mut block = vec![0f32; rows * BLOCK];
+            for (b, o) in (start..end).step_by(BLOCK).enumerate() {
+                dot_block(&w[o * inputs..(o + BLOCK) * inputs], x, &mut block);
+                for m in 0..rows {
+                    part[m * (end - start) + b * BLOCK..][..BLOCK]
+                        .copy_from_slice(&block[m * BLOCK..][..BLOCK]);
+                }
+            }
+            (start, part)
+        })
+        .collect();
+    let mut store = |m: usize, o: usize, v: f32| {
+        let at = &mut y[m * outputs + o];
+        *at = if accumulate { *at + v } else { v };
+    };
+    for (start, part) in parts {
+        let width = part.len() / rows;
+        for m in 0..rows {
+            for (i, v) in part[m * width..(m + 1) * width].iter().enumerate() {
+                store(m, start + i, *v);
+            }
+        }
+    }
+    for o in full..outputs {
+        for m in 0..rows {
+            store(m, o, dot(&x[m * inputs..(m + 1) * inputs], &w[o * inputs..(o + 1) * inputs]));
+        }
+    }
+}
+
 /// `y = x w^T` (+ `y` when `accumulate`): `x` is `rows x inputs`, `w` is `outputs x inputs`
 /// (an `nn.Linear` weight), `y` is `rows x outputs`, all row-major. One row goes through
 /// [`matvec`], more through `gemm` on `threads` threads.
@@ -288,6 +451,9 @@ pub fn linear(x: &[f32], rows: usize, w: &[f32], y: &mut [f32], accumulate: bool
     }
     if rows == 1 && !accumulate {
         return matvec(w, x, y, threads);
+    }
+    if rows <= FEW_ROWS {
+        return linear_few(x, rows, w, y, accumulate, threads);
     }
     let parallelism = if threads > 1 { Parallelism::Rayon(threads) } else { Parallelism::None };
     // SAFETY: the three slices hold exactly rows x inputs, outputs x inputs and rows x outputs
@@ -398,6 +564,40 @@ mod tests {
                         .tanh());
             assert!((gelu_tanh(x) as f64 - tanh_form).abs() < 1e-6, "gelu_tanh({x})");
         }
+    }
+
+    #[test]
+    fn linear_matches_a_plain_product_on_both_paths() {
+        // 203 outputs (not a whole number of blocks), 45 inputs (not a whole number of lanes),
+        // rows on both sides of FEW_ROWS, odd and even.
+        let (outputs, inputs) = (203, 45);
+        let w: Vec<f32> = (0..outputs * inputs).map(|i| ((i * 13) % 29) as f32 / 29.0 - 0.5).collect();
+        for rows in [2, 5, FEW_ROWS - 1, FEW_ROWS, FEW_ROWS + 1, 70] {
+            let x: Vec<f32> = (0..rows * inputs).map(|i| ((i * 7919) % 101) as f32 / 17.0 - 3.0).collect();
+            let start: Vec<f32> = (0..rows * outputs).map(|i| (i % 7) as f32).collect();
+            for (threads, accumulate) in [(1, false), (2, true), (3, false)] {
+                let mut y = start.clone();
+                linear(&x, rows, &w, &mut y, accumulate, threads);
+                for m in 0..rows {
+                    for o in 0..outputs {
+                        let dot: f64 =
+                            (0..inputs).map(|i| w[o * inputs + i] as f64 * x[m * inputs + i] as f64).sum();
+                        let want = dot + if accumulate { start[m * outputs + o] as f64 } else { 0.0 };
+                        let got = y[m * outputs + o] as f64;
+                        assert!(
+                            (got - want).abs() < 1e-3,
+                            "rows {rows}, row {m}, output {o}: {got} vs {want}"
+                        );
+                    }
+                }
+            }
+        }
+        // The copy for CPUs without FMA (this machine may never run it through `dot_block`).
+        let x: Vec<f32> = (0..3 * inputs).map(|i| i as f32 / 40.0 - 1.0).collect();
+        let (mut plain, mut fused) = (vec![0f32; 3 * BLOCK], vec![0f32; 3 * BLOCK]);
+        dot_block_body::<8, false>(&w[..BLOCK * inputs], &x, &mut plain);
+        dot_block(&w[..BLOCK * inputs], &x, &mut fused);
+        assert!(plain.iter().zip(&fused).all(|(a, b)| (a - b).abs() < 1e-4), "{plain:?} vs {fused:?}");
     }
 
     #[test]

@@ -7,7 +7,8 @@
 //! reading each weight once, so its speed is memory bandwidth. Here:
 //!
 //! - each dense layer with one token is a matrix-vector product with its rows split over the
-//!   threads ([`kernels::matvec`]); with several tokens (the prompt) it is one `gemm` product;
+//!   threads ([`kernels::matvec`]); with a few tokens (a short prompt) each block of weight rows
+//!   is read once for all of them, and with more it is one `gemm` product ([`kernels::linear`]);
 //! - query, key and value are one product (their weights side by side), and so are the MLP's
 //!   gate and up projections;
 //! - the cache is allocated once per generation and appended in place; query heads read their
