@@ -366,7 +366,7 @@ fn dot_block_body<const L: usize, const FMA: bool>(w: &[f32], x: &[f32], out: &m
 /// For [`BLOCK`] weight rows `w` (rows of `k` values) and the rows of `x` (rows of `k`):
 /// `out[m * BLOCK + j] = x[m] . w[j]`. Dispatched by hand rather than by `dispatch!`: the lanes
 /// per sum (16 with AVX-512's 32 registers, 8 with AVX2's 16) and the fused multiply-add differ.
-pub fn dot_block(w: &[f32], x: &[f32], out: &mut [f32]) {
+fn dot_block(w: &[f32], x: &[f32], out: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     {
         #[target_feature(enable = "avx512f,avx2,fma")]
