@@ -19,21 +19,28 @@
 use gemm::Parallelism;
 use rayon::prelude::*;
 
-/// Declares `pub fn $name(args)` that runs `$body(args)` compiled for AVX-512 when the CPU has
-/// it, else for AVX2 + FMA when it has those, else as compiled for the baseline.
+/// Declares `fn $name(args)` that runs `$body(args)` compiled for AVX-512 when the CPU has it,
+/// else for AVX2 + FMA when it has those, else as compiled for the baseline. A kernel whose code
+/// differs by tier names one body each: `=> wide: $a, fast: $b, plain: $c`.
 macro_rules! dispatch {
-    ($(#[$doc:meta])* pub fn $name:ident($($arg:ident: $ty:ty),* $(,)?) => $body:ident) => {
+    ($(#[$doc:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) => $body:ident) => {
+        dispatch! {
+            $(#[$doc])* $vis fn $name($($arg: $ty),*) => wide: $body, fast: $body, plain: $body
+        }
+    };
+    ($(#[$doc:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?)
+        => wide: $wide:expr, fast: $fast:expr, plain: $plain:expr) => {
         $(#[$doc])*
-        pub fn $name($($arg: $ty),*) {
+        $vis fn $name($($arg: $ty),*) {
             #[cfg(target_arch = "x86_64")]
             {
                 #[target_feature(enable = "avx512f,avx2,fma")]
                 fn wide($($arg: $ty),*) {
-                    $body($($arg),*)
+                    ($wide)($($arg),*)
                 }
                 #[target_feature(enable = "avx2,fma")]
                 fn fast($($arg: $ty),*) {
-                    $body($($arg),*)
+                    ($fast)($($arg),*)
                 }
                 use std::arch::is_x86_feature_detected as has;
                 if has!("avx2") && has!("fma") {
@@ -45,7 +52,7 @@ macro_rules! dispatch {
                     return unsafe { fast($($arg),*) };
                 }
             }
-            $body($($arg),*)
+            ($plain)($($arg),*)
         }
     };
 }
@@ -305,13 +312,15 @@ fn madd<const FMA: bool>(a: f32, b: f32, c: f32) -> f32 {
 }
 
 /// [`dot_block`] for two input rows at once (`x0`, `x1`: eight independent sums of `L` lanes,
-/// each weight load used twice); for one row, pass it twice and keep the first half of `out`.
+/// each weight load used twice), into `out[r * stride + j]` for `r` in `0..rows` (1 or 2; for
+/// one row, pass it as both).
 #[inline(always)]
 fn dot_block_rows<const L: usize, const FMA: bool>(
     w: [&[f32]; BLOCK],
-    x0: &[f32],
-    x1: &[f32],
+    [x0, x1]: [&[f32]; 2],
+    rows: usize,
     out: &mut [f32],
+    stride: usize,
 ) {
     let k = x0.len();
     let split = k - k % L;
@@ -337,57 +346,33 @@ fn dot_block_rows<const L: usize, const FMA: bool>(
         }
     }
     let sums = [[a0, a1, a2, a3], [b0, b1, b2, b3]];
-    for (r, xr) in [x0, x1].iter().enumerate() {
+    for (r, xr) in [x0, x1].iter().enumerate().take(rows) {
         for (j, wr) in w.iter().enumerate() {
             let tail: f32 = xr[split..].iter().zip(&wr[split..]).map(|(x, w)| x * w).sum();
-            out[r * BLOCK + j] = sums[r][j].iter().sum::<f32>() + tail;
+            out[r * stride + j] = sums[r][j].iter().sum::<f32>() + tail;
         }
     }
 }
 
 #[inline(always)]
-fn dot_block_body<const L: usize, const FMA: bool>(w: &[f32], x: &[f32], out: &mut [f32]) {
+fn dot_block_body<const L: usize, const FMA: bool>(w: &[f32], x: &[f32], out: &mut [f32], stride: usize) {
     let k = w.len() / BLOCK;
     let w: [&[f32]; BLOCK] = std::array::from_fn(|j| &w[j * k..(j + 1) * k]);
-    let mut pairs = x.chunks_exact(2 * k).zip(out.chunks_exact_mut(2 * BLOCK));
-    for (xs, o) in &mut pairs {
-        let (x0, x1) = xs.split_at(k);
-        dot_block_rows::<L, FMA>(w, x0, x1, o);
-    }
     let rows = x.len() / k;
-    if rows % 2 == 1 {
-        let last = &x[(rows - 1) * k..];
-        let mut two = [0f32; 2 * BLOCK];
-        dot_block_rows::<L, FMA>(w, last, last, &mut two);
-        out[(rows - 1) * BLOCK..].copy_from_slice(&two[..BLOCK]);
+    for m in (0..rows).step_by(2) {
+        let two = (rows - m).min(2);
+        let x0 = &x[m * k..(m + 1) * k];
+        let x1 = if two == 2 { &x[(m + 1) * k..(m + 2) * k] } else { x0 };
+        dot_block_rows::<L, FMA>(w, [x0, x1], two, &mut out[m * stride..], stride);
     }
 }
 
-/// For [`BLOCK`] weight rows `w` (rows of `k` values) and the rows of `x` (rows of `k`):
-/// `out[m * BLOCK + j] = x[m] . w[j]`. Dispatched by hand rather than by `dispatch!`: the lanes
-/// per sum (16 with AVX-512's 32 registers, 8 with AVX2's 16) and the fused multiply-add differ.
-fn dot_block(w: &[f32], x: &[f32], out: &mut [f32]) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        #[target_feature(enable = "avx512f,avx2,fma")]
-        fn wide(w: &[f32], x: &[f32], out: &mut [f32]) {
-            dot_block_body::<16, true>(w, x, out)
-        }
-        #[target_feature(enable = "avx2,fma")]
-        fn fast(w: &[f32], x: &[f32], out: &mut [f32]) {
-            dot_block_body::<8, true>(w, x, out)
-        }
-        use std::arch::is_x86_feature_detected as has;
-        if has!("avx2") && has!("fma") {
-            if has!("avx512f") {
-                // SAFETY: the CPU has AVX-512F, AVX2 and FMA (checked just above).
-                return unsafe { wide(w, x, out) };
-            }
-            // SAFETY: the CPU has AVX2 and FMA (checked just above).
-            return unsafe { fast(w, x, out) };
-        }
-    }
-    dot_block_body::<8, false>(w, x, out)
+dispatch! {
+    /// For [`BLOCK`] weight rows `w` (rows of `k` values) and the rows of `x` (rows of `k`):
+    /// `out[m * stride + j] = x[m] . w[j]`. The lanes per sum differ by tier (16 with AVX-512's
+    /// 32 registers, 8 with AVX2's 16), and without FMA a multiply-add stays two instructions.
+    fn dot_block(w: &[f32], x: &[f32], out: &mut [f32], stride: usize)
+        => wide: dot_block_body::<16, true>, fast: dot_block_body::<8, true>, plain: dot_block_body::<8, false>
 }
 
 /// Input rows up to which [`linear`] uses its own blocked product rather than `gemm`: for a
@@ -407,15 +392,11 @@ fn linear_few(x: &[f32], rows: usize, w: &[f32], y: &mut [f32], accumulate: bool
         .collect::<Vec<_>>()
         .into_par_iter()
         .map(|start| {
-            let end = (start + per).min(full);
-            let mut part = vec![0f32; rows * (end - start)];
-            let mut block = vec![0f32; rows * BLOCK];
-            for (b, o) in (start..end).step_by(BLOCK).enumerate() {
-                dot_block(&w[o * inputs..(o + BLOCK) * inputs], x, &mut block);
-                for m in 0..rows {
-                    part[m * (end - start) + b * BLOCK..][..BLOCK]
-                        .copy_from_slice(&block[m * BLOCK..][..BLOCK]);
-                }
+            let width = (start + per).min(full) - start;
+            let mut part = vec![0f32; rows * width];
+            for b in (0..width).step_by(BLOCK) {
+                let o = start + b;
+                dot_block(&w[o * inputs..(o + BLOCK) * inputs], x, &mut part[b..], width);
             }
             (start, part)
         })
@@ -592,12 +573,23 @@ mod tests {
                 }
             }
         }
-        // The copy for CPUs without FMA (this machine may never run it through `dot_block`).
+        // The copy for CPUs without FMA (this machine may never run it through `dot_block`),
+        // into rows wider than a block: the values between blocks stay as they were.
         let x: Vec<f32> = (0..3 * inputs).map(|i| i as f32 / 40.0 - 1.0).collect();
-        let (mut plain, mut fused) = (vec![0f32; 3 * BLOCK], vec![0f32; 3 * BLOCK]);
-        dot_block_body::<8, false>(&w[..BLOCK * inputs], &x, &mut plain);
-        dot_block(&w[..BLOCK * inputs], &x, &mut fused);
+        let stride = BLOCK + 3;
+        let (mut plain, mut fused) = (vec![9f32; 3 * stride], vec![9f32; 3 * stride]);
+        dot_block_body::<8, false>(&w[..BLOCK * inputs], &x, &mut plain, stride);
+        dot_block(&w[..BLOCK * inputs], &x, &mut fused, stride);
         assert!(plain.iter().zip(&fused).all(|(a, b)| (a - b).abs() < 1e-4), "{plain:?} vs {fused:?}");
+        for (i, v) in fused.iter().enumerate() {
+            if i % stride >= BLOCK {
+                assert_eq!(*v, 9.0, "index {i} is outside the block");
+            } else {
+                let want: f32 =
+                    (0..inputs).map(|k| x[i / stride * inputs + k] * w[i % stride * inputs + k]).sum();
+                assert!((v - want).abs() < 1e-3, "index {i}: {v} vs {want}");
+            }
+        }
     }
 
     #[test]

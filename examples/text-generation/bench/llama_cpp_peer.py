@@ -27,7 +27,10 @@ for line in sys.stdin:
                                        stream=True):
         if ttft is None:
             ttft = time.perf_counter() - started
-        tokens += 1
-        text += chunk["choices"][0]["text"]
+        choice = chunk["choices"][0]
+        # One chunk per new token, then one more with no text that gives the finish reason.
+        if choice["finish_reason"] is None:
+            tokens += 1
+        text += choice["text"]
     print(json.dumps({"tokens": tokens, "seconds": time.perf_counter() - started, "ttft": ttft, "text": text}),
           flush=True)

@@ -1,5 +1,6 @@
 //! The GGUF worker as a client sees it (runpod-local's OpenAI route, streamed) against
-//! llama-cpp-python in-process on the same file, same threads; run by `scripts/bench-llm.sh`,
+//! llama-cpp-python in-process on the same file, same threads, with the worker's model called
+//! in-process beside them (what the route adds); run by `scripts/bench-llm.sh`,
 //! which builds the peer and sets the variables:
 //!
 //! ```text
@@ -10,7 +11,8 @@
 //! Interleaved request by request, min/median/max over ROUNDS (default 5): the first token
 //! after a 32-token and a 512-token prompt, decode tokens/s over 128 greedy tokens; then the
 //! first 32 greedy tokens' text of 20 chat prompts, ours against the peer's; then 8 chats
-//! streamed at once against the same 8 one at a time (total tokens/s, and each text the same).
+//! streamed at once against the same 8 one at a time (total tokens/s, and each text the same),
+//! and 8 copies of one 128-token request at once against one alone (equal work per stream).
 //! The peer resets its KV cache before each request (else it skips a prompt that starts like
 //! the last one).
 
@@ -25,7 +27,7 @@ use futures::StreamExt;
 use serde_json::{json, Value};
 use text_generation::batcher::BatcherConfig;
 use text_generation::gguf::{GgufModel, MAX_CONTEXT};
-use text_generation::GenerateHandler;
+use text_generation::{GenerateHandler, Params};
 
 /// Sequences the worker batches (and jobs it takes at once).
 const SEQUENCES: usize = 8;
@@ -52,13 +54,19 @@ fn spread(mut xs: Vec<f64>) -> [f64; 3] {
     [xs[0], xs[xs.len() / 2], xs[xs.len() - 1]]
 }
 
-/// Prints one figure's row: ours, theirs, and the ratio of the medians (higher is better for us).
-fn row(name: &str, ours: Vec<f64>, theirs: Vec<f64>, unit: &str, higher_is_better: bool) {
-    let (a, b) = (spread(ours), spread(theirs));
-    let ratio = if higher_is_better { a[1] / b[1] } else { b[1] / a[1] };
+/// Prints one figure's row: ours through the route, ours in-process, theirs, and the ratios of
+/// the medians (higher is better for us).
+fn row(name: &str, [route, inproc, theirs]: [Vec<f64>; 3], unit: &str, higher_is_better: bool) {
+    let [a, b, c] = [spread(route), spread(inproc), spread(theirs)];
+    let ratio = |x: f64| if higher_is_better { x / c[1] } else { c[1] / x };
+    let cell = |v: [f64; 3]| format!("{:.1} / {:.1} / {:.1} {unit}", v[0], v[1], v[2]);
     println!(
-        "| {name} | {:.1} / {:.1} / {:.1} {unit} | {:.1} / {:.1} / {:.1} {unit} | {ratio:.2}x |",
-        a[0], a[1], a[2], b[0], b[1], b[2]
+        "| {name} | {} | {} | {} | {:.2}x | {:.2}x |",
+        cell(a),
+        cell(b),
+        cell(c),
+        ratio(a[1]),
+        ratio(b[1])
     );
 }
 
@@ -138,6 +146,35 @@ async fn ours(
     Ok(Run { tokens: n, seconds, ttft: first.unwrap_or(seconds), text })
 }
 
+/// Times the first text and the end of an in-process generation (no HTTP).
+struct Clock {
+    started: Instant,
+    first: Option<f64>,
+    text: String,
+}
+
+impl text_generation::Observer for Clock {
+    fn text(&mut self, piece: &str) {
+        self.first.get_or_insert_with(|| self.started.elapsed().as_secs_f64());
+        self.text.push_str(piece);
+    }
+}
+
+/// The same greedy generation as [`ours`], called in-process on the handler's model: what the
+/// worker adds over llama.cpp is the difference to [`ours`].
+fn in_process(handler: &GenerateHandler, prompt: &str, max_tokens: usize) -> anyhow::Result<Run> {
+    let params = Params { max_tokens, temperature: 0.0, top_p: None, seed: 1, stop: vec![] };
+    let mut clock = Clock { started: Instant::now(), first: None, text: String::new() };
+    let out = tokio::task::block_in_place(|| handler.model().generate(prompt, &params, &mut clock))?;
+    let seconds = clock.started.elapsed().as_secs_f64();
+    Ok(Run {
+        tokens: out.generated_tokens as f64,
+        seconds,
+        ttft: clock.first.unwrap_or(seconds),
+        text: clock.text,
+    })
+}
+
 /// A chat prompt in SmolLM2's template (the raw text both sides tokenize the same way).
 fn chat(question: &str) -> String {
     format!("<|im_start|>user\n{question}<|im_end|>\n<|im_start|>assistant\n")
@@ -170,35 +207,49 @@ fn main() -> anyhow::Result<()> {
 
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(async {
-        let worker = runpod_worker::Worker::new(GenerateHandler::new(model)).concurrency(SEQUENCES);
+        let handler = GenerateHandler::new(model);
+        let worker = runpod_worker::Worker::new(handler.clone()).concurrency(SEQUENCES);
         let local = LocalWorker::start(worker).await?;
         let http = reqwest::Client::new();
         let base = local.endpoint().endpoint_url();
         ours(&http, &base, &name, &p32, 4).await?; // warm-up, both
         peer.run(&p32, 4)?;
 
-        let mut figures: Vec<(Vec<f64>, Vec<f64>)> = vec![Default::default(); 3];
-        let mut decoded = (0.0, 0.0);
+        in_process(&handler, &p32, 4)?;
+        // [figure][route, in-process, peer]
+        let mut figures: [[Vec<f64>; 3]; 3] = Default::default();
+        let mut decoded = [0.0; 3];
         for _ in 0..rounds {
             for (i, p) in [&p32, &p512].into_iter().enumerate() {
-                figures[i].0.push(ours(&http, &base, &name, p, 1).await?.ttft * 1000.0);
-                figures[i].1.push(peer.run(p, 1)?.ttft * 1000.0);
+                figures[i][0].push(ours(&http, &base, &name, p, 1).await?.ttft * 1000.0);
+                figures[i][1].push(in_process(&handler, p, 1)?.ttft * 1000.0);
+                figures[i][2].push(peer.run(p, 1)?.ttft * 1000.0);
             }
-            let (a, b) = (ours(&http, &base, &name, &essay_prompt, 128).await?, peer.run(&essay_prompt, 128)?);
-            decoded = (a.tokens, b.tokens);
-            figures[2].0.push(a.decode_rate());
-            figures[2].1.push(b.decode_rate());
+            let runs = [
+                ours(&http, &base, &name, &essay_prompt, 128).await?,
+                in_process(&handler, &essay_prompt, 128)?,
+                peer.run(&essay_prompt, 128)?,
+            ];
+            for (k, r) in runs.iter().enumerate() {
+                decoded[k] = r.tokens;
+                figures[2][k].push(r.decode_rate());
+            }
         }
         println!(
             "GGUF {name} on the CPU, {threads} threads a side, greedy, {rounds} interleaved rounds; \
-             ours through runpod-local's OpenAI route (streamed), llama-cpp-python in-process.\n"
+             ours through runpod-local's OpenAI route (streamed) and in-process (the handler's model \
+             called directly), llama-cpp-python in-process.\n"
         );
-        println!("| figure | ours (min / median / max) | llama-cpp-python | ours vs theirs |");
-        println!("| --- | --- | --- | --- |");
-        let [a, b, c] = [figures[0].clone(), figures[1].clone(), figures[2].clone()];
-        row("first token, 32-token prompt", a.0, a.1, "ms", false);
-        row("first token, 512-token prompt", b.0, b.1, "ms", false);
-        row(&format!("decode, {}/{} greedy tokens", decoded.0, decoded.1), c.0, c.1, "tokens/s", true);
+        println!(
+            "| figure | ours, OpenAI route (min / median / max) | ours, in-process | llama-cpp-python \
+             | route vs theirs | in-process vs theirs |"
+        );
+        println!("| --- | --- | --- | --- | --- | --- |");
+        let [a, b, c] = figures;
+        row("first token, 32-token prompt", a, "ms", false);
+        row("first token, 512-token prompt", b, "ms", false);
+        let [d0, d1, d2] = decoded;
+        row(&format!("decode, {d0}/{d1}/{d2} greedy tokens"), c, "tokens/s", true);
 
         // Greedy text of the first 32 tokens, 20 prompts.
         let mut same = 0;
@@ -234,6 +285,51 @@ fn main() -> anyhow::Result<()> {
             tokens / batch_secs,
             serial_tokens / serial_secs,
             (tokens / batch_secs) / (serial_tokens / serial_secs)
+        );
+        // The same with equal work per stream: 8 copies of the essay prompt, 128 tokens each
+        // (greedy, so every copy runs to the end), against one alone.
+        let started = Instant::now();
+        let alone = ours(&http, &base, &name, &essay_prompt, 128).await?;
+        let alone_secs = started.elapsed().as_secs_f64();
+        let stats = handler.model().gguf().context("a GGUF model")?.batcher().stats();
+        let steps_before = stats.steps.load(std::sync::atomic::Ordering::Relaxed);
+        let started = Instant::now();
+        let copies = futures::future::try_join_all(
+            (0..SEQUENCES).map(|_| ours(&http, &base, &name, &essay_prompt, 128)),
+        )
+        .await?;
+        let copies_secs = started.elapsed().as_secs_f64();
+        let copies_steps = stats.steps.load(std::sync::atomic::Ordering::Relaxed) - steps_before;
+        let copies_tokens: f64 = copies.iter().map(|r| r.tokens).sum();
+        let same = copies.iter().filter(|r| r.text == alone.text).count();
+        println!(
+            "{SEQUENCES} copies of a 128-token essay at once: {copies_tokens} tokens in {copies_secs:.2} s \
+             ({copies_steps} llama.cpp steps) = {:.1} tokens/s; one alone: {} tokens in {alone_secs:.2} s = {:.1} tokens/s ({:.2}x); the same text as alone \
+             on {same} of {SEQUENCES}",
+            copies_tokens / copies_secs,
+            alone.tokens,
+            alone.tokens / alone_secs,
+            (copies_tokens / copies_secs) / (alone.tokens / alone_secs)
+        );
+        // The same 8 copies in-process (8 threads on the model, no HTTP): what the route costs.
+        let started = Instant::now();
+        let runs = tokio::task::block_in_place(|| {
+            std::thread::scope(|s| {
+                let threads: Vec<_> =
+                    (0..SEQUENCES).map(|_| s.spawn(|| in_process(&handler, &essay_prompt, 128))).collect();
+                threads
+                    .into_iter()
+                    .map(|t| t.join().expect("a generation thread panicked"))
+                    .collect::<anyhow::Result<Vec<Run>>>()
+            })
+        })?;
+        let inproc_secs = started.elapsed().as_secs_f64();
+        let inproc_tokens: f64 = runs.iter().map(|r| r.tokens).sum();
+        println!(
+            "the same in-process: {inproc_tokens} tokens in {inproc_secs:.2} s = {:.1} tokens/s ({:.2}x one alone \
+             through the route)",
+            inproc_tokens / inproc_secs,
+            (inproc_tokens / inproc_secs) / (alone.tokens / alone_secs)
         );
         drop(peer.child.stdin.take());
         let _ = peer.child.wait();

@@ -182,8 +182,9 @@ impl Batcher {
     pub fn sequence(&self, cancelled: &mut dyn FnMut() -> bool) -> Option<Sequence<'_>> {
         let mut free = self.slots.free.lock().unwrap_or_else(|p| p.into_inner());
         loop {
-            if let Some(seq) = free.pop() {
-                return Some(Sequence { batcher: self, seq, pos: 0 });
+            // The lowest free id: see `plan` on why the ids in use should be consecutive.
+            if let Some(at) = free.iter().enumerate().min_by_key(|(_, s)| **s).map(|(at, _)| at) {
+                return Some(Sequence { batcher: self, seq: free.swap_remove(at), pos: 0 });
             }
             if cancelled() {
                 return None;
@@ -290,6 +291,30 @@ fn context<'m>(
     })
 }
 
+/// Which of the queued steps run next, and how many of their tokens: decoding sequences first
+/// (one token each), then prompts in what room is left; as `(queue index, tokens)`, in order of
+/// sequence id, the order their tokens go into the batch. Each sequence has its own KV cache,
+/// and llama.cpp runs one graph over sequences only while their ids follow each other (0, 1,
+/// 2 ...) in the batch: out of order, a step of 8 sequences became several graphs, each reading
+/// every weight again. (A unified cache runs any batch as one graph, but with it a greedy text
+/// batched differed from the same text alone in tests/it/batching.rs.)
+fn plan(queue: &VecDeque<Step>) -> Vec<(usize, usize)> {
+    let mut order: Vec<usize> = (0..queue.len()).collect();
+    order.sort_by_key(|&i| queue[i].tokens.len() - queue[i].done);
+    let mut chosen: Vec<(usize, usize)> = Vec::new();
+    let mut room = STEP_TOKENS;
+    for i in order {
+        if room == 0 {
+            break;
+        }
+        let n = (queue[i].tokens.len() - queue[i].done).min(room);
+        room -= n;
+        chosen.push((i, n));
+    }
+    chosen.sort_by_key(|&(i, _)| queue[i].seq);
+    chosen
+}
+
 /// The model thread: takes steps, runs them together, answers each; ends when every sender
 /// is gone.
 fn run(
@@ -339,20 +364,13 @@ fn run(
         if queue.is_empty() {
             continue;
         }
-        // Decoding sequences first (one token each), then prompts in what room is left.
-        let mut order: Vec<usize> = (0..queue.len()).collect();
-        order.sort_by_key(|&i| queue[i].tokens.len() - queue[i].done);
+        let chosen = plan(&queue);
         batch.clear();
         // (queue index, tokens taken, batch index of the logits when the step completes)
         let mut taken: Vec<(usize, usize, Option<i32>)> = Vec::new();
-        let mut room = STEP_TOKENS;
         let mut failed: Option<String> = None;
-        for i in order {
-            if room == 0 {
-                break;
-            }
+        for (i, n) in chosen {
             let s = &queue[i];
-            let n = (s.tokens.len() - s.done).min(room);
             let completes = s.done + n == s.tokens.len();
             for (k, t) in s.tokens[s.done..s.done + n].iter().enumerate() {
                 let last = completes && k + 1 == n;
@@ -361,7 +379,6 @@ fn run(
                     failed = Some(e.to_string());
                 }
             }
-            room -= n;
             taken.push((i, n, completes.then(|| batch.n_tokens() - 1)));
         }
         stats.steps.fetch_add(1, Ordering::Relaxed);
@@ -464,5 +481,39 @@ impl LlamaTokenizer {
     pub fn encode(&self, text: &str) -> Vec<u32> {
         let vocab = self.model.vocab();
         vocab.tokenize(text.as_bytes(), true, true).into_iter().map(|t| t.0 as u32).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn step(seq: i32, tokens: usize, done: usize) -> Step {
+        let (reply, _) = mpsc::sync_channel(1);
+        Step { seq, tokens: vec![LlamaToken(1); tokens], pos: 0, done, reply }
+    }
+
+    #[test]
+    fn a_step_takes_decoding_sequences_first_and_goes_in_order_of_id() {
+        // Queued in arrival order: a long prompt, three decoding sequences, a short prompt, and
+        // a prompt half fed already.
+        let queue: VecDeque<Step> =
+            [step(5, 600, 0), step(3, 1, 0), step(0, 1, 0), step(4, 1, 0), step(1, 20, 0), step(2, 700, 400)]
+                .into_iter()
+                .collect();
+        let chosen = plan(&queue);
+        let seqs: Vec<i32> = chosen.iter().map(|&(i, _)| queue[i].seq).collect();
+        assert_eq!(seqs, [0, 1, 2, 3, 4, 5], "in order of sequence id");
+        let tokens: Vec<usize> = chosen.iter().map(|&(_, n)| n).collect();
+        // 3 decode tokens, the 20-token prompt, the 300 left of the half-fed one, and the rest
+        // of the room (512 - 323 = 189) for the long prompt.
+        assert_eq!(tokens, [1, 20, 300, 1, 1, 189]);
+    }
+
+    #[test]
+    fn a_full_step_leaves_the_rest_for_the_next() {
+        let queue: VecDeque<Step> = [step(1, 1, 0), step(0, STEP_TOKENS, 0)].into_iter().collect();
+        let chosen = plan(&queue);
+        assert_eq!(chosen, [(1, STEP_TOKENS - 1), (0, 1)], "the decode token first, the prompt cut to fit");
     }
 }
